@@ -1,0 +1,39 @@
+#pragma once
+// Progress for long work: a redrawn bar with rate and ETA on a terminal, plain periodic log lines
+// (to stderr) otherwise, so logs of batch jobs stay readable.
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace lingshu {
+
+class Progress {
+ public:
+  // `total` units of work named `unit` ("steps", "cells"); `label` starts the line.
+  Progress(std::string label, int64_t total, std::string unit);
+  ~Progress();
+  Progress(const Progress&) = delete;
+  Progress& operator=(const Progress&) = delete;
+
+  // Sets the amount done so far; `extra` is appended to the line (e.g. "loss 2.31").
+  void update(int64_t done, const std::string& extra = "");
+  void finish(const std::string& extra = "");
+
+  // Overrides terminal detection (tests, --quiet).
+  static void set_enabled(bool enabled);
+
+ private:
+  void draw(bool final_line);
+
+  std::string label_;
+  std::string unit_;
+  std::string extra_;
+  int64_t total_;
+  int64_t done_ = 0;
+  bool tty_;
+  bool finished_ = false;
+  std::chrono::steady_clock::time_point start_;
+  std::chrono::steady_clock::time_point last_draw_;
+};
+
+}  // namespace lingshu

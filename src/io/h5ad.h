@@ -1,0 +1,48 @@
+#pragma once
+// AnnData .h5ad files through the HDF5 C API: read X (CSR, CSC or dense; any int/float width),
+// a layer or raw/X, and the obs/var dataframes; stream rows in chunks; write counts files that
+// anndata reads back with identical values.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "data/anndata.h"
+
+namespace lingshu {
+
+struct H5adReadOptions {
+  // "" or "X": X; "raw": raw/X with raw/var; any other name: layers/NAME.
+  std::string layer;
+  bool read_obs = true;
+  bool read_var = true;
+};
+
+// Reads the whole file. Throws UserError with one clear line for anything malformed.
+AnnData read_h5ad(const std::filesystem::path& path, const H5adReadOptions& options = {});
+
+// Streams rows in chunks (HDF5 hyperslabs over indptr) for files larger than memory.
+class H5adRowReader {
+ public:
+  H5adRowReader(const std::filesystem::path& path, const H5adReadOptions& options = {});
+  ~H5adRowReader();
+  H5adRowReader(const H5adRowReader&) = delete;
+  H5adRowReader& operator=(const H5adRowReader&) = delete;
+
+  int64_t n_rows() const;
+  int64_t n_cols() const;
+  const DataFrame& obs() const;
+  const DataFrame& var() const;
+  // Rows [begin, end) as CSR with all columns.
+  CsrMatrix read_rows(int64_t begin, int64_t end);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Writes X as CSR (float32 values, int32 indices, int64 indptr), obs and var (index, categorical,
+// string, numeric, boolean columns) and uns string entries. Written to a temporary name and renamed.
+void write_h5ad(const std::filesystem::path& path, const AnnData& data);
+
+}  // namespace lingshu
