@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/anndata.h"
 
@@ -33,8 +35,12 @@ class H5adRowReader {
   int64_t n_cols() const;
   const DataFrame& obs() const;
   const DataFrame& var() const;
-  // Rows [begin, end) as CSR with all columns.
+  // Rows [begin, end) as CSR with all columns (sorted indices, duplicates summed, zeros dropped).
   CsrMatrix read_rows(int64_t begin, int64_t end);
+  // A row count per read_rows call that keeps each chunk near 4M stored values.
+  int64_t suggested_chunk_rows() const;
+  // Scalar string entries of uns (e.g. provenance written by write_h5ad).
+  const std::vector<std::pair<std::string, std::string>>& uns_strings() const;
 
  private:
   struct Impl;

@@ -1,0 +1,168 @@
+// Writing .h5ad files exactly as anndata 0.8 lays them out (encoding attributes, dataframe
+// conventions, h5py-style bools), so anndata and scanpy read them back unchanged.
+#include <fmt/format.h>
+
+#include <set>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "io/h5ad.h"
+#include "io/hdf5.h"
+
+namespace lingshu {
+
+namespace fs = std::filesystem;
+using hdf5::Handle;
+
+namespace {
+
+void set_encoding(hid_t obj, const char* type, const char* version) {
+  hdf5::write_string_attr(obj, "encoding-type", type);
+  hdf5::write_string_attr(obj, "encoding-version", version);
+}
+
+void write_matrix(hid_t root, const CsrMatrix& x) {
+  x.validate("X to write");
+  const Handle group = hdf5::create_group(root, "X");
+  set_encoding(group.get(), "csr_matrix", "0.1.0");
+  hdf5::write_int64_array_attr(group.get(), "shape", {x.n_rows, x.n_cols});
+  hdf5::write_1d<float>(group.get(), "data", x.values);
+  hdf5::write_1d<int32_t>(group.get(), "indices", x.indices);
+  hdf5::write_1d<int64_t>(group.get(), "indptr", x.indptr);
+}
+
+// pandas stores categorical codes in the narrowest signed type that holds the categories.
+template <typename T>
+void write_codes_as(hid_t group, const std::vector<int32_t>& codes) {
+  const std::vector<T> narrow(codes.begin(), codes.end());
+  const Handle ds = hdf5::write_1d<T>(group, "codes", narrow);
+  set_encoding(ds.get(), "array", "0.2.0");
+}
+
+void write_categorical(hid_t frame, const Column& col, const std::string& where) {
+  const auto n_categories = static_cast<int64_t>(col.categories.size());
+  for (size_t i = 0; i < col.codes.size(); ++i) {
+    if (col.codes[i] < -1 || col.codes[i] >= n_categories) {
+      throw UserError(fmt::format("cannot write {}: code {} at row {} is outside -1..{}", where, col.codes[i], i,
+                                  n_categories - 1));
+    }
+  }
+  if (std::set<std::string>(col.categories.begin(), col.categories.end()).size() != col.categories.size()) {
+    throw UserError(fmt::format("cannot write {}: its categories are not unique", where));
+  }
+  const Handle group = hdf5::create_group(frame, col.name);
+  set_encoding(group.get(), "categorical", "0.2.0");
+  hdf5::write_bool_attr(group.get(), "ordered", col.ordered);
+  const Handle categories = hdf5::write_strings(group.get(), "categories", col.categories);
+  set_encoding(categories.get(), "string-array", "0.2.0");
+  if (n_categories < 128) {
+    write_codes_as<int8_t>(group.get(), col.codes);
+  } else if (n_categories < 32768) {
+    write_codes_as<int16_t>(group.get(), col.codes);
+  } else {
+    write_codes_as<int32_t>(group.get(), col.codes);
+  }
+}
+
+void write_column(hid_t frame, const Column& col, const std::string& where) {
+  Handle ds;
+  switch (col.kind) {
+    case Column::Kind::Categorical: write_categorical(frame, col, where); return;
+    case Column::Kind::String:
+      ds = hdf5::write_strings(frame, col.name, col.strings);
+      set_encoding(ds.get(), "string-array", "0.2.0");
+      return;
+    case Column::Kind::Numeric: ds = hdf5::write_1d<double>(frame, col.name, col.numbers); break;
+    case Column::Kind::Boolean: ds = hdf5::write_bools(frame, col.name, col.bools); break;
+  }
+  set_encoding(ds.get(), "array", "0.2.0");
+}
+
+std::vector<std::string> index_or_numbers(const DataFrame& frame, int64_t rows) {
+  if (!frame.index.empty() || rows == 0) return frame.index;
+  std::vector<std::string> index(static_cast<size_t>(rows));
+  for (int64_t i = 0; i < rows; ++i) index[static_cast<size_t>(i)] = std::to_string(i);
+  return index;
+}
+
+// `table` is "obs" or "var"; an empty index is filled with "0", "1", ... as anndata does.
+void write_frame(hid_t root, const char* table, const DataFrame& frame, int64_t rows) {
+  const std::vector<std::string> index = index_or_numbers(frame, rows);
+  if (static_cast<int64_t>(index.size()) != rows) {
+    throw UserError(fmt::format("cannot write {}: its index has {} entries but X has {} {}", table, index.size(),
+                                rows, std::string(table) == "obs" ? "rows" : "columns"));
+  }
+  std::set<std::string> names;
+  std::vector<std::string> order;
+  for (const auto& col : frame.columns) {
+    const std::string where = fmt::format("{} column '{}'", table, col.name);
+    if (col.name.empty() || col.name.find('/') != std::string::npos) {
+      throw UserError(fmt::format("cannot write {}: names must be non-empty and contain no '/'", where));
+    }
+    if (!names.insert(col.name).second) throw UserError(fmt::format("cannot write {}: duplicate name", where));
+    if (col.size() != rows) {
+      throw UserError(fmt::format("cannot write {}: it has {} values but {} has {} rows", where, col.size(), table,
+                                  rows));
+    }
+    order.push_back(col.name);
+  }
+  // The index dataset may have any name, as long as no column uses it.
+  std::string index_name = frame.index_name.empty() ? "_index" : frame.index_name;
+  if (names.contains(index_name) || index_name.find('/') != std::string::npos) index_name = "_index";
+  if (names.contains(index_name)) {
+    throw UserError(fmt::format("cannot write {}: a column is named '_index', which anndata reserves", table));
+  }
+
+  const Handle group = hdf5::create_group(root, table);
+  hdf5::write_string_attr(group.get(), "_index", index_name);
+  if (order.empty()) {
+    hdf5::write_empty_float_array_attr(group.get(), "column-order");
+  } else {
+    hdf5::write_string_array_attr(group.get(), "column-order", order);
+  }
+  set_encoding(group.get(), "dataframe", "0.2.0");
+  const Handle index_ds = hdf5::write_strings(group.get(), index_name, index);
+  set_encoding(index_ds.get(), "string-array", "0.2.0");
+  for (const auto& col : frame.columns) write_column(group.get(), col, fmt::format("{} column '{}'", table, col.name));
+}
+
+void write_uns(hid_t root, const std::vector<std::pair<std::string, std::string>>& entries) {
+  const Handle uns = hdf5::create_group(root, "uns");
+  set_encoding(uns.get(), "dict", "0.1.0");
+  std::set<std::string> seen;
+  for (const auto& [key, value] : entries) {
+    if (key.empty() || key.find('/') != std::string::npos || !seen.insert(key).second) {
+      throw UserError(fmt::format("cannot write uns entry '{}': keys must be unique, non-empty and contain no '/'",
+                                  key));
+    }
+    const Handle ds = hdf5::write_scalar_string(uns.get(), key, value);
+    set_encoding(ds.get(), "string", "0.2.0");
+  }
+}
+
+void write_file(const fs::path& tmp, const AnnData& data) {
+  const Handle file = hdf5::create_file(tmp);
+  const hid_t root = file.get();
+  hdf5::write_string_attr(root, "encoding-type", "anndata");
+  hdf5::write_string_attr(root, "encoding-version", "0.1.0");
+  write_matrix(root, data.X);
+  write_frame(root, "obs", data.obs, data.X.n_rows);
+  write_frame(root, "var", data.var, data.X.n_cols);
+  write_uns(root, data.uns_strings);
+  // anndata 0.8 always writes these mappings, empty when unused.
+  for (const char* name : {"layers", "obsm", "obsp", "varm", "varp"}) {
+    const Handle group = hdf5::create_group(root, name);
+    set_encoding(group.get(), "dict", "0.1.0");
+  }
+  if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) {
+    throw UserError(fmt::format("cannot write {} (disk full?)", tmp.string()));
+  }
+}
+
+}  // namespace
+
+void write_h5ad(const fs::path& path, const AnnData& data) {
+  write_atomically(path, [&](const fs::path& tmp) { write_file(tmp, data); });
+}
+
+}  // namespace lingshu

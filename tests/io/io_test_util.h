@@ -1,0 +1,45 @@
+#pragma once
+// Helpers shared by the io tests: run a Python check and parse its JSON answer, build small
+// AnnData objects, compare matrices.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "data/anndata.h"
+#include "test_support.h"
+
+namespace lingshu::testing {
+
+// Runs a /usr/bin/python3 script whose last stdout line is JSON; fails the test if it does not run.
+inline nlohmann::json python_json(const std::string& script) {
+  const CommandResult result = run_python(script);
+  EXPECT_EQ(result.exit_code, 0) << result.output;
+  const auto end = result.output.find_last_not_of("\n ");
+  const auto start = result.output.rfind('\n', end);
+  const std::string last = result.output.substr(start == std::string::npos ? 0 : start + 1,
+                                                end == std::string::npos ? 0 : end - (start == std::string::npos ? 0 : start + 1) + 1);
+  try {
+    return nlohmann::json::parse(last);
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "python did not print JSON: " << result.output;
+    return nlohmann::json::object();
+  }
+}
+
+// A path as a Python string literal.
+inline std::string py_path(const std::filesystem::path& p) { return nlohmann::json(p.string()).dump(); }
+
+inline std::vector<std::vector<float>> dense(const CsrMatrix& m) {
+  std::vector<std::vector<float>> out;
+  for (int64_t r = 0; r < m.n_rows; ++r) out.push_back(m.dense_row(r));
+  return out;
+}
+
+inline bool same_matrix(const CsrMatrix& a, const CsrMatrix& b) {
+  return a.n_rows == b.n_rows && a.n_cols == b.n_cols && a.indptr == b.indptr && a.indices == b.indices &&
+         a.values == b.values;
+}
+
+}  // namespace lingshu::testing
