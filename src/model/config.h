@@ -1,0 +1,47 @@
+#pragma once
+// The model's shape as one small value type (DESIGN.md section 2), with named presets. Free of
+// LibTorch so that the CLI and the model directory code can use it without the heavy headers.
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <string>
+#include <vector>
+
+namespace lingshu {
+
+struct ModelConfig {
+  std::string preset = "small";
+  int64_t n_genes = 0;   // genes of the training file (all of them, in the file's order)
+  int patch_size = 32;   // P genes per token
+  int n_tokens = 64;     // K value tokens per gene; MASK is token K
+  int gene_dim = 16;     // width of one gene's value + identity embedding
+  int d_model = 256;     // transformer width
+  int n_layers = 4;
+  int n_heads = 4;
+  int mlp_ratio = 4;     // hidden width of the feed-forward block = mlp_ratio * d_model
+  double dropout = 0.0;
+  // One prepended, never-masked token per condition field; entry 0 of each vocabulary is NULL.
+  // Empty for an unconditional model.
+  std::vector<int64_t> condition_vocab_sizes;
+
+  // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
+  static ModelConfig from_preset(const std::string& name);
+  static const std::vector<std::string>& preset_names();
+
+  int64_t n_patches() const { return (n_genes + patch_size - 1) / patch_size; }
+  int64_t n_positions() const { return n_patches() * patch_size; }  // genes + padding
+  int64_t n_conditions() const { return static_cast<int64_t>(condition_vocab_sizes.size()); }
+  int64_t sequence_length() const { return n_conditions() + n_patches(); }
+
+  // Throws UserError naming the offending field if the shape cannot be built.
+  void validate() const;
+
+  // Learned parameters (exact for the architecture in model.cpp).
+  int64_t n_parameters() const;
+  // Multiply-add FLOPs (2 per MAC) of one cell's forward pass: matrix products and attention.
+  double forward_flops_per_cell() const;
+
+  nlohmann::json to_json() const;
+  static ModelConfig from_json(const nlohmann::json& j);
+};
+
+}  // namespace lingshu

@@ -1,0 +1,121 @@
+#include "model/model.h"
+
+#include <ATen/ops/_scaled_dot_product_attention.h>
+#include <torch/nn/functional/activation.h>
+#include <torch/nn/init.h>
+
+#include <cmath>
+
+namespace lingshu {
+
+TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& config)
+    : n_heads_(config.n_heads), dropout_(config.dropout) {
+  const int64_t d = config.d_model;
+  const int64_t hidden = static_cast<int64_t>(config.mlp_ratio) * d;
+  ln_attn_ = register_module("ln_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  qkv_ = register_module("qkv", torch::nn::Linear(d, 3 * d));
+  attn_out_ = register_module("attn_out", torch::nn::Linear(d, d));
+  ln_mlp_ = register_module("ln_mlp", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  mlp_in_ = register_module("mlp_in", torch::nn::Linear(d, hidden));
+  mlp_out_ = register_module("mlp_out", torch::nn::Linear(hidden, d));
+  drop_ = register_module("drop", torch::nn::Dropout(config.dropout));
+  // GPT-2 style: residual projections start small so the stack begins near the identity.
+  const double residual_std = 0.02 / std::sqrt(2.0 * config.n_layers);
+  torch::NoGradGuard no_grad;
+  for (auto* linear : {&qkv_, &mlp_in_}) {
+    torch::nn::init::normal_((*linear)->weight, 0.0, 0.02);
+    torch::nn::init::zeros_((*linear)->bias);
+  }
+  for (auto* linear : {&attn_out_, &mlp_out_}) {
+    torch::nn::init::normal_((*linear)->weight, 0.0, residual_std);
+    torch::nn::init::zeros_((*linear)->bias);
+  }
+}
+
+torch::Tensor TransformerBlockImpl::attention(const torch::Tensor& x) {
+  const int64_t B = x.size(0), T = x.size(1), d = x.size(2);
+  // [B, T, 3d] -> 3 x [B, heads, T, d/heads]
+  const auto qkv = qkv_(x).view({B, T, 3, n_heads_, d / n_heads_}).permute({2, 0, 3, 1, 4});
+  // LibTorch 1.13's (private) scaled-dot-product attention scales q before q k^T: fewer FLOPs
+  // than the textbook softmax(q k^T / sqrt(d)) v. Bidirectional: no causal mask.
+  const double p = is_training() ? dropout_ : 0.0;
+  auto [y, unused_weights] = at::_scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], {}, p, false, false);
+  return attn_out_(y.transpose(1, 2).reshape({B, T, d}));
+}
+
+torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x) {
+  auto h = x + drop_(attention(ln_attn_(x)));
+  return h + drop_(mlp_out_(torch::gelu(mlp_in_(ln_mlp_(h)))));
+}
+
+MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_(std::move(config)) {
+  config_.validate();
+  const int64_t d = config_.d_model, g = config_.gene_dim, P = config_.patch_size, K = config_.n_tokens;
+  value_emb_ = register_module("value_emb", torch::nn::Embedding(K + 1, g));
+  gene_emb_ = register_parameter("gene_emb", torch::randn({config_.n_positions(), g}) * 0.02);
+  patch_in_ = register_module("patch_in", torch::nn::Linear(P * g, d));
+  patch_pos_ = register_parameter("patch_pos", torch::randn({config_.n_patches(), d}) * 0.02);
+  condition_emb_ = register_module("condition_emb", torch::nn::ModuleList());
+  for (const int64_t vocab : config_.condition_vocab_sizes) {
+    condition_emb_->push_back(torch::nn::Embedding(vocab, d));
+  }
+  blocks_ = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < config_.n_layers; ++i) blocks_->push_back(TransformerBlock(config_));
+  ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
+  head_ = register_module("head", torch::nn::Linear(d, P * K));
+  gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}));
+  drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
+
+  torch::NoGradGuard no_grad;
+  torch::nn::init::normal_(value_emb_->weight, 0.0, 1.0);
+  for (const auto& m : *condition_emb_) {
+    torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.02);
+  }
+  torch::nn::init::normal_(head_->weight, 0.0, 0.02);
+  torch::nn::init::zeros_(head_->bias);
+}
+
+torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& tokens) {
+  const int64_t B = tokens.size(0);
+  TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == config_.n_positions(), "tokens must be [B, ",
+              config_.n_positions(), "], got ", tokens.sizes());
+  const auto genes = value_emb_(tokens) + gene_emb_;  // [B, L, g]
+  const auto patches = genes.view({B, config_.n_patches(), config_.patch_size * config_.gene_dim});
+  return patch_in_(patches) + patch_pos_;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::embed_conditions(
+    const torch::Tensor& conditions, const std::optional<torch::Tensor>& extra_condition) {
+  std::vector<torch::Tensor> fields;
+  for (int64_t f = 0; f < config_.n_conditions(); ++f) {
+    fields.push_back(condition_emb_[f]->as<torch::nn::Embedding>()->forward(conditions.select(1, f)));
+  }
+  auto tokens = torch::stack(fields, 1);  // [B, F, d]
+  if (extra_condition) tokens = tokens + *extra_condition;
+  return tokens;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                                                const std::optional<torch::Tensor>& extra_condition) {
+  const int64_t B = tokens.size(0), F = config_.n_conditions();
+  auto x = embed_patches(tokens);
+  if (F > 0) {
+    TORCH_CHECK(conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B &&
+                    conditions.size(1) == F,
+                "conditions must be [B, ", F, "]");
+    x = torch::cat({embed_conditions(conditions, extra_condition).to(x.scalar_type()), x}, 1);
+  }
+  x = drop_(x);
+  for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
+  x = ln_final_(x);
+  if (F > 0) x = x.slice(1, F);
+  const auto logits = head_(x).view({B, config_.n_positions(), config_.n_tokens});
+  // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
+  return logits.to(torch::kFloat32) + gene_logit_bias_;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::gene_embedding(const torch::Tensor& positions) const {
+  return gene_emb_.index_select(0, positions);
+}
+
+}  // namespace lingshu

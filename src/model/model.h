@@ -1,0 +1,77 @@
+#pragma once
+// The masked discrete diffusion transformer (DESIGN.md section 2), readable top to bottom:
+//
+//   tokens [B, L] --value_emb + gene_emb--> [B, L, g] --concat P genes--> [B, L/P, P*g]
+//     --patch_in + patch_pos--> [B, L/P, d] --prepend condition tokens--> [B, F + L/P, d]
+//     --n_layers x (pre-LN attention, pre-LN MLP)--> LayerNorm --head--> [B, L/P, P*K]
+//     --> logits [B, L, K] (+ a learned per-gene bias)
+//
+// Positions are sequence positions of GenePatching (gene order()[pos] sits at pos; positions past
+// the last gene are padding). The gene-identity embedding is indexed by position, which is the
+// same as by gene because the order is fixed for a model.
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/modules/normalization.h>
+
+#include <optional>
+
+#include "model/config.h"
+
+namespace lingshu {
+
+// Pre-LayerNorm bidirectional transformer block: x + attn(ln(x)), then x + mlp(ln(x)).
+class TransformerBlockImpl : public torch::nn::Module {
+ public:
+  TransformerBlockImpl(const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& x);
+
+ private:
+  torch::Tensor attention(const torch::Tensor& x);
+
+  int64_t n_heads_;
+  double dropout_;
+  torch::nn::LayerNorm ln_attn_{nullptr}, ln_mlp_{nullptr};
+  torch::nn::Linear qkv_{nullptr}, attn_out_{nullptr}, mlp_in_{nullptr}, mlp_out_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+};
+TORCH_MODULE(TransformerBlock);
+
+class MaskedDiffusionModelImpl : public torch::nn::Module {
+ public:
+  explicit MaskedDiffusionModelImpl(ModelConfig config);
+
+  // tokens: [B, n_positions] int64 in [0, K] (K = MASK; padding positions may hold anything).
+  // conditions: [B, n_conditions] int64 (0 = NULL); may be undefined for an unconditional model.
+  // extra_condition: optional [B, n_conditions, d_model] added to the condition tokens (hook for
+  // perturbations that name genes). Returns float32 logits [B, n_positions, K].
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& conditions = {},
+                        const std::optional<torch::Tensor>& extra_condition = std::nullopt);
+
+  // Gene-identity embeddings [n, gene_dim] of the given sequence positions (for condition hooks).
+  torch::Tensor gene_embedding(const torch::Tensor& positions) const;
+
+  const ModelConfig& config() const { return config_; }
+
+ private:
+  torch::Tensor embed_patches(const torch::Tensor& tokens);
+  torch::Tensor embed_conditions(const torch::Tensor& conditions,
+                                 const std::optional<torch::Tensor>& extra_condition);
+
+  ModelConfig config_;
+  torch::nn::Embedding value_emb_{nullptr};  // K values + MASK
+  torch::Tensor gene_emb_;                   // [n_positions, gene_dim]
+  torch::nn::Linear patch_in_{nullptr};      // P * gene_dim -> d_model
+  torch::Tensor patch_pos_;                  // [n_patches, d_model]
+  torch::nn::ModuleList condition_emb_{nullptr};
+  torch::nn::ModuleList blocks_{nullptr};
+  torch::nn::LayerNorm ln_final_{nullptr};
+  torch::nn::Linear head_{nullptr};          // d_model -> P * K
+  torch::Tensor gene_logit_bias_;            // [n_positions, K]: each gene's marginal, learned directly
+  torch::nn::Dropout drop_{nullptr};
+};
+TORCH_MODULE(MaskedDiffusionModel);
+
+}  // namespace lingshu

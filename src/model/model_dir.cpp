@@ -1,0 +1,83 @@
+#include "model/model_dir.h"
+
+#include <fmt/format.h>
+
+#include <fstream>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+
+namespace lingshu {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char* kFormatName = "lingshu-model";
+
+nlohmann::json read_json(const fs::path& path) {
+  std::ifstream in(path);
+  if (!in) throw UserError(fmt::format("model file {} is missing; the model directory is incomplete", path.string()));
+  try {
+    return nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(fmt::format("model file {} is not valid JSON (truncated copy?)", path.string()));
+  }
+}
+
+void write_json(const fs::path& path, const nlohmann::json& j) { write_text_atomically(path, j.dump(1) + "\n"); }
+}  // namespace
+
+bool is_model_dir(const fs::path& dir) { return fs::is_regular_file(dir / "config.json"); }
+
+void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
+  fs::create_directories(dir);
+  write_json(dir / "tokenizer.json", m.tokenizer.to_json());
+  write_json(dir / "genes.json", {{"names", m.gene_names}, {"patching", m.patching.to_json()}});
+  nlohmann::json fields = nlohmann::json::array();
+  for (const auto& f : m.conditions) fields.push_back({{"name", f.name}, {"categories", f.categories}});
+  write_json(dir / "conditions.json", {{"fields", fields}});
+  // config.json last: its presence marks a complete model directory.
+  write_json(dir / "config.json", {{"format", kFormatName},
+                                   {"format_version", kModelFormatVersion},
+                                   {"model", m.config.to_json()},
+                                   {"training", m.training}});
+}
+
+ModelMetadata read_model_metadata(const fs::path& dir) {
+  if (!fs::is_directory(dir)) {
+    throw UserError(fmt::format("model directory {} does not exist; train one with `lingshu train`", dir.string()));
+  }
+  if (!is_model_dir(dir)) {
+    throw UserError(fmt::format("{} is not a lingshu model directory (no config.json)", dir.string()));
+  }
+  const auto config = read_json(dir / "config.json");
+  if (config.value("format", "") != kFormatName) {
+    throw UserError(fmt::format("{}/config.json is not a lingshu model config", dir.string()));
+  }
+  const int version = config.value("format_version", -1);
+  if (version != kModelFormatVersion) {
+    throw UserError(fmt::format(
+        "model directory {} has format version {}, this lingshu reads version {}; retrain the model "
+        "with this version (or use the lingshu that wrote it)",
+        dir.string(), version, kModelFormatVersion));
+  }
+  ModelMetadata m;
+  m.config = ModelConfig::from_json(config.at("model"));
+  m.training = config.value("training", nlohmann::json::object());
+  m.tokenizer = Tokenizer::from_json(read_json(dir / "tokenizer.json"));
+  const auto genes = read_json(dir / "genes.json");
+  m.gene_names = genes.at("names").get<std::vector<std::string>>();
+  m.patching = GenePatching::from_json(genes.at("patching"));
+  for (const auto& f : read_json(dir / "conditions.json").at("fields")) {
+    m.conditions.push_back({f.at("name").get<std::string>(), f.at("categories").get<std::vector<std::string>>()});
+  }
+  if (static_cast<int64_t>(m.gene_names.size()) != m.config.n_genes || m.patching.n_genes != m.config.n_genes ||
+      m.tokenizer.n_genes() != m.config.n_genes) {
+    throw UserError(fmt::format("model directory {} is inconsistent (gene counts of config, genes.json and "
+                                "tokenizer.json differ); retrain the model",
+                                dir.string()));
+  }
+  return m;
+}
+
+}  // namespace lingshu

@@ -1,0 +1,51 @@
+#pragma once
+// A trained model on disk, everything needed to generate cells or go on training:
+//
+//   MODEL_DIR/config.json          format + version, model shape, training settings
+//   MODEL_DIR/tokenizer.json       count -> token bins and representative counts
+//   MODEL_DIR/genes.json           gene names (training order) and the patching order
+//   MODEL_DIR/conditions.json      condition fields and their vocabularies (entry 0 = NULL)
+//   MODEL_DIR/weights.pt           LibTorch weights (torch::save)
+//   MODEL_DIR/weights.safetensors  the same tensors for Python (safetensors / numpy)
+//   MODEL_DIR/checkpoint.pt        weights + optimiser + trainer state for --resume
+//   MODEL_DIR/train_log.jsonl      one JSON object per logged step
+//
+// Each file is written atomically. Free of LibTorch (weights are in model/weights.h).
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "data/tokenizer.h"
+#include "model/config.h"
+
+namespace lingshu {
+
+// Bumped whenever the layout or the meaning of a stored tensor changes.
+inline constexpr int kModelFormatVersion = 1;
+
+struct ConditionField {
+  std::string name;                     // obs column
+  std::vector<std::string> categories;  // categories[0] is "NULL"
+};
+
+struct ModelMetadata {
+  ModelConfig config;
+  Tokenizer tokenizer;
+  GenePatching patching;
+  std::vector<std::string> gene_names;  // training genes, in the training file's order
+  std::vector<ConditionField> conditions;
+  nlohmann::json training = nlohmann::json::object();  // settings the model was trained with
+};
+
+// Writes config.json, tokenizer.json, genes.json and conditions.json into `dir` (created).
+void write_model_metadata(const std::filesystem::path& dir, const ModelMetadata& metadata);
+
+// Reads them back. Throws UserError if `dir` is not a model directory, or was written by another
+// format version.
+ModelMetadata read_model_metadata(const std::filesystem::path& dir);
+
+// True if dir/config.json exists (a model directory, possibly from another version).
+bool is_model_dir(const std::filesystem::path& dir);
+
+}  // namespace lingshu

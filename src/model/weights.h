@@ -1,0 +1,26 @@
+#pragma once
+// Model weights on disk: weights.pt (LibTorch) and weights.safetensors (for Python users: an
+// 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then the
+// raw little-endian tensor bytes).
+#include <filesystem>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/model.h"
+
+namespace lingshu {
+
+using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
+
+// Writes `tensors` (any of float32/float64/bfloat16/float16/int64/int32/uint8/bool) atomically.
+void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors);
+
+// Writes weights.pt and weights.safetensors into `dir` (both atomically, float32 on the CPU).
+void save_weights(const std::filesystem::path& dir, MaskedDiffusionModel& model);
+
+// A model of shape `config` with the weights of dir/weights.pt, on `device`, in eval mode.
+MaskedDiffusionModel load_weights(const std::filesystem::path& dir, const ModelConfig& config,
+                                  const torch::Device& device = torch::kCPU);
+
+}  // namespace lingshu

@@ -1,0 +1,119 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/model.h"
+#include "model/precision.h"
+
+namespace lingshu {
+namespace {
+
+ModelConfig tiny_config(int64_t n_genes, int patch_size, std::vector<int64_t> conditions = {}) {
+  auto c = ModelConfig::from_preset("tiny");
+  c.n_genes = n_genes;
+  c.patch_size = patch_size;
+  c.n_tokens = 8;
+  c.condition_vocab_sizes = std::move(conditions);
+  return c;
+}
+
+TEST(ModelConfig, PresetsExistAndUnknownNamesAreRejectedWithTheChoices) {
+  for (const auto& name : ModelConfig::preset_names()) EXPECT_EQ(ModelConfig::from_preset(name).preset, name);
+  try {
+    ModelConfig::from_preset("huge");
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("tiny, small, base, large"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ModelConfig, PatchLargerThanGeneCountIsAUserError) {
+  auto c = tiny_config(20, 32);
+  EXPECT_THROW(c.validate(), UserError);
+  c.patch_size = 8;
+  EXPECT_NO_THROW(c.validate());
+  EXPECT_EQ(c.n_patches(), 3);    // 20 genes in patches of 8: the last one padded
+  EXPECT_EQ(c.n_positions(), 24);
+}
+
+TEST(ModelConfig, JsonRoundTripKeepsEveryField) {
+  auto c = tiny_config(100, 8, {3, 5});
+  c.d_model = 48;
+  c.n_heads = 3;
+  const auto back = ModelConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+}
+
+TEST(ModelConfig, ParameterCountMatchesTheModule) {
+  for (const int P : {1, 8, 32}) {
+    const auto c = tiny_config(70, P, {4});
+    const MaskedDiffusionModel model(c);
+    int64_t n = 0;
+    for (const auto& p : model->parameters()) n += p.numel();
+    EXPECT_EQ(n, c.n_parameters()) << "P=" << P;
+  }
+}
+
+TEST(Model, LogitsHaveOneDistributionPerPosition) {
+  torch::manual_seed(0);
+  const auto c = tiny_config(50, 8, {3, 4});
+  MaskedDiffusionModel model(c);
+  const auto tokens = torch::randint(0, c.n_tokens + 1, {5, c.n_positions()}, torch::kLong);
+  const auto conditions = torch::tensor({0, 1, 2, 1, 0, 3, 2, 0, 1, 1}, torch::kLong).view({5, 2});
+  const auto logits = model->forward(tokens, conditions);
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{5, c.n_positions(), c.n_tokens}));
+  EXPECT_EQ(logits.scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
+}
+
+TEST(Model, AttentionIsBidirectional) {
+  // Changing the last gene's value must change the prediction for the first gene (a causal
+  // model could not see it), and each cell is computed independently of the others.
+  torch::manual_seed(1);
+  const auto c = tiny_config(64, 8);
+  MaskedDiffusionModel model(c);
+  model->eval();
+  auto tokens = torch::full({2, c.n_positions()}, c.n_tokens, torch::kLong);
+  const auto before = model->forward(tokens);
+  tokens[0][c.n_positions() - 1] = 3;
+  const auto after = model->forward(tokens);
+  EXPECT_GT((after[0][0] - before[0][0]).abs().max().item<float>(), 1e-6);
+  EXPECT_TRUE(torch::allclose(after[1], before[1]));
+}
+
+TEST(Model, ConditionTokensAndTheExtraEmbeddingChangeThePrediction) {
+  torch::manual_seed(2);
+  const auto c = tiny_config(40, 8, {3});
+  MaskedDiffusionModel model(c);
+  const auto tokens = torch::full({1, c.n_positions()}, c.n_tokens, torch::kLong);
+  const auto null_logits = model->forward(tokens, torch::zeros({1, 1}, torch::kLong));
+  const auto cond_logits = model->forward(tokens, torch::ones({1, 1}, torch::kLong));
+  EXPECT_GT((null_logits - cond_logits).abs().max().item<float>(), 1e-6);
+  const auto extra = model->gene_embedding(torch::tensor({5}, torch::kLong)).sum() *
+                     torch::ones({1, 1, c.d_model});
+  const auto extra_logits = model->forward(tokens, torch::zeros({1, 1}, torch::kLong), extra);
+  EXPECT_GT((null_logits - extra_logits).abs().max().item<float>(), 1e-9);
+}
+
+TEST(Model, Bf16AutocastGivesCloseFloatLogits) {
+  torch::manual_seed(3);
+  const auto c = tiny_config(64, 8);
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto tokens = torch::randint(0, c.n_tokens + 1, {3, c.n_positions()}, torch::kLong);
+  const auto fp32 = model->forward(tokens);
+  torch::Tensor bf16;
+  {
+    const AutocastScope autocast(Precision::BFloat16, torch::kCPU);
+    bf16 = model->forward(tokens);
+  }
+  EXPECT_EQ(bf16.scalar_type(), torch::kFloat32);
+  EXPECT_LT((bf16 - fp32).abs().max().item<float>(), 0.1);
+}
+
+}  // namespace
+}  // namespace lingshu
