@@ -17,6 +17,8 @@ struct TokenizerConfig {
   int n_tokens = 64;     // K value tokens; MASK is token K
   int exact_limit = 32;  // counts 0 .. exact_limit-1 are their own token
   double cap_quantile = 0.9999;  // cap = this quantile of non-zero training counts
+
+  bool operator==(const TokenizerConfig&) const = default;
 };
 
 class Tokenizer {
@@ -26,6 +28,9 @@ class Tokenizer {
   int n_tokens() const;  // K
   int mask_token() const { return n_tokens(); }
   int n_genes() const;
+  const TokenizerConfig& config() const { return config_; }
+  // The fitted cap: counts from here up share the last log bins (the last bin is open-ended).
+  double cap() const { return cap_; }
   int32_t encode(float count) const;  // count -> token in [0, K)
   // Lower edge of each token's count range (K entries, increasing).
   const std::vector<double>& lower_edges() const;
@@ -41,9 +46,12 @@ class Tokenizer {
   nlohmann::json to_json() const;
   static Tokenizer from_json(const nlohmann::json& j);
 
+  friend bool operator==(const Tokenizer&, const Tokenizer&) = default;
+
  private:
   TokenizerConfig config_;
   int n_genes_ = 0;
+  double cap_ = 0.0;
   std::vector<double> lower_edges_;     // K
   std::vector<double> global_rep_;      // K
   // Per-gene representatives where they differ from the global ones: (gene * K + token) -> value.
@@ -64,6 +72,13 @@ struct GenePatching {
   int64_t n_positions() const { return n_patches() * patch_size; }
   // Gene at sequence position `pos` (0 .. n_positions-1), or -1 for padding.
   int32_t gene_at(int64_t pos) const;
+
+  // One cell's tokens in gene order (n_genes) -> sequence order (n_positions), padding = `pad`.
+  void to_positions(std::span<const uint8_t> by_gene, uint8_t pad, std::span<uint8_t> by_position) const;
+  // The inverse: sequence order (n_positions) -> gene order (n_genes); padding is dropped.
+  void to_genes(std::span<const uint8_t> by_position, std::span<uint8_t> by_gene) const;
+
+  bool operator==(const GenePatching&) const = default;
 
   nlohmann::json to_json() const;
   static GenePatching from_json(const nlohmann::json& j);
