@@ -1,0 +1,200 @@
+#include "eval/pca.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+
+namespace lingshu {
+
+namespace {
+
+// Below this many matrix entries the dense SVD is cheap and exact.
+constexpr int64_t kExactMaxEntries = int64_t{2} << 20;
+
+// The same matrix by columns (CSC), so that X^T Y can run in parallel over genes without write
+// conflicts.
+struct ColumnMajor {
+  std::vector<int64_t> indptr;
+  std::vector<int32_t> rows;
+  std::vector<double> values;
+};
+
+ColumnMajor transpose(const CsrMatrix& x) {
+  ColumnMajor t;
+  t.indptr.assign(static_cast<size_t>(x.n_cols + 1), 0);
+  for (const int32_t c : x.indices) ++t.indptr[static_cast<size_t>(c) + 1];
+  for (int64_t c = 0; c < x.n_cols; ++c) t.indptr[c + 1] += t.indptr[c];
+  t.rows.resize(x.indices.size());
+  t.values.resize(x.values.size());
+  std::vector<int64_t> fill(t.indptr.begin(), t.indptr.end() - 1);
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    for (int64_t p = x.indptr[r]; p < x.indptr[r + 1]; ++p) {
+      const auto slot = static_cast<size_t>(fill[static_cast<size_t>(x.indices[p])]++);
+      t.rows[slot] = static_cast<int32_t>(r);
+      t.values[slot] = x.values[p];
+    }
+  }
+  return t;
+}
+
+// The centred matrix A = X - 1 mean^T as an operator: A M and A^T M for dense double M.
+class CentredOperator {
+ public:
+  CentredOperator(const CsrMatrix& x, const torch::Tensor& mean) : x_(x), xt_(transpose(x)), mean_(mean) {}
+
+  // (n x g) times (g x l).
+  torch::Tensor times(const torch::Tensor& m) const {
+    const torch::Tensor mc = m.contiguous();
+    const int64_t l = mc.size(1);
+    torch::Tensor out = torch::zeros({x_.n_rows, l}, torch::kFloat64);
+    const double* in = mc.data_ptr<double>();
+    double* res = out.data_ptr<double>();
+    at::parallel_for(0, x_.n_rows, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        double* row = res + r * l;
+        for (int64_t p = x_.indptr[r]; p < x_.indptr[r + 1]; ++p) {
+          const double v = x_.values[p];
+          const double* src = in + static_cast<int64_t>(x_.indices[p]) * l;
+          for (int64_t j = 0; j < l; ++j) row[j] += v * src[j];
+        }
+      }
+    });
+    return out - torch::matmul(mean_.unsqueeze(0), mc);  // subtract 1 (mean^T M)
+  }
+
+  // (g x n) times (n x l).
+  torch::Tensor transpose_times(const torch::Tensor& m) const {
+    const torch::Tensor mc = m.contiguous();
+    const int64_t l = mc.size(1);
+    const int64_t n_genes = x_.n_cols;
+    torch::Tensor out = torch::zeros({n_genes, l}, torch::kFloat64);
+    const double* in = mc.data_ptr<double>();
+    double* res = out.data_ptr<double>();
+    at::parallel_for(0, n_genes, 64, [&](int64_t begin, int64_t end) {
+      for (int64_t c = begin; c < end; ++c) {
+        double* row = res + c * l;
+        for (int64_t p = xt_.indptr[c]; p < xt_.indptr[c + 1]; ++p) {
+          const double v = xt_.values[static_cast<size_t>(p)];
+          const double* src = in + static_cast<int64_t>(xt_.rows[static_cast<size_t>(p)]) * l;
+          for (int64_t j = 0; j < l; ++j) row[j] += v * src[j];
+        }
+      }
+    });
+    return out - torch::outer(mean_, mc.sum(0));  // subtract mean (1^T M)
+  }
+
+ private:
+  const CsrMatrix& x_;
+  ColumnMajor xt_;
+  torch::Tensor mean_;
+};
+
+std::vector<double> column_means_of(const CsrMatrix& x) {
+  std::vector<double> mean(static_cast<size_t>(x.n_cols), 0.0);
+  for (int64_t p = 0; p < x.nnz(); ++p) mean[static_cast<size_t>(x.indices[p])] += x.values[p];
+  for (double& m : mean) m /= static_cast<double>(x.n_rows);
+  return mean;
+}
+
+// Sum over genes of the per-gene variance (ddof = 1), from the sparse values.
+double total_variance(const CsrMatrix& x, const std::vector<double>& mean) {
+  std::vector<double> sum_sq(mean.size(), 0.0);
+  for (int64_t p = 0; p < x.nnz(); ++p) {
+    sum_sq[static_cast<size_t>(x.indices[p])] += static_cast<double>(x.values[p]) * x.values[p];
+  }
+  const auto n = static_cast<double>(x.n_rows);
+  double total = 0.0;
+  for (size_t g = 0; g < mean.size(); ++g) total += std::max(0.0, sum_sq[g] - n * mean[g] * mean[g]);
+  return total / (n - 1.0);
+}
+
+torch::Tensor dense_centred(const CsrMatrix& x, const torch::Tensor& mean) {
+  torch::Tensor dense = torch::zeros({x.n_rows, x.n_cols}, torch::kFloat64);
+  double* d = dense.data_ptr<double>();
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    for (int64_t p = x.indptr[r]; p < x.indptr[r + 1]; ++p) d[r * x.n_cols + x.indices[p]] = x.values[p];
+  }
+  return dense - mean.unsqueeze(0);
+}
+
+struct Svd {
+  torch::Tensor u;   // n x k
+  torch::Tensor s;   // k
+  torch::Tensor vt;  // k x g
+};
+
+Svd exact_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k) {
+  auto [u, s, vt] = torch::linalg::svd(dense_centred(x, mean), /*full_matrices=*/false, /*driver=*/c10::nullopt);
+  return {u.slice(1, 0, k), s.slice(0, 0, k), vt.slice(0, 0, k)};
+}
+
+torch::Tensor orthonormal_basis(const torch::Tensor& m) { return std::get<0>(torch::linalg::qr(m, "reduced")); }
+
+Svd randomized_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k, const PcaOptions& options) {
+  const CentredOperator a(x, mean);
+  const int64_t l = std::min<int64_t>(k + options.oversamples, std::min(x.n_rows, x.n_cols));
+  at::Generator generator = at::detail::createCPUGenerator(options.seed);
+  const torch::Tensor omega = at::randn({x.n_cols, l}, generator, torch::TensorOptions().dtype(torch::kFloat64));
+  torch::Tensor q = orthonormal_basis(a.times(omega));
+  for (int i = 0; i < options.power_iterations; ++i) {
+    q = orthonormal_basis(a.transpose_times(q));
+    q = orthonormal_basis(a.times(q));
+  }
+  const torch::Tensor b = a.transpose_times(q).t();  // l x g: Q^T A
+  auto [u_small, s, vt] = torch::linalg::svd(b, /*full_matrices=*/false, /*driver=*/c10::nullopt);
+  const torch::Tensor u = torch::matmul(q, u_small);
+  return {u.slice(1, 0, k), s.slice(0, 0, k), vt.slice(0, 0, k)};
+}
+
+// sklearn's svd_flip (u-based): the largest-magnitude entry of each column of U becomes positive.
+void flip_signs(Svd& svd) {
+  const torch::Tensor rows = svd.u.abs().argmax(0);
+  const torch::Tensor signs = svd.u.gather(0, rows.unsqueeze(0)).squeeze(0).sign();
+  const torch::Tensor safe = torch::where(signs == 0, torch::ones_like(signs), signs);
+  svd.u = svd.u * safe.unsqueeze(0);
+  svd.vt = svd.vt * safe.unsqueeze(1);
+}
+
+DenseMatrix to_dense_matrix(const torch::Tensor& t) {
+  const torch::Tensor f = t.to(torch::kFloat32).contiguous();
+  DenseMatrix m(f.size(0), f.size(1));
+  std::copy_n(f.data_ptr<float>(), f.numel(), m.data.begin());
+  return m;
+}
+
+}  // namespace
+
+PcaResult pca(const CsrMatrix& matrix, const PcaOptions& options) {
+  if (matrix.n_rows < 2 || matrix.n_cols < 1) {
+    throw std::invalid_argument("pca: need at least 2 rows and 1 column");
+  }
+  const int64_t k = std::min<int64_t>({options.n_components, matrix.n_rows - 1, matrix.n_cols});
+  if (k < 1) throw std::invalid_argument("pca: n_components must be positive");
+  torch::NoGradGuard no_grad;
+
+  PcaResult result;
+  result.mean = column_means_of(matrix);
+  const torch::Tensor mean = torch::from_blob(result.mean.data(), {matrix.n_cols}, torch::kFloat64).clone();
+  const bool small = matrix.n_rows * matrix.n_cols <= kExactMaxEntries ||
+                     k + options.oversamples >= std::min(matrix.n_rows, matrix.n_cols);
+  result.exact = options.method == PcaOptions::Method::Exact ||
+                 (options.method == PcaOptions::Method::Auto && small);
+  Svd svd = result.exact ? exact_svd(matrix, mean, k) : randomized_svd(matrix, mean, k, options);
+  flip_signs(svd);
+
+  result.scores = to_dense_matrix(svd.u * svd.s.unsqueeze(0));
+  result.components = to_dense_matrix(svd.vt);
+  const double total = total_variance(matrix, result.mean);
+  const torch::Tensor variance = (svd.s.square() / static_cast<double>(matrix.n_rows - 1)).contiguous();
+  result.explained_variance.assign(variance.data_ptr<double>(), variance.data_ptr<double>() + k);
+  for (const double v : result.explained_variance) {
+    result.explained_variance_ratio.push_back(total > 0 ? v / total : 0.0);
+  }
+  return result;
+}
+
+}  // namespace lingshu
