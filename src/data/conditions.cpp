@@ -1,0 +1,166 @@
+#include "data/conditions.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+
+namespace lingshu {
+
+namespace {
+
+std::string join_labels(const std::vector<std::string>& labels, size_t limit = 12) {
+  std::string out;
+  for (size_t i = 0; i < labels.size() && i < limit; ++i) out += (i ? ", " : "") + labels[i];
+  if (labels.size() > limit) out += fmt::format(", ... ({} in all)", labels.size());
+  return out;
+}
+
+std::vector<std::string> distinct_labels(const Column& column) {
+  if (column.kind == Column::Kind::Categorical) return column.categories;
+  std::map<std::string, bool> seen;
+  for (int64_t i = 0; i < column.size(); ++i) {
+    if (auto label = column.label(i)) seen.emplace(*label, true);
+  }
+  std::vector<std::string> out;
+  for (const auto& [label, unused] : seen) out.push_back(label);
+  return out;
+}
+
+std::vector<std::string> split_targets(const std::string& label) {
+  std::vector<std::string> parts;
+  std::string current;
+  for (const char c : label) {
+    if (c == '+' || c == '_' || c == ',' || c == ';') {
+      parts.push_back(current);
+      current.clear();
+    } else {
+      current += c;
+    }
+  }
+  parts.push_back(current);
+  return parts;
+}
+
+}  // namespace
+
+std::optional<int64_t> ConditionField::find(const std::string& label) const {
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] == label) return static_cast<int64_t>(i) + 1;
+  }
+  return std::nullopt;
+}
+
+int64_t ConditionField::token(const std::string& label) const {
+  if (auto t = find(label)) return *t;
+  throw UserError(fmt::format("'{}' is not a value of condition '{}' seen in training; known: {}", label,
+                              column, join_labels(labels)));
+}
+
+nlohmann::json ConditionField::to_json() const {
+  return {{"column", column}, {"labels", labels}, {"is_perturbation", is_perturbation}, {"control", control}};
+}
+
+ConditionField ConditionField::from_json(const nlohmann::json& j) {
+  ConditionField f;
+  f.column = j.at("column").get<std::string>();
+  f.labels = j.at("labels").get<std::vector<std::string>>();
+  f.is_perturbation = j.value("is_perturbation", false);
+  f.control = j.value("control", std::string());
+  return f;
+}
+
+ConditionField make_condition_field(const DataFrame& obs, const std::string& column) {
+  const Column& col = obs.require(column, "obs");
+  ConditionField field;
+  field.column = column;
+  field.labels = distinct_labels(col);
+  if (field.labels.empty()) {
+    throw UserError(fmt::format("obs column '{}' has no values to condition on", column));
+  }
+  return field;
+}
+
+ConditionField make_perturbation_field(const DataFrame& obs, const std::string& column,
+                                       const std::string& control) {
+  ConditionField field = make_condition_field(obs, column);
+  if (!field.find(control)) {
+    throw UserError(fmt::format("control label '{}' does not occur in obs column '{}'; its values: {}; "
+                                "set --control to the label of unperturbed cells",
+                                control, column, join_labels(field.labels)));
+  }
+  field.is_perturbation = true;
+  field.control = control;
+  return field;
+}
+
+std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields) {
+  const int64_t n = obs.size();
+  const auto n_fields = static_cast<int64_t>(fields.size());
+  std::vector<int64_t> tokens(static_cast<size_t>(n * n_fields), 0);
+  for (int64_t f = 0; f < n_fields; ++f) {
+    const ConditionField& field = fields[static_cast<size_t>(f)];
+    const Column& col = obs.require(field.column, "obs");
+    std::map<std::string, int64_t> lookup;
+    for (size_t i = 0; i < field.labels.size(); ++i) lookup.emplace(field.labels[i], static_cast<int64_t>(i) + 1);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto label = col.label(i);
+      if (!label) continue;
+      const auto it = lookup.find(*label);
+      if (it != lookup.end()) tokens[static_cast<size_t>(i * n_fields + f)] = it->second;
+    }
+  }
+  return tokens;
+}
+
+std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
+                                          const std::map<std::string, int32_t>& gene_index) {
+  if (label == control || label.empty()) return {};
+  std::vector<int32_t> targets;
+  for (const auto& part : split_targets(label)) {
+    const auto it = gene_index.find(part);
+    if (it == gene_index.end()) return {};  // not every part is a gene: a plain category
+    targets.push_back(it->second);
+  }
+  return targets;
+}
+
+ConditionSpec ConditionSpec::parse(const std::string& text) {
+  ConditionSpec spec;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = std::min(text.find(',', start), text.size());
+    const std::string term = text.substr(start, comma - start);
+    const size_t eq = term.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == term.size()) {
+      throw UserError(fmt::format("cannot read condition '{}': expected column=value[,column=value...], "
+                                  "e.g. cell_type=CD4T,condition=stimulated",
+                                  text));
+    }
+    spec.terms.emplace_back(term.substr(0, eq), term.substr(eq + 1));
+    start = comma + 1;
+  }
+  return spec;
+}
+
+std::string ConditionSpec::to_string() const {
+  std::string out;
+  for (const auto& [column, label] : terms) out += fmt::format("{}{}={}", out.empty() ? "" : ",", column, label);
+  return out;
+}
+
+std::vector<bool> ConditionSpec::matches(const DataFrame& obs) const {
+  std::vector<bool> match(static_cast<size_t>(obs.size()), true);
+  for (const auto& [column, label] : terms) {
+    const Column& col = obs.require(column, "obs");
+    for (int64_t i = 0; i < obs.size(); ++i) {
+      if (!match[static_cast<size_t>(i)]) continue;
+      const auto value = col.label(i);
+      match[static_cast<size_t>(i)] = value && *value == label;
+    }
+  }
+  return match;
+}
+
+}  // namespace lingshu

@@ -1,0 +1,58 @@
+#pragma once
+// Condition fields (DESIGN.md section 2): obs columns whose labels become one prepended token each.
+// Token 0 of every field is NULL (unknown / dropped for guidance); label i is token i + 1. A
+// perturbation field also knows which genes each label targets ("KLF1", "KLF1+MAP2K6", "A_B"), so
+// a label never seen in training still has a meaningful embedding when its targets are genes.
+#include <cstdint>
+#include <map>
+#include <nlohmann/json_fwd.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/frame.h"
+
+namespace lingshu {
+
+struct ConditionField {
+  std::string column;               // obs column name
+  std::vector<std::string> labels;  // token i + 1 is labels[i]
+  bool is_perturbation = false;
+  std::string control;              // the unperturbed label of a perturbation field
+
+  int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
+  // Token of `label`, or nullopt when the field has never seen it.
+  std::optional<int64_t> find(const std::string& label) const;
+  // Token of `label`; UserError listing known labels when unknown.
+  int64_t token(const std::string& label) const;
+
+  nlohmann::json to_json() const;
+  static ConditionField from_json(const nlohmann::json& j);
+};
+
+// Builds a field from an obs column (categories in their stored order; missing values map to NULL).
+ConditionField make_condition_field(const DataFrame& obs, const std::string& column);
+ConditionField make_perturbation_field(const DataFrame& obs, const std::string& column,
+                                       const std::string& control);
+
+// Tokens of every cell for every field, row-major [n_cells x n_fields]. Missing labels -> NULL.
+std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields);
+
+// Target genes of a perturbation label: the label split on '+', '_', ',' or ';' when every part
+// names a gene (`gene_index` maps name -> column). Empty for the control label and for labels
+// that are not genes (cytokines, drugs): those are plain categories.
+std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
+                                          const std::map<std::string, int32_t>& gene_index);
+
+// "cell_type=CD4T,condition=stimulated": cells matching every term.
+struct ConditionSpec {
+  std::vector<std::pair<std::string, std::string>> terms;  // (column, label)
+
+  // Parses "col=label[,col=label...]"; UserError with the expected form when malformed.
+  static ConditionSpec parse(const std::string& text);
+  std::string to_string() const;
+  // Per cell: does it match every term? UserError when a column is missing from obs.
+  std::vector<bool> matches(const DataFrame& obs) const;
+};
+
+}  // namespace lingshu

@@ -1,0 +1,104 @@
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/conditions.h"
+#include "data/prior.h"
+
+namespace lingshu {
+namespace {
+
+DataFrame toy_obs() {
+  DataFrame obs;
+  obs.index = {"c0", "c1", "c2", "c3", "c4"};
+  obs.columns.push_back(Column::categorical("cell_type", {"B", "T", "B", "NK", "T"}));
+  obs.columns.push_back(Column::categorical("condition", {"control", "KLF1", "KLF1", "control", "IFNB"}));
+  obs.columns[0].codes[3] = -1;  // a missing label
+  return obs;
+}
+
+TEST(Conditions, FieldTokensStartAfterNull) {
+  const DataFrame obs = toy_obs();
+  const ConditionField field = make_condition_field(obs, "cell_type");
+  EXPECT_EQ(field.vocab_size(), static_cast<int64_t>(field.labels.size()) + 1);
+  for (size_t i = 0; i < field.labels.size(); ++i) EXPECT_EQ(field.token(field.labels[i]), static_cast<int64_t>(i) + 1);
+  EXPECT_THROW(field.token("Macrophage"), UserError);
+
+  const auto tokens = encode_conditions(obs, {field});
+  ASSERT_EQ(tokens.size(), 5U);
+  EXPECT_EQ(tokens[3], 0) << "a missing label encodes as NULL";
+  EXPECT_EQ(tokens[0], tokens[2]);
+  EXPECT_NE(tokens[0], tokens[1]);
+}
+
+TEST(Conditions, JsonRoundTrip) {
+  const ConditionField field = make_perturbation_field(toy_obs(), "condition", "control");
+  const ConditionField back = ConditionField::from_json(field.to_json());
+  EXPECT_EQ(back.labels, field.labels);
+  EXPECT_EQ(back.column, "condition");
+  EXPECT_TRUE(back.is_perturbation);
+  EXPECT_EQ(back.control, "control");
+}
+
+TEST(Conditions, UnknownControlOrColumnIsAUserError) {
+  EXPECT_THROW(make_perturbation_field(toy_obs(), "condition", "ctrl"), UserError);
+  EXPECT_THROW(make_condition_field(toy_obs(), "donor"), UserError);
+}
+
+TEST(Conditions, PerturbationTargetsNameGenesOrNothing) {
+  const std::map<std::string, int32_t> genes{{"KLF1", 3}, {"MAP2K6", 7}, {"CD4", 1}};
+  EXPECT_EQ(perturbation_targets("KLF1", "control", genes), (std::vector<int32_t>{3}));
+  EXPECT_EQ(perturbation_targets("KLF1+MAP2K6", "control", genes), (std::vector<int32_t>{3, 7}));
+  EXPECT_EQ(perturbation_targets("MAP2K6_CD4", "control", genes), (std::vector<int32_t>{7, 1}));
+  EXPECT_TRUE(perturbation_targets("control", "control", genes).empty());
+  EXPECT_TRUE(perturbation_targets("IFNB", "control", genes).empty()) << "a cytokine is a plain category";
+  EXPECT_TRUE(perturbation_targets("KLF1+DRUG", "control", genes).empty());
+}
+
+TEST(Conditions, SpecParsesAndMatches) {
+  const ConditionSpec spec = ConditionSpec::parse("cell_type=B,condition=KLF1");
+  ASSERT_EQ(spec.terms.size(), 2U);
+  EXPECT_EQ(spec.to_string(), "cell_type=B,condition=KLF1");
+  EXPECT_EQ(spec.matches(toy_obs()), (std::vector<bool>{false, false, true, false, false}));
+  EXPECT_THROW(ConditionSpec::parse("cell_type"), UserError);
+  EXPECT_THROW(ConditionSpec::parse("cell_type=B,"), UserError);
+  EXPECT_THROW(ConditionSpec::parse("donor=1").matches(toy_obs()), UserError);
+}
+
+// Two contexts where perturbation P halves gene 0 and silences gene 1, leaves gene 2 alone, and
+// halves gene 3 in only one of them: only genes 0 and 1 are consistently down.
+TEST(Prior, FindsGenesDownInEveryOtherContext) {
+  CsrMatrix counts;
+  counts.n_cols = 5;
+  std::vector<std::string> context, condition;
+  auto add = [&](const std::string& ctx, const std::string& cond, std::vector<float> row) {
+    counts.append_dense_row(row);
+    context.push_back(ctx);
+    condition.push_back(cond);
+  };
+  for (int i = 0; i < 20; ++i) {
+    add("A", "control", {40, 20, 20, 20, 100});
+    add("A", "P", {20, 0, 20, 10, 150});
+    add("B", "control", {40, 20, 20, 20, 100});
+    add("B", "P", {20, 0, 20, 20, 140});
+    add("C", "control", {40, 20, 20, 20, 100});  // the held-out context: never used
+  }
+  DataFrame obs;
+  for (size_t i = 0; i < context.size(); ++i) obs.index.push_back("cell" + std::to_string(i));
+  obs.columns.push_back(Column::categorical("cell_type", context));
+  obs.columns.push_back(Column::categorical("condition", condition));
+
+  const auto down = consistently_down_genes(counts, obs, "cell_type", "condition", "control", "P", "C");
+  ASSERT_EQ(down.size(), 2U);
+  EXPECT_EQ(down[0].gene, 0);
+  EXPECT_EQ(down[1].gene, 1);
+  EXPECT_EQ(down[0].n_contexts, 2);
+  // Perturbed and control cells both total 200 counts, so gene 0's normalised ratio is 0.5 in both.
+  EXPECT_NEAR(down[0].ratio, 0.5, 1e-9);
+  EXPECT_LT(down[1].ratio, 0.01);
+  EXPECT_TRUE(consistently_down_genes(counts, obs, "cell_type", "condition", "control", "Q", "C").empty());
+}
+
+}  // namespace
+}  // namespace lingshu
