@@ -1,9 +1,13 @@
 #pragma once
 // Helpers shared by the io tests: run a Python check and parse its JSON answer, build small
 // AnnData objects, compare matrices.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fstream>
+#include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +15,9 @@
 #include "test_support.h"
 
 namespace lingshu::testing {
+
+// A path as a Python string literal.
+inline std::string py_path(const std::filesystem::path& p) { return nlohmann::json(p.string()).dump(); }
 
 // Runs a /usr/bin/python3 script whose last stdout line is JSON; fails the test if it does not run.
 inline nlohmann::json python_json(const std::string& script) {
@@ -28,8 +35,28 @@ inline nlohmann::json python_json(const std::string& script) {
   }
 }
 
-// A path as a Python string literal.
-inline std::string py_path(const std::filesystem::path& p) { return nlohmann::json(p.string()).dump(); }
+// Runs a Python script that writes test files into the folder named by its variable OUT, once per
+// script text: the folder is kept in the temp directory under the script's hash, because CTest runs
+// every test in its own process and importing anndata costs seconds. nullopt (and a test failure)
+// if the script fails.
+inline std::optional<std::filesystem::path> python_made_files(const std::string& script) {
+  namespace fs = std::filesystem;
+  const fs::path done = fs::temp_directory_path() /
+                        fmt::format("lingshu-io-fixtures-{:016x}", std::hash<std::string>{}(script));
+  if (fs::exists(done / ".complete")) return done;
+  const TempDir work;
+  const CommandResult result = run_python("OUT = " + py_path(work.path()) + "\n" + script);
+  if (result.exit_code != 0) {
+    ADD_FAILURE() << result.output;
+    return std::nullopt;
+  }
+  std::ofstream(work / ".complete").put('\n');
+  std::error_code ec;
+  fs::rename(work.path(), done, ec);  // a parallel test process may have won the race: fine
+  if (fs::exists(done / ".complete")) return done;
+  ADD_FAILURE() << "cannot keep the test files in " << done << ": " << ec.message();
+  return std::nullopt;
+}
 
 inline std::vector<std::vector<float>> dense(const CsrMatrix& m) {
   std::vector<std::vector<float>> out;

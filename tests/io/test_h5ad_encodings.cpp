@@ -12,8 +12,6 @@
 namespace lingshu {
 namespace {
 
-using testing::py_path;
-using testing::TempDir;
 
 // The matrix every file below stores (4 cells x 5 genes).
 const std::vector<std::vector<float>> kM = {{0, 1, 0, 2, 0}, {3, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {4, 5, 6, 0, 7}};
@@ -110,20 +108,14 @@ print("done")
 class H5adEncodings : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::python_has("anndata")) return;
-    dir_ = std::make_unique<TempDir>();
-    const auto result = testing::run_python(std::string("OUT = ") + py_path(dir_->path()) + "\n" + kMakeFiles);
-    made_ = result.exit_code == 0;
-    if (!made_) ADD_FAILURE() << result.output;
+    if (testing::python_has("anndata")) dir_ = testing::python_made_files(kMakeFiles);
   }
-  static void TearDownTestSuite() { dir_.reset(); }
   void SetUp() override {
-    if (!made_) GTEST_SKIP() << "anndata/h5py not available to write the test files";
+    if (!dir_) GTEST_SKIP() << "anndata/h5py not available to write the test files";
   }
-  static std::filesystem::path file(const std::string& name) { return dir_->path() / name; }
+  static std::filesystem::path file(const std::string& name) { return *dir_ / name; }
 
-  static inline std::unique_ptr<TempDir> dir_;
-  static inline bool made_ = false;
+  static inline std::optional<std::filesystem::path> dir_;
 };
 
 void expect_standard_names(const AnnData& a) {

@@ -12,7 +12,6 @@
 namespace lingshu {
 namespace {
 
-using testing::py_path;
 using testing::TempDir;
 
 // Calls read_h5ad and returns the UserError message ("" and a test failure if it did not throw).
@@ -132,20 +131,14 @@ print("done")
 class H5adDamaged : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::python_has("anndata")) return;
-    dir_ = std::make_unique<TempDir>();
-    const auto result = testing::run_python(std::string("OUT = ") + py_path(dir_->path()) + "\n" + kDamage);
-    made_ = result.exit_code == 0;
-    if (!made_) ADD_FAILURE() << result.output;
+    if (testing::python_has("anndata")) dir_ = testing::python_made_files(kDamage);
   }
-  static void TearDownTestSuite() { dir_.reset(); }
   void SetUp() override {
-    if (!made_) GTEST_SKIP() << "anndata/h5py not available to write the test files";
+    if (!dir_) GTEST_SKIP() << "anndata/h5py not available to write the test files";
   }
-  static std::filesystem::path file(const std::string& name) { return dir_->path() / name; }
+  static std::filesystem::path file(const std::string& name) { return *dir_ / name; }
 
-  static inline std::unique_ptr<TempDir> dir_;
-  static inline bool made_ = false;
+  static inline std::optional<std::filesystem::path> dir_;
 };
 
 TEST_F(H5adDamaged, TheUndamagedFileReads) {
