@@ -1,0 +1,51 @@
+#pragma once
+// The reverse process of masked diffusion (MDLM / LLaDA / MaskGIT-style unmasking). Starting from
+// all-MASK (or partly pre-filled) cells, each of S steps runs the denoiser once, proposes a value
+// for every masked gene by sampling its predicted distribution (Gumbel-max in float64), and
+// commits the share of masked genes that the linear schedule allows: the most confident ones, or
+// a random share. Committed and pre-filled genes are never re-masked; after the last step no
+// gene is left masked.
+#include <ATen/core/Generator.h>
+#include <torch/types.h>
+
+#include <functional>
+#include <vector>
+
+namespace lingshu {
+
+enum class UnmaskOrder { Confidence, Random };
+
+struct SamplerOptions {
+  int steps = 32;
+  double temperature = 1.0;  // 0: always the most likely value
+  UnmaskOrder order = UnmaskOrder::Confidence;
+};
+
+// Maps the current tokens z [B, L] to float logits [B, L, K]. The plain model, or (later) a
+// guided combination of conditional and unconditional passes.
+using Denoiser = std::function<torch::Tensor(const torch::Tensor& z)>;
+
+// Genes committed at each of `steps` steps when `n_masked` start masked: the linear schedule
+// alpha_t = 1 - t at t_s = 1 - s/S leaves floor-rounded n_masked * (1 - s/S) masked after step s.
+// Sums to n_masked.
+std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps);
+
+// Proposed values and their log-probabilities: argmax(logits / temperature + Gumbel noise),
+// computed in float64. Returns {tokens int64 [B, L], log p(token) float64 [B, L]}.
+std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logits, double temperature,
+                                                       at::Generator& generator);
+
+// Commits, in each row, the `n_commit[row]` masked positions of highest `score` (ties by
+// position). tokens, proposals: [B, L] int64; masked: [B, L] bool; score: [B, L] float64.
+// Returns {new tokens, new masked}.
+std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& tokens, const torch::Tensor& proposals,
+                                                       const torch::Tensor& masked, const torch::Tensor& score,
+                                                       const torch::Tensor& n_commit);
+
+// Runs the reverse process. `initial` [B, L] int64 holds MASK (= mask_token) where values are to
+// be generated and fixed values elsewhere (pre-filled genes, padding); `is_gene` [L] bool marks
+// real gene positions (padding is left as it is). Returns tokens [B, L] with no MASK at genes.
+torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial, const torch::Tensor& is_gene,
+                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator);
+
+}  // namespace lingshu

@@ -1,0 +1,421 @@
+#include "train/trainer.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+#include <torch/types.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <numeric>
+#include <optional>
+#include <random>
+
+#include "core/error.h"
+#include "core/progress.h"
+#include "model/model.h"
+#include "model/model_dir.h"
+#include "model/precision.h"
+#include "model/weights.h"
+#include "train/batch_loader.h"
+#include "train/checkpoint.h"
+#include "train/lr_schedule.h"
+#include "train/objective.h"
+
+namespace lingshu {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr int64_t kMinCells = 10;
+constexpr int64_t kSpeedProbeSteps = 10;  // steps timed before a --minutes run plans its schedule
+
+// splitmix64: independent, reproducible streams from (seed, purpose, index).
+uint64_t mix_seed(uint64_t seed, uint64_t index) {
+  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (index + 1);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+// The masks and times of step `step` depend only on (seed, step): a resumed run replays them.
+at::Generator step_generator(uint64_t seed, int64_t step) {
+  return at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
+}
+
+nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
+  return {{"batch_size", o.batch_size},     {"steps", o.steps},
+          {"minutes", o.minutes},           {"lr", o.lr},
+          {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup},
+          {"weight_decay", o.weight_decay}, {"grad_clip", o.grad_clip},
+          {"val_fraction", o.val_fraction}, {"max_val_cells", o.max_val_cells},
+          {"eval_every", o.eval_every},     {"log_every", o.log_every},
+          {"checkpoint_every", o.checkpoint_every}, {"seed", o.seed},
+          {"precision", o.precision},       {"p_uncond", o.p_uncond},
+          {"condition_fields", o.condition_fields}, {"n_cells", n_cells}};
+}
+
+// The stored settings of a model directory, with this invocation's run-time choices kept.
+TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now) {
+  TrainOptions o = now;
+  o.batch_size = j.at("batch_size");
+  o.steps = j.at("steps");
+  o.minutes = j.at("minutes");
+  o.lr = j.at("lr");
+  o.min_lr_ratio = j.at("min_lr_ratio");
+  o.warmup = j.at("warmup");
+  o.weight_decay = j.at("weight_decay");
+  o.grad_clip = j.at("grad_clip");
+  o.val_fraction = j.at("val_fraction");
+  o.max_val_cells = j.at("max_val_cells");
+  o.eval_every = j.at("eval_every");
+  o.log_every = j.at("log_every");
+  o.checkpoint_every = j.at("checkpoint_every");
+  o.seed = j.at("seed");
+  o.precision = j.at("precision");
+  o.p_uncond = j.at("p_uncond");
+  o.condition_fields = j.at("condition_fields").get<std::vector<std::string>>();
+  return o;
+}
+
+// Two parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings,
+// biases and LayerNorm gains.
+torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptions& o) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& item : model->named_parameters()) {
+    const auto& name = item.key();
+    const bool is_table = name.find("emb") != std::string::npos || name == "patch_pos" || name == "gene_logit_bias";
+    (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
+  }
+  const auto options = torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).eps(1e-8);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(options).weight_decay(o.weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(options).weight_decay(0.0)));
+  return torch::optim::AdamW(std::move(groups), options);
+}
+
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+}
+
+// Held-out cells with fixed diffusion times (evenly spaced in (eps, 1)) and fixed masks, so every
+// evaluation measures the same estimator of the validation loss.
+struct ValidationSet {
+  torch::Tensor tokens, t, mask, conditions;
+};
+
+ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& tokenizer,
+                                  const GenePatching& patching, const torch::Tensor& is_gene, uint64_t seed,
+                                  int64_t n_fields) {
+  ValidationSet v;
+  std::vector<int64_t> rows(static_cast<size_t>(counts.n_rows));
+  std::iota(rows.begin(), rows.end(), 0);
+  v.tokens = encode_cells(counts, rows, tokenizer, patching);
+  const auto n = static_cast<double>(counts.n_rows);
+  v.t = (kMinDiffusionTime + (1 - kMinDiffusionTime) * (torch::arange(counts.n_rows, torch::kDouble) + 0.5) / n)
+            .to(torch::kFloat);
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0xDA7AULL << 32));
+  v.mask = forward_mask(v.t, is_gene, generator);
+  v.conditions = torch::zeros({counts.n_rows, n_fields}, torch::kLong);
+  return v;
+}
+
+struct ValidationLoss {
+  double loss = std::numeric_limits<double>::quiet_NaN();
+  double masked_ce = std::numeric_limits<double>::quiet_NaN();
+};
+
+ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v, int64_t batch_size,
+                               Precision precision, const torch::Device& device, int64_t n_genes, int64_t mask_token) {
+  if (!v.tokens.defined() || v.tokens.size(0) == 0) return {};
+  torch::NoGradGuard no_grad;
+  model->eval();
+  double loss_sum = 0, ce_sum = 0, masked = 0;
+  const int64_t n = v.tokens.size(0);
+  for (int64_t begin = 0; begin < n; begin += batch_size) {
+    const int64_t end = std::min(n, begin + batch_size);
+    const auto tokens = v.tokens.slice(0, begin, end).to(device);
+    const auto mask = v.mask.slice(0, begin, end).to(device);
+    const auto t = v.t.slice(0, begin, end).to(device);
+    torch::Tensor logits;
+    {
+      const AutocastScope autocast(precision, device);
+      logits = model->forward(apply_mask(tokens, mask, mask_token), v.conditions.slice(0, begin, end).to(device));
+    }
+    loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() * static_cast<double>(end - begin);
+    const double m = mask.sum().item<double>();
+    ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
+    masked += m;
+  }
+  model->train();
+  return {loss_sum / static_cast<double>(n), ce_sum / std::max(masked, 1.0)};
+}
+
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const auto name = entry.path().filename().string();
+    if (name.starts_with(".") && name.find(".tmp") != std::string::npos) fs::remove(entry.path(), ec);
+  }
+}
+
+class TrainLog {
+ public:
+  explicit TrainLog(const fs::path& path) : out_(path, std::ios::app) {
+    if (!out_) throw UserError(fmt::format("cannot write the training log {}", path.string()));
+  }
+  void write(const nlohmann::json& line) {
+    out_ << line.dump() << '\n';
+    out_.flush();
+  }
+
+ private:
+  std::ofstream out_;
+};
+
+}  // namespace
+
+void require_raw_counts(const CsrMatrix& counts, const std::string& source) {
+  for (int64_t i = 0; i < counts.nnz(); ++i) {
+    const float v = counts.values[static_cast<size_t>(i)];
+    if (!std::isfinite(v) || v < 0 || v != std::floor(v)) {
+      throw UserError(fmt::format(
+          "{} does not hold raw counts (found the value {} in X): lingshu models integer UMI counts; pass "
+          "--layer counts (or raw) if the file keeps them there",
+          source, v));
+    }
+  }
+}
+
+Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, uint64_t seed) {
+  std::vector<int64_t> order(static_cast<size_t>(n_cells));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(mix_seed(seed, 0x5B117ULL << 32));
+  std::shuffle(order.begin(), order.end(), rng);
+  int64_t n_val = val_fraction > 0 ? std::max<int64_t>(1, std::llround(val_fraction * static_cast<double>(n_cells))) : 0;
+  n_val = std::min({n_val, max_val_cells, n_cells / 2});
+  Split s;
+  s.validation.assign(order.begin(), order.begin() + n_val);
+  s.train.assign(order.begin() + n_val, order.end());
+  std::sort(s.validation.begin(), s.validation.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
+  TrainOptions options = requested;
+  ModelMetadata meta;
+  const fs::path& dir = requested.out;
+  const bool resuming = requested.resume;
+
+  if (resuming) {
+    meta = read_model_metadata(dir);
+    try {
+      options = options_from_json(meta.training, requested);
+    } catch (const nlohmann::json::exception&) {
+      throw UserError(fmt::format("{}/config.json lacks the training settings; it cannot be resumed", dir.string()));
+    }
+    const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
+    if (meta.gene_names != data.gene_names() || stored_cells != data.n_obs()) {
+      throw UserError(fmt::format(
+          "--resume: the data ({} cells x {} genes) is not the file this model was trained on ({} cells x {} genes); "
+          "pass the same file and --layer/--genes",
+          data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
+    }
+    remove_stale_temporaries(dir);
+  } else if (is_model_dir(dir)) {
+    throw UserError(fmt::format("{} already holds a model; pass --resume to continue training it, or choose "
+                                "another --out",
+                                dir.string()));
+  }
+  if (options.steps <= 0 && options.minutes <= 0) {
+    throw UserError("give a training length: --steps N and/or --minutes M");
+  }
+  if (options.batch_size < 1) throw UserError("--batch-size must be at least 1");
+  if (data.n_obs() < kMinCells) {
+    throw UserError(fmt::format("only {} cells in the data; training needs at least {} (more is better: "
+                                "thousands)",
+                                data.n_obs(), kMinCells));
+  }
+  require_raw_counts(data.X, "the training data");
+
+  const Split split = split_cells(data.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
+  const CsrMatrix train_counts = data.X.select_rows(split.train);
+  const CsrMatrix val_counts = data.X.select_rows(split.validation);
+
+  if (!resuming) {
+    meta.config = options.model;
+    meta.config.n_genes = data.n_vars();
+    meta.config.n_tokens = options.tokenizer.n_tokens;
+    meta.config.condition_vocab_sizes.clear();
+    meta.config.validate();
+    meta.tokenizer = Tokenizer::fit(train_counts, options.tokenizer);
+    meta.patching = GenePatching::make(data.n_vars(), meta.config.patch_size, options.seed);
+    meta.gene_names = data.gene_names();
+    meta.training = options_to_json(options, data.n_obs());
+    write_model_metadata(dir, meta);
+  }
+  const ModelConfig& config = meta.config;
+  const int64_t mask_token = config.n_tokens;
+
+  const auto device = resolve_device(options.device);
+  const auto precision = resolve_precision(options.precision, device);
+  torch::manual_seed(mix_seed(options.seed, 0x1417ULL << 32));  // weight initialisation
+  MaskedDiffusionModel model(config);
+  model->to(device);
+  model->train();
+  auto optimizer = make_optimizer(model, options);
+
+  nlohmann::json state = {{"step", 0}, {"total_steps", options.steps}, {"planned", options.minutes <= 0},
+                          {"elapsed_seconds", 0.0}};
+  const fs::path checkpoint_path = dir / "checkpoint.pt";
+  if (resuming && fs::exists(checkpoint_path)) {
+    state = load_checkpoint(checkpoint_path, model, optimizer, device);
+  }
+  int64_t step = state.at("step");
+  int64_t total_steps = state.at("total_steps");
+  bool planned = state.at("planned");
+  const double elapsed_before = state.at("elapsed_seconds");
+  const auto start = Clock::now();
+  const auto elapsed_total = [&] {
+    return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
+  };
+  const auto schedule_for = [&](int64_t total) {
+    return LrSchedule{options.lr, std::max<int64_t>(1, std::min(options.warmup, total / 10)), total,
+                      options.min_lr_ratio};
+  };
+  // Until a --minutes run has measured its speed it warms up as if the run were long.
+  LrSchedule schedule = planned ? schedule_for(total_steps)
+                                : LrSchedule{options.lr, std::max<int64_t>(options.warmup, 1),
+                                             std::numeric_limits<int32_t>::max(), options.min_lr_ratio};
+
+  auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
+  is_gene.slice(0, 0, config.n_genes).fill_(true);
+  const auto validation =
+      make_validation_set(val_counts, meta.tokenizer, meta.patching, is_gene, options.seed, config.n_conditions());
+  const std::vector<std::vector<int64_t>> no_conditions;
+  BatchLoader loader(train_counts, meta.tokenizer, meta.patching, no_conditions, options.batch_size,
+                     options.seed, step);
+  TrainLog log(dir / "train_log.jsonl");
+  const auto is_gene_device = is_gene.to(device);
+
+  std::optional<Progress> progress;
+  if (!options.quiet && planned) progress.emplace("train", total_steps, "steps");
+  TrainResult result;
+  result.precision = precision_name(precision);
+  double window_loss = 0;
+  int64_t window_steps = 0, steps_this_run = 0;
+  ValidationLoss val;
+  std::optional<Clock::time_point> timed_from;  // after the first step (allocations, warm-up)
+  int64_t timed_steps = 0;
+
+  const auto save_all = [&] {
+    state = {{"step", step}, {"total_steps", total_steps}, {"planned", planned},
+             {"elapsed_seconds", elapsed_total()}};
+    save_checkpoint(checkpoint_path, model, optimizer, state);
+    save_weights(dir, model);
+  };
+  const auto out_of_time = [&] { return options.minutes > 0 && elapsed_total() >= options.minutes * 60.0; };
+
+  while ((!planned || step < total_steps) && !out_of_time()) {
+    if (options.stop_after_steps > 0 && steps_this_run >= options.stop_after_steps) break;
+    const TokenBatch batch = loader.next();
+    auto generator = step_generator(options.seed, step);
+    const auto t = sample_diffusion_times(options.batch_size, generator);
+    const auto mask = forward_mask(t, is_gene, generator);
+    const auto conditions = drop_conditions(batch.conditions, options.p_uncond, generator);
+    const auto tokens = batch.tokens.to(device);
+    const auto mask_d = mask.to(device);
+    torch::Tensor loss;
+    {
+      const AutocastScope autocast(precision, device);
+      const auto logits = model->forward(apply_mask(tokens, mask_d, mask_token), conditions.to(device));
+      loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device), config.n_genes);
+    }
+    const double lr = schedule.at(step);
+    set_learning_rate(optimizer, lr);
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model->parameters(), options.grad_clip);
+    optimizer.step();
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value)) {
+      throw UserError(fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step, loss_value,
+                                  options.lr));
+    }
+    ++step;
+    ++steps_this_run;
+    window_loss += loss_value;
+    ++window_steps;
+    if (!timed_from) {
+      timed_from = Clock::now();
+    } else {
+      ++timed_steps;
+    }
+    const double timed_seconds = std::chrono::duration<double>(Clock::now() - *timed_from).count();
+    const double steps_per_second = timed_steps > 0 ? static_cast<double>(timed_steps) / timed_seconds : 0.0;
+
+    if (!planned && timed_steps >= kSpeedProbeSteps) {
+      // Plan the schedule for the steps that fit in the remaining budget at the measured speed.
+      const double remaining = options.minutes * 60.0 - elapsed_total();
+      total_steps = step + static_cast<int64_t>(remaining * steps_per_second);
+      if (options.steps > 0) total_steps = std::min(total_steps, options.steps);
+      total_steps = std::max(total_steps, step + 1);
+      schedule = schedule_for(total_steps);
+      planned = true;
+      if (!options.quiet) {
+        fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
+                   steps_per_second, total_steps, options.minutes);
+        progress.emplace("train", total_steps, "steps");
+      }
+    }
+    if (step % options.log_every == 0 || (planned && step == total_steps)) {
+      result.train_loss = window_loss / static_cast<double>(window_steps);
+      log.write({{"step", step}, {"lr", lr}, {"loss", result.train_loss},
+                 {"cells_per_s", steps_per_second * static_cast<double>(options.batch_size)},
+                 {"elapsed_s", elapsed_total()}});
+      window_loss = 0;
+      window_steps = 0;
+    }
+    const bool last = planned && step == total_steps;
+    if (step % options.eval_every == 0 || last) {
+      val = validation_loss(model, validation, options.batch_size * 2, precision, device, config.n_genes, mask_token);
+      log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
+    }
+    if (step % options.checkpoint_every == 0 && !last) save_all();
+    if (progress) {
+      progress->update(step, std::isnan(val.loss) ? fmt::format("loss {:.4f}", loss_value)
+                                                  : fmt::format("loss {:.4f} | val {:.4f}", loss_value, val.loss));
+    }
+  }
+  if (window_steps > 0) result.train_loss = window_loss / static_cast<double>(window_steps);
+  const bool finished = planned && step >= total_steps;
+  if (out_of_time() && !finished) {
+    // The budget ended before the planned steps (the machine slowed down): finish here.
+    total_steps = step;
+    val = validation_loss(model, validation, options.batch_size * 2, precision, device, config.n_genes, mask_token);
+    log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
+  }
+  save_all();
+  if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", result.train_loss, val.loss));
+
+  result.steps = step;
+  result.total_steps = total_steps;
+  result.val_loss = val.loss;
+  result.val_masked_ce = val.masked_ce;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  if (timed_from && timed_steps > 0) {
+    result.cells_per_second = static_cast<double>(timed_steps * options.batch_size) /
+                              std::chrono::duration<double>(Clock::now() - *timed_from).count();
+  }
+  return result;
+}
+
+}  // namespace lingshu

@@ -1,0 +1,67 @@
+#pragma once
+// `lingshu train`: fits the tokenizer and the masked diffusion model to a counts file and writes a
+// model directory (model/model_dir.h). Free of LibTorch so the CLI stays light.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/anndata.h"
+#include "data/tokenizer.h"
+#include "model/config.h"
+
+namespace lingshu {
+
+struct TrainOptions {
+  std::filesystem::path out;     // model directory
+  bool resume = false;           // continue from out/checkpoint.pt with the stored settings
+  ModelConfig model;             // preset + overrides; n_genes is filled in from the data
+  TokenizerConfig tokenizer;
+  int64_t batch_size = 16;
+  int64_t steps = 0;             // optimiser steps (0: decided by `minutes`)
+  double minutes = 0;            // wall-clock budget (0: none); with both, whichever ends first
+  double lr = 1e-3;              // peak learning rate
+  double min_lr_ratio = 0.1;     // cosine decays to this fraction of lr
+  int64_t warmup = 100;          // warm-up steps (at most a tenth of the run)
+  double weight_decay = 0.01;
+  double grad_clip = 1.0;
+  double val_fraction = 0.05;    // held-out cells for the validation loss
+  int64_t max_val_cells = 256;
+  int64_t eval_every = 200;      // validation loss every N steps (and at the end)
+  int64_t log_every = 10;        // train_log.jsonl line every N steps
+  int64_t checkpoint_every = 500;
+  uint64_t seed = 0;
+  std::string precision = "auto";  // auto (bf16 where the hardware has it), fp32, bf16
+  std::string device = "cpu";      // cpu, cuda
+  double p_uncond = 0.1;           // condition dropout to NULL (classifier-free guidance)
+  std::vector<std::string> condition_fields;  // obs columns (empty: unconditional)
+  bool quiet = false;              // no progress output
+  // Stops after this many steps of this invocation without finishing the run (tests of --resume).
+  int64_t stop_after_steps = 0;
+};
+
+struct TrainResult {
+  int64_t steps = 0;               // optimiser steps done in total
+  int64_t total_steps = 0;         // steps the schedule was planned for
+  double train_loss = 0;           // mean of the last logged window
+  double val_loss = 0;             // NaN without a validation split
+  double val_masked_ce = 0;        // mean cross-entropy of masked genes on the validation split
+  double seconds = 0;              // wall-clock of this invocation
+  double cells_per_second = 0;
+  std::string precision;           // what ran: fp32 or bf16
+};
+
+// Trains on `data` (counts; every gene, in the file's order) and writes the model directory.
+TrainResult train_model(const AnnData& data, const TrainOptions& options);
+
+// Rejects anything that is not raw counts (negative, non-integer or non-finite values), with a
+// hint about --layer. `source` names the file in the message.
+void require_raw_counts(const CsrMatrix& counts, const std::string& source);
+
+// The rows of `data` kept for validation, and the others, by a seeded shuffle.
+struct Split {
+  std::vector<int64_t> train, validation;
+};
+Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, uint64_t seed);
+
+}  // namespace lingshu

@@ -1,0 +1,130 @@
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <numeric>
+
+#include "sample/sampler.h"
+
+namespace lingshu {
+namespace {
+
+at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+
+TEST(UnmaskSchedule, CommitsEveryMaskedGeneOverTheSteps) {
+  for (const int64_t n : {0L, 1L, 7L, 100L, 13714L}) {
+    for (const int steps : {1, 3, 32, 200}) {
+      const auto counts = unmask_schedule(n, steps);
+      ASSERT_EQ(counts.size(), static_cast<size_t>(steps));
+      EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), int64_t{0}), n);
+      for (size_t s = 0; s < counts.size(); ++s) {
+        // Linear schedule: after step s+1 about n * (1 - (s+1)/S) genes remain masked.
+        const int64_t committed = std::accumulate(counts.begin(), counts.begin() + s + 1, int64_t{0});
+        EXPECT_EQ(committed, n * static_cast<int64_t>(s + 1) / steps);
+      }
+    }
+  }
+}
+
+TEST(Sampler, GumbelProposalsFollowTheTemperatureScaledDistribution) {
+  auto gen = generator(11);
+  const std::vector<double> p = {0.7, 0.2, 0.1};
+  const auto row = torch::log(torch::tensor(p, torch::kDouble)).to(torch::kFloat);
+  const auto logits = row.expand({8, 5000, 3}).contiguous();
+  auto [tokens, log_p] = propose_values(logits, 1.0, gen);
+  for (int64_t k = 0; k < 3; ++k) {
+    const double freq = (tokens == k).to(torch::kDouble).mean().item<double>();
+    EXPECT_NEAR(freq, p[k], 0.01) << "value " << k;  // 40,000 draws: sd < 0.0025
+  }
+  // The returned score is log p of the drawn value under the model.
+  EXPECT_NEAR(log_p.masked_select(tokens == 1).mean().item<double>(), std::log(0.2), 1e-6);
+  // Temperature 0.5 squares and renormalises the probabilities.
+  std::tie(tokens, log_p) = propose_values(logits, 0.5, gen);
+  const double z = 0.49 + 0.04 + 0.01;
+  EXPECT_NEAR((tokens == 0).to(torch::kDouble).mean().item<double>(), 0.49 / z, 0.01);
+  // Temperature 0: always the most likely value.
+  std::tie(tokens, log_p) = propose_values(logits, 0.0, gen);
+  EXPECT_TRUE((tokens == 0).all().item<bool>());
+}
+
+// A denoiser that records how many genes are still masked each time it is called.
+struct RecordingDenoiser {
+  int64_t mask_token;
+  torch::Tensor logits;  // fixed [B, L, K]
+  std::vector<torch::Tensor> masked_counts;
+  torch::Tensor operator()(const torch::Tensor& z) {
+    masked_counts.push_back((z == mask_token).sum(1));
+    return logits;
+  }
+};
+
+TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
+  torch::manual_seed(0);
+  const int64_t B = 3, L = 50, genes = 45, K = 6, mask = K;
+  const int steps = 7;
+  auto is_gene = torch::zeros({L}, torch::kBool);
+  is_gene.slice(0, 0, genes).fill_(true);
+  auto initial = torch::full({B, L}, mask, torch::kLong);
+  initial.slice(1, genes).fill_(mask);  // padding stays MASK: it is not a gene
+  // Row 1 has 5 genes pre-filled; they must keep their values.
+  initial[1].slice(0, 10, 15).fill_(2);
+  for (const auto order : {UnmaskOrder::Confidence, UnmaskOrder::Random}) {
+    auto state = std::make_shared<RecordingDenoiser>(RecordingDenoiser{mask, torch::randn({B, L, K}), {}});
+    auto gen = generator(5);
+    const auto out = sample_tokens([state](const torch::Tensor& z) { return (*state)(z); }, initial, is_gene, mask,
+                                   {steps, 1.0, order}, gen);
+    EXPECT_FALSE((out.slice(1, 0, genes) == mask).any().item<bool>());
+    EXPECT_TRUE((out.slice(1, 0, genes) < K).all().item<bool>());
+    EXPECT_TRUE((out.slice(1, genes) == mask).all().item<bool>());  // padding untouched
+    EXPECT_TRUE((out[1].slice(0, 10, 15) == 2).all().item<bool>());
+    ASSERT_EQ(state->masked_counts.size(), static_cast<size_t>(steps));
+    for (int64_t b = 0; b < B; ++b) {
+      const int64_t to_fill = b == 1 ? genes - 5 : genes;
+      const auto schedule = unmask_schedule(to_fill, steps);
+      int64_t remaining = to_fill;
+      for (int s = 0; s < steps; ++s) {
+        // The count seen by call s (padding included), minus padding, is what was still masked.
+        EXPECT_EQ(state->masked_counts[s][b].item<int64_t>() - (L - genes), remaining) << "row " << b << " step " << s;
+        remaining -= schedule[s];
+      }
+      EXPECT_EQ(remaining, 0);
+    }
+  }
+}
+
+TEST(Sampler, ConfidenceOrderCommitsTheSurestGenesFirst) {
+  // Position p's distribution gets sharper with p: the first of 4 steps must commit the last 4.
+  const int64_t L = 16, K = 4, mask = K;
+  auto logits = torch::zeros({1, L, K});
+  for (int64_t p = 0; p < L; ++p) logits[0][p][1] = static_cast<float>(p + 1);
+  auto is_gene = torch::ones({L}, torch::kBool);
+  auto gen = generator(2);
+  std::vector<torch::Tensor> seen;
+  const auto out = sample_tokens(
+      [&](const torch::Tensor& z) {
+        seen.push_back(z.clone());
+        return logits;
+      },
+      torch::full({1, L}, mask, torch::kLong), is_gene, mask, {4, 0.0, UnmaskOrder::Confidence}, gen);
+  ASSERT_EQ(seen.size(), 4u);
+  EXPECT_TRUE((seen[1][0].slice(0, 12) == 1).all().item<bool>());
+  EXPECT_TRUE((seen[1][0].slice(0, 0, 12) == mask).all().item<bool>());
+  EXPECT_TRUE((out == 1).all().item<bool>());
+}
+
+TEST(Sampler, SameSeedSameTokens) {
+  torch::manual_seed(1);
+  const auto logits = torch::randn({2, 30, 5});
+  const Denoiser d = [&](const torch::Tensor&) { return logits; };
+  const auto initial = torch::full({2, 30}, 5, torch::kLong);
+  const auto is_gene = torch::ones({30}, torch::kBool);
+  auto g1 = generator(9), g2 = generator(9), g3 = generator(10);
+  const auto a = sample_tokens(d, initial, is_gene, 5, {}, g1);
+  const auto b = sample_tokens(d, initial, is_gene, 5, {}, g2);
+  const auto c = sample_tokens(d, initial, is_gene, 5, {}, g3);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, c));
+}
+
+}  // namespace
+}  // namespace lingshu

@@ -1,0 +1,254 @@
+// End-to-end training on simulated counts: resume equivalence, learning beyond the per-gene
+// marginal, generated cells that recover the simulated cell types, and the errors users meet.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "data/simulator.h"
+#include "model/model_dir.h"
+#include "model/weights.h"
+#include "sample/generate.h"
+#include "test_support.h"
+#include "train/batch_loader.h"
+#include "train/trainer.h"
+
+namespace lingshu {
+namespace {
+
+Simulation simulated(int64_t cells, int64_t genes, int types, uint64_t seed) {
+  SimulatorConfig c;
+  c.n_cells = cells;
+  c.n_genes = genes;
+  c.n_cell_types = types;
+  c.seed = seed;
+  c.de_prob = 0.3;
+  c.de_fac_loc = 1.0;
+  c.lib_loc = 7.0;
+  return simulate(c);
+}
+
+TrainOptions tiny_options(const std::filesystem::path& out, int64_t steps) {
+  TrainOptions o;
+  o.out = out;
+  o.model = ModelConfig::from_preset("tiny");
+  o.model.patch_size = 8;
+  o.tokenizer.n_tokens = 16;
+  o.tokenizer.exact_limit = 8;
+  o.batch_size = 16;
+  o.steps = steps;
+  o.lr = 3e-3;
+  o.warmup = 10;
+  o.eval_every = 1000000;
+  o.checkpoint_every = 1000000;
+  o.precision = "fp32";
+  o.quiet = true;
+  o.seed = 4;
+  return o;
+}
+
+std::map<std::string, torch::Tensor> stored_weights(const std::filesystem::path& dir) {
+  const auto meta = read_model_metadata(dir);
+  auto model = load_weights(dir, meta.config);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& item : model->named_parameters()) out[item.key()] = item.value().clone();
+  return out;
+}
+
+TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
+  testing::TempDir dir;
+  const auto sim = simulated(120, 64, 2, 1);
+  const auto straight = train_model(sim.data, tiny_options(dir / "straight", 12));
+  EXPECT_EQ(straight.steps, 12);
+
+  auto first = tiny_options(dir / "resumed", 12);
+  first.stop_after_steps = 5;  // as if killed after the checkpoint at step 5
+  EXPECT_EQ(train_model(sim.data, first).steps, 5);
+  auto again = tiny_options(dir / "resumed", 0);
+  again.resume = true;
+  again.lr = 1.0;  // stored settings win over the command line when resuming
+  const auto resumed = train_model(sim.data, again);
+  EXPECT_EQ(resumed.steps, 12);
+
+  const auto a = stored_weights(dir / "straight");
+  const auto b = stored_weights(dir / "resumed");
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
+  // And the run did change the initial weights (the comparison is not vacuous).
+  auto fresh = tiny_options(dir / "fresh", 1);
+  train_model(sim.data, fresh);
+  EXPECT_FALSE(torch::equal(a.at("head.weight"), stored_weights(dir / "fresh").at("head.weight")));
+}
+
+// Mean over validation cells and genes of -log p(token) under each gene's training marginal
+// (add-one smoothed): the loss of a model that ignores the other genes.
+double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir, const TrainOptions& o) {
+  const auto meta = read_model_metadata(model_dir);
+  const auto split = split_cells(sim.data.n_obs(), o.val_fraction, o.max_val_cells, o.seed);
+  const int K = meta.tokenizer.n_tokens();
+  const auto G = static_cast<size_t>(sim.data.n_vars());
+  std::vector<double> counts(G * K, 1.0);
+  std::vector<uint8_t> tokens(G);
+  for (const int64_t row : split.train) {
+    meta.tokenizer.encode_row(sim.data.X, row, tokens);
+    for (size_t g = 0; g < G; ++g) counts[g * K + tokens[g]] += 1;
+  }
+  double ce = 0;
+  for (const int64_t row : split.validation) {
+    meta.tokenizer.encode_row(sim.data.X, row, tokens);
+    for (size_t g = 0; g < G; ++g) {
+      ce -= std::log(counts[g * K + tokens[g]] / (static_cast<double>(split.train.size()) + K));
+    }
+  }
+  return ce / static_cast<double>(split.validation.size() * G);
+}
+
+// log1p(counts / total * 1e4) of each row.
+std::vector<std::vector<double>> log_normalised(const CsrMatrix& x) {
+  std::vector<std::vector<double>> out;
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    auto row = x.dense_row(r);
+    double total = 0;
+    for (const float v : row) total += v;
+    std::vector<double> e(row.size());
+    for (size_t j = 0; j < row.size(); ++j) e[j] = std::log1p(row[j] / std::max(total, 1.0) * 1e4);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
+  testing::TempDir dir;
+  const int types = 3;
+  const auto sim = simulated(900, 96, types, 2);
+  auto o = tiny_options(dir / "model", 400);
+  o.batch_size = 32;
+  o.val_fraction = 0.1;
+  o.eval_every = 400;
+  const auto result = train_model(sim.data, o);
+  const double marginal = marginal_cross_entropy(sim, dir / "model", o);
+  // The model sees the unmasked genes of the cell (its type, its library size): it must beat
+  // the best predictor that ignores them, clearly.
+  EXPECT_LT(result.val_masked_ce, 0.95 * marginal) << "marginal " << marginal;
+
+  GenerateOptions g;
+  g.model_dir = dir / "model";
+  g.n_cells = 300;
+  g.steps = 16;
+  g.batch_size = 100;
+  g.seed = 3;
+  g.quiet = true;
+  g.precision = "fp32";
+  const AnnData generated = generate_cells(g);
+  ASSERT_EQ(generated.n_obs(), 300);
+  ASSERT_EQ(generated.gene_names(), sim.data.gene_names());
+
+  // Nearest centroid of the simulated types (log-normalised expression) for each generated cell.
+  const auto real = log_normalised(sim.data.X);
+  const auto G = static_cast<size_t>(sim.data.n_vars());
+  std::vector<std::vector<double>> centroid(types, std::vector<double>(G, 0.0));
+  std::vector<int> members(types, 0);
+  for (size_t i = 0; i < real.size(); ++i) {
+    const int t = sim.truth.cell_type[i];
+    ++members[t];
+    for (size_t j = 0; j < G; ++j) centroid[t][j] += real[i][j];
+  }
+  for (int t = 0; t < types; ++t) {
+    for (auto& v : centroid[t]) v /= members[t];
+  }
+  std::vector<int> assigned(types, 0);
+  for (const auto& cell : log_normalised(generated.X)) {
+    int best = 0;
+    double best_d = INFINITY;
+    for (int t = 0; t < types; ++t) {
+      double d = 0;
+      for (size_t j = 0; j < G; ++j) d += (cell[j] - centroid[t][j]) * (cell[j] - centroid[t][j]);
+      if (d < best_d) best_d = d, best = t;
+    }
+    ++assigned[best];
+  }
+  for (int t = 0; t < types; ++t) {
+    EXPECT_GE(assigned[t], 300 * members[t] / static_cast<int>(real.size()) / 3)
+        << "type " << t << " has " << members[t] << " real cells";
+  }
+}
+
+TEST(Trainer, SameSeedGivesTheSameCells) {
+  testing::TempDir dir;
+  const auto sim = simulated(100, 40, 2, 5);
+  train_model(sim.data, tiny_options(dir / "m", 5));
+  GenerateOptions g;
+  g.model_dir = dir / "m";
+  g.n_cells = 7;
+  g.steps = 4;
+  g.batch_size = 4;
+  g.quiet = true;
+  g.precision = "fp32";
+  const auto a = generate_cells(g);
+  const auto b = generate_cells(g);
+  g.seed = 1;
+  const auto c = generate_cells(g);
+  EXPECT_EQ(a.X.values, b.X.values);
+  EXPECT_EQ(a.X.indices, b.X.indices);
+  EXPECT_NE(a.X.values, c.X.values);
+  for (const float v : a.X.values) EXPECT_EQ(v, std::floor(v));  // integer counts
+}
+
+TEST(Trainer, BadInputsAreClearUserErrors) {
+  testing::TempDir dir;
+  const auto sim = simulated(60, 20, 2, 6);
+  auto o = tiny_options(dir / "p", 2);
+  o.model.patch_size = 32;
+  EXPECT_THROW(train_model(sim.data, o), UserError);  // P larger than the gene count
+
+  const auto few = sim.data.select_cells({0, 1, 2, 3, 4});
+  EXPECT_THROW(train_model(few, tiny_options(dir / "few", 2)), UserError);
+
+  auto log_data = sim.data;
+  for (auto& v : log_data.X.values) v = std::log1p(v) + 0.5f;
+  EXPECT_THROW(train_model(log_data, tiny_options(dir / "log", 2)), UserError);
+
+  train_model(sim.data, tiny_options(dir / "m", 2));
+  EXPECT_THROW(train_model(sim.data, tiny_options(dir / "m", 2)), UserError);  // exists, no --resume
+
+  auto other_data = tiny_options(dir / "m", 2);
+  other_data.resume = true;
+  EXPECT_THROW(train_model(sim.data.select_cells({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), other_data), UserError);
+
+  // A model directory of another format version is refused with the versions named.
+  nlohmann::json config;
+  std::ifstream(dir / "m" / "config.json") >> config;
+  config["format_version"] = kModelFormatVersion + 1;
+  std::ofstream(dir / "m" / "config.json") << config.dump();
+  try {
+    read_model_metadata(dir / "m");
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("format version"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(read_model_metadata(dir / "nothing"), UserError);
+}
+
+TEST(BatchLoader, BackgroundBatchesMatchDirectEncodingInStreamOrder) {
+  const auto sim = simulated(50, 30, 2, 7);
+  const auto tokenizer = Tokenizer::fit(sim.data.X, {16, 8, 0.9999});
+  const auto patching = GenePatching::make(30, 8, 1);
+  const std::vector<std::vector<int64_t>> none;
+  BatchLoader loader(sim.data.X, tokenizer, patching, none, 8, 3, /*first_batch=*/4);
+  for (int64_t b = 4; b < 12; ++b) {
+    const auto batch = loader.next();
+    EXPECT_EQ(batch.index, b);
+    const auto rows = BatchLoader::batch_rows(50, 8, 3, b);
+    EXPECT_TRUE(torch::equal(batch.tokens, encode_cells(sim.data.X, rows, tokenizer, patching)));
+    // Padding (32 positions for 30 genes) holds MASK; genes hold their value tokens.
+    EXPECT_TRUE((batch.tokens.slice(1, 30) == tokenizer.mask_token()).all().item<bool>());
+    EXPECT_TRUE((batch.tokens.slice(1, 0, 30) < tokenizer.n_tokens()).all().item<bool>());
+  }
+}
+
+}  // namespace
+}  // namespace lingshu
