@@ -177,7 +177,8 @@ void Handle::reset() {
 }
 
 void silence_errors() {
-  static const bool silenced = [] {
+  // The thread-safe libhdf5 (Debian's) keeps the error stack and its printing per thread.
+  thread_local const bool silenced = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     return true;
   }();
@@ -395,6 +396,7 @@ void require_readable_filters(hid_t dataset, const std::string& where) {
 template <typename T>
 void read_1d(hid_t dataset, int64_t offset, int64_t count, T* out, const std::string& where) {
   if (count <= 0) return;
+  silence_errors();  // a row reader may be used from another thread than the one that opened it
   const Handle file_space(H5Dget_space(dataset));
   const hsize_t start = static_cast<hsize_t>(offset);
   const hsize_t n = static_cast<hsize_t>(count);
@@ -428,6 +430,7 @@ template std::vector<double> read_1d_all<double>(hid_t, const std::string&);
 void read_2d_rows(hid_t dataset, int64_t row, int64_t n_rows, int64_t n_cols, double* out,
                   const std::string& where) {
   if (n_rows <= 0 || n_cols <= 0) return;
+  silence_errors();
   const Handle file_space(H5Dget_space(dataset));
   const std::array<hsize_t, 2> start{static_cast<hsize_t>(row), 0};
   const std::array<hsize_t, 2> count{static_cast<hsize_t>(n_rows), static_cast<hsize_t>(n_cols)};

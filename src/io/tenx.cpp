@@ -173,7 +173,8 @@ MtxContent read_mtx(const fs::path& path) {
     throw UserError(fmt::format("{}: {} entries cannot fit a {} x {} matrix; the size line is wrong",
                                 path.string(), n_entries, mtx.n_genes, mtx.n_cells));
   }
-  mtx.entries.reserve(static_cast<size_t>(std::min<int64_t>(n_entries, int64_t{1} << 26)));
+  // Capped: a corrupt size line must not reserve gigabytes up front.
+  mtx.entries.reserve(static_cast<size_t>(std::min<int64_t>(n_entries, int64_t{1} << 20)));
   while (reader.next(line)) {
     if (line.empty() || line[0] == '%') continue;
     const auto words = split_whitespace(line);
