@@ -1,0 +1,622 @@
+#include "eval/perturbation_baselines.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <random>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/progress.h"
+#include "data/preprocess.h"
+#include "data/random.h"
+#include "eval/de.h"
+
+namespace lingshu {
+
+// ---- kinds and the pairs file -------------------------------------------------------------------
+
+BaselineKind parse_baseline_kind(const std::string& name) {
+  if (name == "mean") return BaselineKind::Mean;
+  if (name == "control") return BaselineKind::Control;
+  if (name == "additive") return BaselineKind::Additive;
+  throw UserError(fmt::format("unknown baseline '{}'; choose mean, control or additive", name));
+}
+
+const char* baseline_kind_name(BaselineKind kind) {
+  switch (kind) {
+    case BaselineKind::Mean:
+      return "mean";
+    case BaselineKind::Control:
+      return "control";
+    case BaselineKind::Additive:
+      return "additive";
+  }
+  return "?";
+}
+
+int PredictionPairs::column(const std::string& name) const {
+  const auto it = std::find(columns.begin(), columns.end(), name);
+  return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
+}
+
+namespace {
+
+// One CSV record: comma-separated, double-quoted fields may hold commas and "" for a quote.
+std::vector<std::string> split_csv_line(const std::string& line) {
+  std::vector<std::string> fields(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        fields.back() += '"';
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        fields.back() += c;
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      fields.emplace_back();
+    } else {
+      fields.back() += c;
+    }
+  }
+  for (auto& f : fields) {
+    const auto first = f.find_first_not_of(" \t");
+    const auto last = f.find_last_not_of(" \t");
+    f = first == std::string::npos ? std::string() : f.substr(first, last - first + 1);
+  }
+  return fields;
+}
+
+}  // namespace
+
+PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::string& source) {
+  std::istringstream in(csv_text);
+  std::string line;
+  int line_number = 0;
+  PredictionPairs pairs;
+  int n_cells_col = -1;
+  size_t n_fields = 0;
+  while (std::getline(in, line)) {
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") == std::string::npos) continue;
+    auto fields = split_csv_line(line);
+    if (n_fields == 0) {
+      const auto it = std::find(fields.begin(), fields.end(), "n_cells");
+      if (it == fields.end()) {
+        throw UserError(
+            fmt::format("{}: the header '{}' has no n_cells column; write e.g. "
+                        "'cell_type,condition,n_cells'",
+                        source, line));
+      }
+      n_cells_col = static_cast<int>(it - fields.begin());
+      n_fields = fields.size();
+      fields.erase(it);
+      pairs.columns = fields;
+      continue;
+    }
+    if (fields.size() != n_fields) {
+      throw UserError(fmt::format("{} line {}: {} fields where the header has {}", source, line_number,
+                                  fields.size(), n_fields));
+    }
+    const std::string count_text = fields[static_cast<size_t>(n_cells_col)];
+    size_t used = 0;
+    int64_t count = 0;
+    try {
+      count = std::stoll(count_text, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != count_text.size() || count < 1) {
+      throw UserError(fmt::format("{} line {}: n_cells '{}' is not a positive whole number", source,
+                                  line_number, count_text));
+    }
+    fields.erase(fields.begin() + n_cells_col);
+    pairs.rows.push_back(std::move(fields));
+    pairs.n_cells.push_back(count);
+  }
+  if (n_fields == 0 || pairs.rows.empty()) {
+    throw UserError(
+        fmt::format("{} lists no cells to predict; write a header and one row per "
+                    "(context, perturbation), e.g. 'cell_type,condition,n_cells' then 'K562,KLF1,100'",
+                    source));
+  }
+  return pairs;
+}
+
+PredictionPairs read_prediction_pairs(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  if (!in) throw UserError(fmt::format("cannot open the pairs file {}", path.string()));
+  std::stringstream text;
+  text << in.rdbuf();
+  return parse_prediction_pairs(text.str(), path.string());
+}
+
+// ---- counts for a target profile ----------------------------------------------------------------
+
+namespace {
+
+constexpr double kTargetSum = 1e4;
+
+// Poisson(lambda) evaluated at n evenly spaced probabilities, as (count, how many) pairs: the
+// number of points with value <= k is #{i : (i + 0.5) / n <= CDF(k)}.
+void stratified_poisson(double lambda, int64_t n, std::vector<std::pair<int64_t, int64_t>>& out) {
+  out.clear();
+  if (!(lambda > 0)) {
+    out.emplace_back(0, n);
+    return;
+  }
+  const double spread = std::sqrt(lambda);
+  // Start far enough below the mean that the mass left out is negligible (< 1e-30).
+  auto k = static_cast<int64_t>(std::max(0.0, std::floor(lambda - 12.0 * spread - 5.0)));
+  double pmf = std::exp(static_cast<double>(k) * std::log(lambda) - lambda -
+                        std::lgamma(static_cast<double>(k) + 1.0));
+  double cdf = pmf;
+  const auto k_max = static_cast<int64_t>(lambda + 40.0 * spread + 100.0);
+  const double dn = static_cast<double>(n);
+  int64_t below = 0;  // points with value < k
+  while (below < n) {
+    int64_t upto = k >= k_max ? n : static_cast<int64_t>(std::floor(dn * cdf - 0.5)) + 1;
+    upto = std::clamp<int64_t>(upto, below, n);
+    if (upto > below) out.emplace_back(k, upto - below);
+    below = upto;
+    ++k;
+    pmf *= lambda / static_cast<double>(k);
+    cdf += pmf;
+  }
+}
+
+double mean_log_value(const std::vector<std::pair<int64_t, int64_t>>& counts, int64_t n, double scale) {
+  double sum = 0;
+  for (const auto& [k, m] : counts)
+    sum += static_cast<double>(m) * std::log1p(static_cast<double>(k) * scale);
+  return sum / static_cast<double>(n);
+}
+
+// The Poisson rate whose stratified draws have mean log1p(k * scale) closest to `target`.
+std::vector<std::pair<int64_t, int64_t>> solve_gene_counts(
+    double target, int64_t n, double scale, std::vector<std::pair<int64_t, int64_t>>& scratch) {
+  std::vector<std::pair<int64_t, int64_t>> best;
+  if (!(target > 0)) {
+    stratified_poisson(0, n, best);
+    return best;
+  }
+  double lo = 0, hi = std::max(std::expm1(target) / scale, 1e-6);
+  for (int i = 0; i < 80; ++i) {
+    stratified_poisson(hi, n, scratch);
+    if (mean_log_value(scratch, n, scale) >= target) break;
+    lo = hi;
+    hi *= 2;
+  }
+  for (int i = 0; i < 60 && hi - lo > 1e-9 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    stratified_poisson(mid, n, scratch);
+    (mean_log_value(scratch, n, scale) < target ? lo : hi) = mid;
+  }
+  // The mean is a step function of lambda: take whichever side of the step lands closer.
+  std::vector<std::pair<int64_t, int64_t>> low;
+  stratified_poisson(lo, n, low);
+  stratified_poisson(hi, n, best);
+  if (std::abs(mean_log_value(low, n, scale) - target) < std::abs(mean_log_value(best, n, scale) - target)) {
+    return low;
+  }
+  return best;
+}
+
+struct GeneCells {
+  std::vector<std::pair<int32_t, float>> nonzero;  // (cell, count)
+};
+
+// Gene `gene`'s counts spread over cells by a shuffle that depends only on (seed, gene), so rounds
+// with slightly different rates move the same cells.
+void scatter_counts(const std::vector<std::pair<int64_t, int64_t>>& counts, int64_t n, uint64_t seed,
+                    int64_t gene, std::vector<int32_t>& order, GeneCells& out) {
+  order.resize(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::mt19937_64 rng(rnd::derive_seed(seed, static_cast<uint64_t>(gene)));
+  for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rnd::uniform_below(rng, i)]);
+  out.nonzero.clear();
+  size_t next = 0;
+  for (const auto& [k, m] : counts) {
+    for (int64_t r = 0; r < m; ++r, ++next) {
+      if (k > 0) out.nonzero.emplace_back(order[next], static_cast<float>(k));
+    }
+  }
+}
+
+CsrMatrix assemble_rows(const std::vector<GeneCells>& genes, int64_t n_cells) {
+  CsrMatrix m;
+  m.n_rows = n_cells;
+  m.n_cols = static_cast<int64_t>(genes.size());
+  m.indptr.assign(static_cast<size_t>(n_cells) + 1, 0);
+  for (const auto& g : genes) {
+    for (const auto& [cell, v] : g.nonzero) ++m.indptr[static_cast<size_t>(cell) + 1];
+  }
+  for (size_t r = 1; r < m.indptr.size(); ++r) m.indptr[r] += m.indptr[r - 1];
+  m.indices.resize(static_cast<size_t>(m.indptr.back()));
+  m.values.resize(m.indices.size());
+  std::vector<int64_t> fill(m.indptr.begin(), m.indptr.end() - 1);
+  for (size_t j = 0; j < genes.size(); ++j) {  // genes in order: each row's columns come out sorted
+    for (const auto& [cell, v] : genes[j].nonzero) {
+      const auto at = static_cast<size_t>(fill[static_cast<size_t>(cell)]++);
+      m.indices[at] = static_cast<int32_t>(j);
+      m.values[at] = v;
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
+CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_cells, double library_size,
+                                    uint64_t seed, int threads) {
+  if (n_cells < 1) throw std::invalid_argument("counts_for_log_pseudobulk: n_cells must be positive");
+  if (!(library_size > 0))
+    throw std::invalid_argument("counts_for_log_pseudobulk: library_size must be positive");
+  const int64_t n_genes = static_cast<int64_t>(target.size());
+  double scale = kTargetSum / library_size;
+  const int workers = resolve_thread_count(threads);
+  std::vector<double> aim(target.begin(), target.end());
+  std::vector<GeneCells> genes(static_cast<size_t>(n_genes));
+  CsrMatrix best;
+  double best_error = std::numeric_limits<double>::infinity();
+  constexpr int kMaxRounds = 8;
+  int stalled = 0;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    parallel_for(n_genes, workers, 64, [&](int64_t begin, int64_t end, int) {
+      std::vector<std::pair<int64_t, int64_t>> scratch;
+      std::vector<int32_t> order;
+      for (int64_t j = begin; j < end; ++j) {
+        const auto counts = solve_gene_counts(aim[static_cast<size_t>(j)], n_cells, scale, scratch);
+        scatter_counts(counts, n_cells, seed, j, order, genes[static_cast<size_t>(j)]);
+      }
+    });
+    CsrMatrix cells = assemble_rows(genes, n_cells);
+    // Normalisation divides by the totals the cells actually have: solve the next round at that scale.
+    const auto totals = cells.row_sums();
+    const double mean_total =
+        std::accumulate(totals.begin(), totals.end(), 0.0) / static_cast<double>(n_cells);
+    if (mean_total > 0) scale = kTargetSum / mean_total;
+    const auto achieved = column_means(log_normalize(cells, kTargetSum));
+    double error = 0;
+    for (size_t j = 0; j < aim.size(); ++j) {
+      const double miss = target[j] - achieved[j];
+      error += std::abs(miss);
+      // Aim past the target by what the real library sizes took away.
+      aim[j] = std::max(0.0, aim[j] + miss);
+    }
+    // Stop after two rounds without a real gain: converged, or at the floor integer counts allow.
+    if (error < 0.98 * best_error) {
+      stalled = 0;
+    } else if (++stalled == 2) {
+      break;
+    }
+    if (error < best_error) {
+      best_error = error;
+      best = std::move(cells);
+    }
+  }
+  return best;
+}
+
+// ---- the predictors -----------------------------------------------------------------------------
+
+namespace {
+
+struct TrainingProfiles {
+  int64_t n_genes = 0;
+  // (context, label) -> mean log-normalised profile and cell count.
+  std::map<std::pair<std::string, std::string>, std::vector<double>> mean;
+  std::map<std::string, std::vector<int64_t>> control_cells;  // context -> training rows
+  std::map<std::string, double> control_library;              // context -> median total counts
+};
+
+std::optional<std::string> label_at(const Column* column, int64_t row) {
+  if (!column) return std::string();
+  return column->label(row);
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
+  std::nth_element(v.begin(), mid, v.end());
+  return *mid;
+}
+
+TrainingProfiles profile_training(const AnnData& train, const Column& pert, const Column* context,
+                                  const std::string& control) {
+  TrainingProfiles profiles;
+  profiles.n_genes = train.n_vars();
+  std::map<std::pair<std::string, std::string>, int32_t> group_of;
+  CellGroups groups;
+  groups.group_of_cell.assign(static_cast<size_t>(train.n_obs()), -1);
+  for (int64_t i = 0; i < train.n_obs(); ++i) {
+    const auto p = pert.label(i);
+    const auto c = label_at(context, i);
+    if (!p || !c) continue;
+    const auto [it, added] = group_of.emplace(std::make_pair(*c, *p), static_cast<int32_t>(group_of.size()));
+    groups.group_of_cell[static_cast<size_t>(i)] = it->second;
+    if (*p == control) profiles.control_cells[*c].push_back(i);
+  }
+  groups.n_groups = static_cast<int32_t>(group_of.size());
+  if (groups.n_groups == 0) throw UserError("the training file has no labelled cells");
+  const auto means = group_column_means(log_normalize(train.X), groups);
+  for (const auto& [key, g] : group_of) {
+    const auto* row = means.data() + static_cast<size_t>(g) * static_cast<size_t>(profiles.n_genes);
+    profiles.mean[key].assign(row, row + profiles.n_genes);
+  }
+  const auto totals = train.X.row_sums();
+  for (const auto& [c, rows] : profiles.control_cells) {
+    std::vector<double> t;
+    for (const int64_t r : rows) t.push_back(totals[static_cast<size_t>(r)]);
+    profiles.control_library[c] = median(t);
+  }
+  return profiles;
+}
+
+std::vector<double> average_of(const std::vector<const std::vector<double>*>& profiles, int64_t n_genes) {
+  std::vector<double> avg(static_cast<size_t>(n_genes), 0.0);
+  for (const auto* p : profiles) {
+    for (size_t j = 0; j < avg.size(); ++j) avg[j] += (*p)[j] / static_cast<double>(profiles.size());
+  }
+  return avg;
+}
+
+class BaselinePredictor {
+ public:
+  BaselinePredictor(const TrainingProfiles& profiles, const std::string& control,
+                    std::vector<std::string>& notes)
+      : profiles_(profiles), control_(control), notes_(notes) {}
+
+  // The mean of the per-perturbation profiles of `context`, or of every context when it has none.
+  std::vector<double> mean_profile(const std::string& context) const {
+    std::vector<const std::vector<double>*> in_context, everywhere;
+    for (const auto& [key, mean] : profiles_.mean) {
+      if (key.second == control_) continue;
+      everywhere.push_back(&mean);
+      if (key.first == context) in_context.push_back(&mean);
+    }
+    if (everywhere.empty()) throw UserError("the training file has no perturbed cells to average");
+    if (in_context.empty()) {
+      notes_.push_back(
+          fmt::format("mean: context '{}' has no training perturbations; used every context's", context));
+      return average_of(everywhere, profiles_.n_genes);
+    }
+    return average_of(in_context, profiles_.n_genes);
+  }
+
+  const std::vector<double>& control_profile(const std::string& context) const {
+    const auto it = profiles_.mean.find({context, control_});
+    if (it == profiles_.mean.end()) throw missing_control(context);
+    return it->second;
+  }
+
+  UserError missing_control(const std::string& context) const {
+    return UserError(
+        fmt::format("the training file has no control cells (label '{}'){}; every context to "
+                    "predict needs its controls (check --control and --context-col)",
+                    control_, context.empty() ? "" : fmt::format(" in context '{}'", context)));
+  }
+
+  // Context control + the perturbation's shift (see the header); nullopt when nothing is known.
+  std::optional<std::vector<double>> additive_shift(const std::string& context,
+                                                    const std::string& pert) const {
+    std::vector<std::vector<double>> elsewhere, here;
+    for (const auto& [key, mean] : profiles_.mean) {
+      if (key.second != pert) continue;
+      const auto ctrl = profiles_.mean.find({key.first, control_});
+      if (ctrl == profiles_.mean.end()) continue;
+      std::vector<double> shift(mean.size());
+      for (size_t j = 0; j < shift.size(); ++j) shift[j] = mean[j] - ctrl->second[j];
+      (key.first == context ? here : elsewhere).push_back(std::move(shift));
+    }
+    const auto& use = elsewhere.empty() ? here : elsewhere;
+    if (!use.empty()) {
+      std::vector<const std::vector<double>*> ptrs;
+      for (const auto& s : use) ptrs.push_back(&s);
+      return average_of(ptrs, profiles_.n_genes);
+    }
+    if (pert.find('+') == std::string::npos) return std::nullopt;
+    std::vector<double> sum(static_cast<size_t>(profiles_.n_genes), 0.0);
+    size_t start = 0;
+    while (start <= pert.size()) {
+      const size_t end = std::min(pert.find('+', start), pert.size());
+      const auto part = additive_shift(context, pert.substr(start, end - start));
+      if (!part) return std::nullopt;
+      for (size_t j = 0; j < sum.size(); ++j) sum[j] += (*part)[j];
+      start = end + 1;
+    }
+    return sum;
+  }
+
+  std::vector<double> additive_profile(const std::string& context, const std::string& pert) const {
+    std::vector<double> profile = control_profile(context);
+    auto shift = additive_shift(context, pert);
+    if (!shift) {
+      notes_.push_back(
+          fmt::format("additive: '{}' was never seen in training (nor all parts of it); predicted the "
+                      "mean perturbation shift for it",
+                      pert));
+      const auto mean = mean_profile(context);
+      shift = std::vector<double>(mean.size());
+      for (size_t j = 0; j < mean.size(); ++j) (*shift)[j] = mean[j] - profile[j];
+    }
+    for (size_t j = 0; j < profile.size(); ++j) profile[j] = std::max(0.0, profile[j] + (*shift)[j]);
+    return profile;
+  }
+
+ private:
+  const TrainingProfiles& profiles_;
+  const std::string& control_;
+  std::vector<std::string>& notes_;
+};
+
+// Rows of `pool` to copy: all of them in order when `n` <= 0, else n drawn (without replacement
+// while the pool lasts).
+std::vector<int64_t> pick_cells(const std::vector<int64_t>& pool, int64_t n, std::mt19937_64& rng) {
+  if (n <= 0) return pool;
+  std::vector<int64_t> picked;
+  std::vector<int64_t> bag;
+  while (static_cast<int64_t>(picked.size()) < n) {
+    if (bag.empty()) bag = pool;
+    const auto i = static_cast<size_t>(rnd::uniform_below(rng, bag.size()));
+    picked.push_back(bag[i]);
+    bag[i] = bag.back();
+    bag.pop_back();
+  }
+  return picked;
+}
+
+// The output file, built block by block: cells with their obs labels (one per pairs column).
+class OutputBuilder {
+ public:
+  OutputBuilder(const AnnData& train, const PredictionPairs& pairs) : train_(train), pairs_(pairs) {
+    out_.X.n_cols = train.n_vars();
+    out_.var = train.var;
+    labels_.resize(pairs.columns.size());
+  }
+
+  void add_generated(const CsrMatrix& cells, const std::vector<std::string>& row_labels) {
+    for (int64_t r = 0; r < cells.n_rows; ++r) {
+      out_.X.append_row(cells.row_indices(r), cells.row_values(r));
+      for (size_t c = 0; c < labels_.size(); ++c) labels_[c].push_back(row_labels[c]);
+    }
+  }
+
+  // Training cells copied as they are, labelled `labels`; an empty label is filled from the
+  // training obs when it has that column (e.g. the other condition columns of control cells).
+  void add_training_cells(const std::vector<int64_t>& rows, const std::vector<std::string>& labels) {
+    for (const int64_t r : rows) {
+      out_.X.append_row(train_.X.row_indices(r), train_.X.row_values(r));
+      for (size_t c = 0; c < labels_.size(); ++c) {
+        std::optional<std::string> label = labels[c];
+        if (label->empty()) {
+          const Column* column = train_.obs.find(pairs_.columns[c]);
+          label = column ? column->label(r) : std::nullopt;
+        }
+        labels_[c].push_back(label.value_or(""));
+      }
+    }
+  }
+
+  AnnData finish(const char* kind) {
+    for (size_t c = 0; c < labels_.size(); ++c)
+      out_.obs.set(Column::categorical(pairs_.columns[c], labels_[c]));
+    for (int64_t i = 0; i < out_.X.n_rows; ++i) out_.obs.index.push_back(fmt::format("{}_{}", kind, i));
+    out_.uns_strings.emplace_back("lingshu_baseline", kind);
+    return std::move(out_);
+  }
+
+ private:
+  const AnnData& train_;
+  const PredictionPairs& pairs_;
+  AnnData out_;
+  std::vector<std::vector<std::string>> labels_;
+};
+
+}  // namespace
+
+BaselinePrediction predict_baseline(BaselineKind kind, const AnnData& train, const PredictionPairs& pairs,
+                                    const BaselineOptions& options) {
+  const int pert_at = pairs.column(options.pert_col);
+  if (pert_at < 0) {
+    throw UserError(
+        fmt::format("the pairs file has no '{}' column (its header names: {}); name the perturbation "
+                    "column with --pert-col",
+                    options.pert_col, fmt::join(pairs.columns, ", ")));
+  }
+  const int context_at = options.context_col.empty() ? -1 : pairs.column(options.context_col);
+  if (!options.context_col.empty() && context_at < 0) {
+    throw UserError(
+        fmt::format("the pairs file has no '{}' column (its header names: {}); add it or pass "
+                    "--context-col ''",
+                    options.context_col, fmt::join(pairs.columns, ", ")));
+  }
+  auto require_train_column = [&](const std::string& name, const char* option) -> const Column& {
+    if (const Column* c = train.obs.find(name)) return *c;
+    std::vector<std::string> names;
+    for (const auto& c : train.obs.columns) names.push_back(c.name);
+    throw UserError(fmt::format("the training file has no obs column '{}' (it has: {}); set {}", name,
+                                fmt::join(names, ", "), option));
+  };
+  const Column& pert = require_train_column(options.pert_col, "--pert-col");
+  const Column* context =
+      context_at < 0 ? nullptr : &require_train_column(options.context_col, "--context-col");
+  train.X.validate("the training file");
+
+  BaselinePrediction result;
+  const TrainingProfiles profiles = profile_training(train, pert, context, options.control);
+  const BaselinePredictor predictor(profiles, options.control, result.notes);
+  OutputBuilder output(train, pairs);
+  std::mt19937_64 rng(rnd::derive_seed(options.seed, 0x5eed));
+
+  auto context_of = [&](size_t row) {
+    return context_at < 0 ? std::string() : pairs.rows[row][static_cast<size_t>(context_at)];
+  };
+  // Controls first, one block per context in order of appearance.
+  std::vector<std::string> contexts;
+  for (size_t r = 0; r < pairs.rows.size(); ++r) {
+    if (std::find(contexts.begin(), contexts.end(), context_of(r)) == contexts.end())
+      contexts.push_back(context_of(r));
+  }
+  for (const auto& c : contexts) {
+    const auto pool = profiles.control_cells.find(c);
+    if (pool == profiles.control_cells.end()) throw predictor.missing_control(c);
+    int64_t wanted = 0;  // all training controls unless the pairs file asks for a number
+    std::vector<std::string> labels;
+    for (size_t r = 0; r < pairs.rows.size(); ++r) {
+      if (context_of(r) == c && pairs.rows[r][static_cast<size_t>(pert_at)] == options.control) {
+        wanted = pairs.n_cells[r];
+        labels = pairs.rows[r];
+      }
+    }
+    if (labels.empty()) {
+      labels.assign(pairs.columns.size(), "");
+      labels[static_cast<size_t>(pert_at)] = options.control;
+      if (context_at >= 0) labels[static_cast<size_t>(context_at)] = c;
+    }
+    output.add_training_cells(pick_cells(pool->second, wanted, rng), labels);
+  }
+
+  Progress progress(fmt::format("baseline {}", baseline_kind_name(kind)),
+                    static_cast<int64_t>(pairs.rows.size()), "pairs");
+  for (size_t r = 0; r < pairs.rows.size(); ++r) {
+    const std::string c = context_of(r);
+    const std::string& p = pairs.rows[r][static_cast<size_t>(pert_at)];
+    if (p == options.control) continue;
+    if (kind == BaselineKind::Control) {
+      output.add_training_cells(pick_cells(profiles.control_cells.at(c), pairs.n_cells[r], rng),
+                                pairs.rows[r]);
+    } else {
+      const auto target =
+          kind == BaselineKind::Mean ? predictor.mean_profile(c) : predictor.additive_profile(c, p);
+      const double library =
+          options.library_size > 0 ? options.library_size : std::max(1.0, profiles.control_library.at(c));
+      const auto cells = counts_for_log_pseudobulk(target, pairs.n_cells[r], library,
+                                                   rnd::derive_seed(options.seed, r + 1), options.threads);
+      output.add_generated(cells, pairs.rows[r]);
+    }
+    progress.update(static_cast<int64_t>(r + 1));
+  }
+  progress.finish();
+  std::sort(result.notes.begin(), result.notes.end());
+  result.notes.erase(std::unique(result.notes.begin(), result.notes.end()), result.notes.end());
+  result.cells = output.finish(baseline_kind_name(kind));
+  return result;
+}
+
+}  // namespace lingshu
