@@ -140,6 +140,9 @@ Handle numeric_create_plist(hsize_t n) {
   if (n >= kCompressMinElements) {
     const hsize_t chunk = std::min(n, kChunkElements);
     H5Pset_chunk(plist.get(), 1, &chunk);
+    // Byte shuffling before gzip: on pbmc3k 25% smaller and 30% faster than gzip alone; every
+    // libhdf5 (and so h5py / anndata) has the filter built in.
+    H5Pset_shuffle(plist.get());
     H5Pset_deflate(plist.get(), kGzipLevel);
   }
   return plist;
