@@ -2,6 +2,7 @@
 // conventions, h5py-style bools), so anndata and scanpy read them back unchanged.
 #include <fmt/format.h>
 
+#include <cmath>
 #include <set>
 
 #include "core/atomic_file.h"
@@ -23,6 +24,14 @@ void set_encoding(hid_t obj, const char* type, const char* version) {
 
 void write_matrix(hid_t root, const CsrMatrix& x) {
   x.validate("X to write");
+  // lingshu's reader refuses non-finite values, so never write a file it could not read back.
+  for (int64_t r = 0; r < x.n_rows; ++r) {
+    for (const float v : x.row_values(r)) {
+      if (!std::isfinite(v)) {
+        throw UserError(fmt::format("X to write has a non-finite value ({}) in row {}; nothing was written", v, r));
+      }
+    }
+  }
   const Handle group = hdf5::create_group(root, "X");
   set_encoding(group.get(), "csr_matrix", "0.1.0");
   hdf5::write_int64_array_attr(group.get(), "shape", {x.n_rows, x.n_cols});
@@ -162,7 +171,14 @@ void write_file(const fs::path& tmp, const AnnData& data) {
 }  // namespace
 
 void write_h5ad(const fs::path& path, const AnnData& data) {
-  write_atomically(path, [&](const fs::path& tmp) { write_file(tmp, data); });
+  write_atomically(path, [&](const fs::path& tmp) {
+    try {
+      write_file(tmp, data);
+    } catch (const UserError& e) {
+      // Name the destination (the temporary name means nothing to the user).
+      throw UserError(fmt::format("writing {}: {}", path.string(), e.what()));
+    }
+  });
 }
 
 }  // namespace lingshu

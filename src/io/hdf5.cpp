@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -210,6 +211,9 @@ Handle open_file(const fs::path& path) {
   if (!fs::exists(path, ec)) throw UserError(fmt::format("{} does not exist; check the path", path.string()));
   if (fs::is_directory(path, ec)) {
     throw UserError(fmt::format("{} is a folder, not an .h5ad file", path.string()));
+  }
+  if (!std::ifstream(path, std::ios::binary).good()) {
+    throw UserError(fmt::format("cannot read {}: permission denied or not a regular file", path.string()));
   }
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     throw UserError(fmt::format(

@@ -185,6 +185,15 @@ TEST(H5adWrite, RefusesInconsistentInput) {
   a = small_example();
   a.X.indices[0] = 99;
   EXPECT_THROW(write_h5ad(dir / "bad.h5ad", a), UserError);
+  a = small_example();
+  a.X.values[2] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    write_h5ad(dir / "bad.h5ad", a);
+    ADD_FAILURE() << "NaN was written";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("bad.h5ad: X to write has a non-finite value"), std::string::npos)
+        << e.what();
+  }
   EXPECT_FALSE(std::filesystem::exists(dir / "bad.h5ad"));
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 0);  // no temp files left
 }
