@@ -149,7 +149,20 @@ void write_uns(hid_t root, const std::vector<std::pair<std::string, std::string>
   }
 }
 
+// The reader refuses duplicate gene names (they make gene lookups ambiguous), so the writer does too.
+void require_unique_genes(const DataFrame& var) {
+  std::set<std::string_view> seen;
+  for (const auto& name : var.index) {
+    if (!seen.insert(name).second) {
+      throw UserError(fmt::format("gene name '{}' appears more than once in var; make names unique first "
+                                  "(lingshu::make_unique_names, like anndata's var_names_make_unique)",
+                                  name));
+    }
+  }
+}
+
 void write_file(const fs::path& tmp, const AnnData& data) {
+  require_unique_genes(data.var);
   const Handle file = hdf5::create_file(tmp);
   const hid_t root = file.get();
   hdf5::write_string_attr(root, "encoding-type", "anndata");

@@ -186,6 +186,9 @@ TEST(H5adWrite, RefusesInconsistentInput) {
   a.X.indices[0] = 99;
   EXPECT_THROW(write_h5ad(dir / "bad.h5ad", a), UserError);
   a = small_example();
+  a.var.index[2] = "CD3E";
+  EXPECT_THROW(write_h5ad(dir / "bad.h5ad", a), UserError);
+  a = small_example();
   a.X.values[2] = std::numeric_limits<float>::quiet_NaN();
   try {
     write_h5ad(dir / "bad.h5ad", a);
