@@ -48,7 +48,8 @@ void write_numbers(FuzzedDataProvider& in, hid_t loc, const char* name, size_t n
       hdf5::write_1d<float>(loc, name, v);
       break;
     }
-    default: hdf5::write_1d<int32_t>(loc, name, values<int32_t>(in, n, -3, 9));
+    default:
+      hdf5::write_1d<int32_t>(loc, name, values<int32_t>(in, n, -3, 9));
   }
 }
 
@@ -57,7 +58,8 @@ void write_dense(FuzzedDataProvider& in, hid_t root, size_t rows, size_t cols) {
   const Handle space(H5Screate_simple(2, dims, nullptr));
   const Handle x(H5Dcreate2(root, "X", H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT));
   std::vector<double> v(rows * cols);
-  for (auto& d : v) d = in.ConsumeBool() ? in.ConsumeFloatingPoint<double>() : in.ConsumeIntegralInRange(0, 3);
+  for (auto& d : v)
+    d = in.ConsumeBool() ? in.ConsumeFloatingPoint<double>() : in.ConsumeIntegralInRange(0, 3);
   if (!v.empty()) H5Dwrite(x.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
 }
 

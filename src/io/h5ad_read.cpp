@@ -57,18 +57,18 @@ MatrixLocation locate_matrix(hid_t root, const fs::path& file, const std::string
   if (hdf5::exists(root, loc.matrix)) return loc;
 
   if (loc.matrix == "X" && hdf5::exists(root, "matrix") && hdf5::exists(root, "matrix/barcodes")) {
-    throw UserError(fmt::format(
-        "{} looks like a 10x Genomics .h5 file, not an AnnData .h5ad; convert it in Python: "
-        "scanpy.read_10x_h5(path).write_h5ad('out.h5ad')",
-        file.string()));
+    throw UserError(
+        fmt::format("{} looks like a 10x Genomics .h5 file, not an AnnData .h5ad; convert it in Python: "
+                    "scanpy.read_10x_h5(path).write_h5ad('out.h5ad')",
+                    file.string()));
   }
   const auto available = available_matrices(root);
   if (loc.matrix == "X") {
     throw UserError(fmt::format("{} has no X matrix; choose a layer instead (available: {})", file.string(),
                                 joined(available)));
   }
-  throw UserError(fmt::format("layer '{}' is not in {}; available layers: {}", layer, file.string(),
-                              joined(available)));
+  throw UserError(
+      fmt::format("layer '{}' is not in {}; available layers: {}", layer, file.string(), joined(available)));
 }
 
 // ---- rows -> canonical CSR ---------------------------------------------------------------------
@@ -110,13 +110,14 @@ class RowAppender {
  private:
   void check_value(int64_t row, int64_t col, double value) const {
     if (col < 0 || col >= out_.n_cols) {
-      throw UserError(fmt::format("{}: column index {} in row {} is outside 0..{}; the file is corrupt", what_,
-                                  col, row, out_.n_cols - 1));
+      throw UserError(fmt::format("{}: column index {} in row {} is outside 0..{}; the file is corrupt",
+                                  what_, col, row, out_.n_cols - 1));
     }
     if (!std::isfinite(value)) {
-      throw UserError(fmt::format("{}: value {} at row {}, column {} is not a finite number; fix or drop it "
-                                  "before using this file",
-                                  what_, value, row, col));
+      throw UserError(
+          fmt::format("{}: value {} at row {}, column {} is not a finite number; fix or drop it "
+                      "before using this file",
+                      what_, value, row, col));
     }
     if (std::abs(value) > FLT_MAX) {
       throw UserError(fmt::format("{}: value {} at row {}, column {} is too large for 32-bit floats", what_,
@@ -160,8 +161,8 @@ void require_numeric(hid_t dataset, const std::string& where) {
 int64_t length_1d(hid_t dataset, const std::string& where) {
   const auto d = hdf5::dims(dataset);
   if (d.size() != 1) {
-    throw UserError(fmt::format("{} should be a 1-D array but has {} dimensions; the file is corrupt", where,
-                                d.size()));
+    throw UserError(
+        fmt::format("{} should be a 1-D array but has {} dimensions; the file is corrupt", where, d.size()));
   }
   return d[0];
 }
@@ -186,8 +187,9 @@ struct SparseArrays {
     data = hdf5::open_dataset(root, group + "/data", data_where);
     indices = hdf5::open_dataset(root, group + "/indices", indices_where);
     indptr = hdf5::open_dataset(root, group + "/indptr", indptr_where);
-    for (const auto& [ds, where] : {std::pair{data.get(), data_where}, std::pair{indices.get(), indices_where},
-                                    std::pair{indptr.get(), indptr_where}}) {
+    for (const auto& [ds, where] :
+         {std::pair{data.get(), data_where}, std::pair{indices.get(), indices_where},
+          std::pair{indptr.get(), indptr_where}}) {
       hdf5::require_readable_filters(ds, where);
       require_numeric(ds, where);
     }
@@ -198,22 +200,23 @@ struct SparseArrays {
     nnz = length_1d(data.get(), data_where);
     const int64_t n_indices = length_1d(indices.get(), indices_where);
     if (n_indices != nnz) {
-      throw UserError(fmt::format("{}: {} indices but {} values; the file is corrupt", hdf5::where(file, group),
-                                  n_indices, nnz));
+      throw UserError(fmt::format("{}: {} indices but {} values; the file is corrupt",
+                                  hdf5::where(file, group), n_indices, nnz));
     }
     const int64_t n_indptr = length_1d(indptr.get(), indptr_where);
     if (n_indptr != n_major + 1) {
-      throw UserError(fmt::format("{} has {} entries but the shape needs {}; the file is corrupt", indptr_where,
-                                  n_indptr, n_major + 1));
+      throw UserError(fmt::format("{} has {} entries but the shape needs {}; the file is corrupt",
+                                  indptr_where, n_indptr, n_major + 1));
     }
     int64_t first = 0;
     int64_t last = 0;
     hdf5::read_1d(indptr.get(), 0, 1, &first, indptr_where);
     hdf5::read_1d(indptr.get(), n_major, 1, &last, indptr_where);
     if (first != 0 || last != nnz) {
-      throw UserError(fmt::format("{} must run from 0 to {} (the number of stored values) but runs from {} to "
-                                  "{}; the file is corrupt",
-                                  indptr_where, nnz, first, last));
+      throw UserError(
+          fmt::format("{} must run from 0 to {} (the number of stored values) but runs from {} to "
+                      "{}; the file is corrupt",
+                      indptr_where, nnz, first, last));
     }
   }
 
@@ -223,15 +226,17 @@ struct SparseArrays {
     hdf5::read_1d(indptr.get(), begin, end - begin + 1, ptr.data(), indptr_where);
     for (size_t i = 0; i < ptr.size(); ++i) {
       if (ptr[i] < 0 || ptr[i] > nnz || (i > 0 && ptr[i] < ptr[i - 1])) {
-        throw UserError(fmt::format("{} is not non-decreasing within 0..{} at entry {} (value {}); the file is "
-                                    "corrupt",
-                                    indptr_where, nnz, begin + static_cast<int64_t>(i), ptr[i]));
+        throw UserError(
+            fmt::format("{} is not non-decreasing within 0..{} at entry {} (value {}); the file is "
+                        "corrupt",
+                        indptr_where, nnz, begin + static_cast<int64_t>(i), ptr[i]));
       }
     }
     return ptr;
   }
 
-  void read_entries(int64_t offset, int64_t count, std::vector<int64_t>& idx, std::vector<double>& val) const {
+  void read_entries(int64_t offset, int64_t count, std::vector<int64_t>& idx,
+                    std::vector<double>& val) const {
     idx.resize(static_cast<size_t>(count));
     val.resize(static_cast<size_t>(count));
     hdf5::read_1d(indices.get(), offset, count, idx.data(), indices_where);
@@ -288,7 +293,8 @@ class CscReader final : public MatrixReader {
     std::vector<int64_t> row_ptr(static_cast<size_t>(n_rows) + 1, 0);
     for (const int64_t r : row_of) {
       if (r < 0 || r >= n_rows) {
-        throw UserError(fmt::format("{}: row index {} is outside 0..{}; the file is corrupt", what, r, n_rows - 1));
+        throw UserError(
+            fmt::format("{}: row index {} is outside 0..{}; the file is corrupt", what, r, n_rows - 1));
       }
       ++row_ptr[static_cast<size_t>(r) + 1];
     }
@@ -387,8 +393,8 @@ MatrixInfo inspect_matrix(hid_t root, const fs::path& file, const std::string& p
     const Handle ds = hdf5::open_dataset(root, path, where);
     const auto d = hdf5::dims(ds.get());
     if (d.size() != 2) {
-      throw UserError(fmt::format("{} is a dense array with {} dimensions; expected cells x genes (2-D)", where,
-                                  d.size()));
+      throw UserError(fmt::format("{} is a dense array with {} dimensions; expected cells x genes (2-D)",
+                                  where, d.size()));
     }
     return {Layout::Dense, d[0], d[1]};
   }
@@ -403,14 +409,16 @@ MatrixInfo inspect_matrix(hid_t root, const fs::path& file, const std::string& p
   } else if (encoding == "csc_matrix") {
     info.layout = Layout::Csc;
   } else {
-    throw UserError(fmt::format("{} has encoding '{}', which lingshu cannot read; expected a CSR/CSC sparse "
-                                "matrix or a dense 2-D array",
-                                where, encoding.empty() ? "(none)" : encoding));
+    throw UserError(
+        fmt::format("{} has encoding '{}', which lingshu cannot read; expected a CSR/CSC sparse "
+                    "matrix or a dense 2-D array",
+                    where, encoding.empty() ? "(none)" : encoding));
   }
   auto shape = hdf5::int_array_attr(group.get(), "shape");
   if (shape.empty()) shape = hdf5::int_array_attr(group.get(), "h5sparse_shape");
   if (shape.size() != 2 || shape[0] < 0 || shape[1] < 0) {
-    throw UserError(fmt::format("{} has no valid 'shape' attribute (cells, genes); the file is corrupt", where));
+    throw UserError(
+        fmt::format("{} has no valid 'shape' attribute (cells, genes); the file is corrupt", where));
   }
   info.n_rows = shape[0];
   info.n_cols = shape[1];
@@ -420,9 +428,12 @@ MatrixInfo inspect_matrix(hid_t root, const fs::path& file, const std::string& p
 std::unique_ptr<MatrixReader> make_reader(hid_t root, const fs::path& file, const std::string& path,
                                           const MatrixInfo& info) {
   switch (info.layout) {
-    case Layout::Csr: return std::make_unique<CsrReader>(root, file, path, info.n_rows, info.n_cols);
-    case Layout::Csc: return std::make_unique<CscReader>(root, file, path, info.n_rows, info.n_cols);
-    case Layout::Dense: return std::make_unique<DenseReader>(root, file, path, info.n_rows, info.n_cols);
+    case Layout::Csr:
+      return std::make_unique<CsrReader>(root, file, path, info.n_rows, info.n_cols);
+    case Layout::Csc:
+      return std::make_unique<CscReader>(root, file, path, info.n_rows, info.n_cols);
+    case Layout::Dense:
+      return std::make_unique<DenseReader>(root, file, path, info.n_rows, info.n_cols);
   }
   return nullptr;
 }
@@ -471,9 +482,10 @@ Column categorical_column(const std::string& name, hid_t codes, std::vector<std:
   const auto n_categories = static_cast<int32_t>(col.categories.size());
   for (size_t i = 0; i < col.codes.size(); ++i) {
     if (col.codes[i] < -1 || col.codes[i] >= n_categories) {
-      throw UserError(fmt::format("{}: code {} at row {} is outside -1..{} (there are {} categories); the file "
-                                  "is corrupt",
-                                  where, col.codes[i], i, n_categories - 1, n_categories));
+      throw UserError(
+          fmt::format("{}: code {} at row {} is outside -1..{} (there are {} categories); the file "
+                      "is corrupt",
+                      where, col.codes[i], i, n_categories - 1, n_categories));
     }
   }
   return col;
@@ -539,7 +551,8 @@ std::optional<Column> read_column(hid_t frame, const std::string& name, const st
   }
   hdf5::require_readable_filters(ds.get(), where);
   switch (hdf5::type_class(ds.get())) {
-    case H5T_STRING: return Column::string(name, hdf5::read_strings(ds.get(), where));
+    case H5T_STRING:
+      return Column::string(name, hdf5::read_strings(ds.get(), where));
     case H5T_ENUM: {
       if (!hdf5::is_bool_enum(ds.get())) return std::nullopt;
       Column col;
@@ -549,8 +562,10 @@ std::optional<Column> read_column(hid_t frame, const std::string& name, const st
       return col;
     }
     case H5T_INTEGER:
-    case H5T_FLOAT: return Column::numeric(name, hdf5::read_1d_all<double>(ds.get(), where));
-    default: return std::nullopt;
+    case H5T_FLOAT:
+      return Column::numeric(name, hdf5::read_1d_all<double>(ds.get(), where));
+    default:
+      return std::nullopt;
   }
 }
 
@@ -561,8 +576,8 @@ std::vector<std::string> numbered_index(int64_t n) {
 }
 
 // `table` is "obs" or "var" (for messages), `rows` the length the matrix implies.
-DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, const char* table, int64_t rows,
-                     const char* unit) {
+DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, const char* table,
+                     int64_t rows, const char* unit) {
   DataFrame frame;
   if (!hdf5::is_group(root, path)) {
     // Missing (or pre-0.7 compound) table: keep the matrix usable with a numbered index.
@@ -579,9 +594,10 @@ DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, 
   }
   if (!index_name.empty()) {
     if (!hdf5::is_dataset(group.get(), index_name)) {
-      throw UserError(fmt::format("{}: the index dataset '{}' named by the _index attribute is missing; the file "
-                                  "is corrupt",
-                                  where, index_name));
+      throw UserError(
+          fmt::format("{}: the index dataset '{}' named by the _index attribute is missing; the file "
+                      "is corrupt",
+                      where, index_name));
     }
     const Handle ds = hdf5::open_dataset(group.get(), index_name, where + "/" + index_name);
     hdf5::require_readable_filters(ds.get(), where + "/" + index_name);
@@ -591,9 +607,10 @@ DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, 
     frame.index = numbered_index(rows);
   }
   if (frame.size() != rows) {
-    throw UserError(fmt::format("{} has {} rows but the matrix has {} {}; the file is inconsistent "
-                                "(obs must match X's rows, var its columns)",
-                                where, frame.size(), rows, unit));
+    throw UserError(
+        fmt::format("{} has {} rows but the matrix has {} {}; the file is inconsistent "
+                    "(obs must match X's rows, var its columns)",
+                    where, frame.size(), rows, unit));
   }
 
   std::vector<std::string> names;
@@ -609,8 +626,8 @@ DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, 
     auto column = read_column(group.get(), name, where + "/" + name);
     if (!column) continue;
     if (column->size() != rows) {
-      throw UserError(fmt::format("{}/{} has {} values but {} has {} rows; the file is inconsistent", where, name,
-                                  column->size(), table, rows));
+      throw UserError(fmt::format("{}/{} has {} values but {} has {} rows; the file is inconsistent", where,
+                                  name, column->size(), table, rows));
     }
     frame.columns.push_back(std::move(*column));
   }
@@ -623,9 +640,10 @@ void require_unique_genes(const DataFrame& var, const fs::path& file) {
   for (size_t i = 0; i < var.index.size(); ++i) {
     const auto [it, inserted] = first_row.emplace(var.index[i], i);
     if (!inserted) {
-      throw UserError(fmt::format("{}: gene name '{}' appears more than once in var (rows {} and {}); make names "
-                                  "unique, e.g. adata.var_names_make_unique(), and save again",
-                                  file.string(), var.index[i], it->second, i));
+      throw UserError(
+          fmt::format("{}: gene name '{}' appears more than once in var (rows {} and {}); make names "
+                      "unique, e.g. adata.var_names_make_unique(), and save again",
+                      file.string(), var.index[i], it->second, i));
     }
   }
 }
@@ -678,8 +696,9 @@ H5adRowReader::H5adRowReader(const fs::path& path, const H5adReadOptions& option
   const MatrixLocation loc = locate_matrix(root, path, options.layer);
   const MatrixInfo info = inspect_matrix(root, path, loc.matrix);
   if (info.n_rows == 0 || info.n_cols == 0) {
-    throw UserError(fmt::format("{} is empty ({} cells x {} genes); lingshu needs at least one cell and one gene",
-                                hdf5::where(path, loc.matrix), info.n_rows, info.n_cols));
+    throw UserError(
+        fmt::format("{} is empty ({} cells x {} genes); lingshu needs at least one cell and one gene",
+                    hdf5::where(path, loc.matrix), info.n_rows, info.n_cols));
   }
   if (info.n_cols > INT32_MAX) {
     throw UserError(fmt::format("{} has {} genes, more than lingshu supports (2^31 - 1)",
@@ -698,10 +717,18 @@ H5adRowReader::H5adRowReader(const fs::path& path, const H5adReadOptions& option
 
 H5adRowReader::~H5adRowReader() = default;
 
-int64_t H5adRowReader::n_rows() const { return impl_->n_rows; }
-int64_t H5adRowReader::n_cols() const { return impl_->n_cols; }
-const DataFrame& H5adRowReader::obs() const { return impl_->obs; }
-const DataFrame& H5adRowReader::var() const { return impl_->var; }
+int64_t H5adRowReader::n_rows() const {
+  return impl_->n_rows;
+}
+int64_t H5adRowReader::n_cols() const {
+  return impl_->n_cols;
+}
+const DataFrame& H5adRowReader::obs() const {
+  return impl_->obs;
+}
+const DataFrame& H5adRowReader::var() const {
+  return impl_->var;
+}
 const std::vector<std::pair<std::string, std::string>>& H5adRowReader::uns_strings() const {
   return impl_->uns_strings;
 }

@@ -28,7 +28,8 @@ void write_matrix(hid_t root, const CsrMatrix& x) {
   for (int64_t r = 0; r < x.n_rows; ++r) {
     for (const float v : x.row_values(r)) {
       if (!std::isfinite(v)) {
-        throw UserError(fmt::format("X to write has a non-finite value ({}) in row {}; nothing was written", v, r));
+        throw UserError(
+            fmt::format("X to write has a non-finite value ({}) in row {}; nothing was written", v, r));
       }
     }
   }
@@ -52,8 +53,8 @@ void write_categorical(hid_t frame, const Column& col, const std::string& where)
   const auto n_categories = static_cast<int64_t>(col.categories.size());
   for (size_t i = 0; i < col.codes.size(); ++i) {
     if (col.codes[i] < -1 || col.codes[i] >= n_categories) {
-      throw UserError(fmt::format("cannot write {}: code {} at row {} is outside -1..{}", where, col.codes[i], i,
-                                  n_categories - 1));
+      throw UserError(fmt::format("cannot write {}: code {} at row {} is outside -1..{}", where, col.codes[i],
+                                  i, n_categories - 1));
     }
   }
   if (std::set<std::string>(col.categories.begin(), col.categories.end()).size() != col.categories.size()) {
@@ -76,13 +77,19 @@ void write_categorical(hid_t frame, const Column& col, const std::string& where)
 void write_column(hid_t frame, const Column& col, const std::string& where) {
   Handle ds;
   switch (col.kind) {
-    case Column::Kind::Categorical: write_categorical(frame, col, where); return;
+    case Column::Kind::Categorical:
+      write_categorical(frame, col, where);
+      return;
     case Column::Kind::String:
       ds = hdf5::write_strings(frame, col.name, col.strings);
       set_encoding(ds.get(), "string-array", "0.2.0");
       return;
-    case Column::Kind::Numeric: ds = hdf5::write_1d<double>(frame, col.name, col.numbers); break;
-    case Column::Kind::Boolean: ds = hdf5::write_bools(frame, col.name, col.bools); break;
+    case Column::Kind::Numeric:
+      ds = hdf5::write_1d<double>(frame, col.name, col.numbers);
+      break;
+    case Column::Kind::Boolean:
+      ds = hdf5::write_bools(frame, col.name, col.bools);
+      break;
   }
   set_encoding(ds.get(), "array", "0.2.0");
 }
@@ -98,8 +105,8 @@ std::vector<std::string> index_or_numbers(const DataFrame& frame, int64_t rows) 
 void write_frame(hid_t root, const char* table, const DataFrame& frame, int64_t rows) {
   const std::vector<std::string> index = index_or_numbers(frame, rows);
   if (static_cast<int64_t>(index.size()) != rows) {
-    throw UserError(fmt::format("cannot write {}: its index has {} entries but X has {} {}", table, index.size(),
-                                rows, std::string(table) == "obs" ? "rows" : "columns"));
+    throw UserError(fmt::format("cannot write {}: its index has {} entries but X has {} {}", table,
+                                index.size(), rows, std::string(table) == "obs" ? "rows" : "columns"));
   }
   std::set<std::string> names;
   std::vector<std::string> order;
@@ -108,10 +115,11 @@ void write_frame(hid_t root, const char* table, const DataFrame& frame, int64_t 
     if (col.name.empty() || col.name.find('/') != std::string::npos) {
       throw UserError(fmt::format("cannot write {}: names must be non-empty and contain no '/'", where));
     }
-    if (!names.insert(col.name).second) throw UserError(fmt::format("cannot write {}: duplicate name", where));
+    if (!names.insert(col.name).second)
+      throw UserError(fmt::format("cannot write {}: duplicate name", where));
     if (col.size() != rows) {
-      throw UserError(fmt::format("cannot write {}: it has {} values but {} has {} rows", where, col.size(), table,
-                                  rows));
+      throw UserError(fmt::format("cannot write {}: it has {} values but {} has {} rows", where, col.size(),
+                                  table, rows));
     }
     order.push_back(col.name);
   }
@@ -119,7 +127,8 @@ void write_frame(hid_t root, const char* table, const DataFrame& frame, int64_t 
   std::string index_name = frame.index_name.empty() ? "_index" : frame.index_name;
   if (names.contains(index_name) || index_name.find('/') != std::string::npos) index_name = "_index";
   if (names.contains(index_name)) {
-    throw UserError(fmt::format("cannot write {}: a column is named '_index', which anndata reserves", table));
+    throw UserError(
+        fmt::format("cannot write {}: a column is named '_index', which anndata reserves", table));
   }
 
   const Handle group = hdf5::create_group(root, table);
@@ -132,7 +141,8 @@ void write_frame(hid_t root, const char* table, const DataFrame& frame, int64_t 
   set_encoding(group.get(), "dataframe", "0.2.0");
   const Handle index_ds = hdf5::write_strings(group.get(), index_name, index);
   set_encoding(index_ds.get(), "string-array", "0.2.0");
-  for (const auto& col : frame.columns) write_column(group.get(), col, fmt::format("{} column '{}'", table, col.name));
+  for (const auto& col : frame.columns)
+    write_column(group.get(), col, fmt::format("{} column '{}'", table, col.name));
 }
 
 void write_uns(hid_t root, const std::vector<std::pair<std::string, std::string>>& entries) {
@@ -141,8 +151,8 @@ void write_uns(hid_t root, const std::vector<std::pair<std::string, std::string>
   std::set<std::string> seen;
   for (const auto& [key, value] : entries) {
     if (key.empty() || key.find('/') != std::string::npos || !seen.insert(key).second) {
-      throw UserError(fmt::format("cannot write uns entry '{}': keys must be unique, non-empty and contain no '/'",
-                                  key));
+      throw UserError(
+          fmt::format("cannot write uns entry '{}': keys must be unique, non-empty and contain no '/'", key));
     }
     const Handle ds = hdf5::write_scalar_string(uns.get(), key, value);
     set_encoding(ds.get(), "string", "0.2.0");
@@ -154,9 +164,10 @@ void require_unique_genes(const DataFrame& var) {
   std::set<std::string_view> seen;
   for (const auto& name : var.index) {
     if (!seen.insert(name).second) {
-      throw UserError(fmt::format("gene name '{}' appears more than once in var; make names unique first "
-                                  "(lingshu::make_unique_names, like anndata's var_names_make_unique)",
-                                  name));
+      throw UserError(
+          fmt::format("gene name '{}' appears more than once in var; make names unique first "
+                      "(lingshu::make_unique_names, like anndata's var_names_make_unique)",
+                      name));
     }
   }
 }

@@ -81,9 +81,10 @@ std::vector<std::string> read_string_values(hid_t obj, bool is_attr, const std::
   const Handle space(is_attr ? H5Aget_space(obj) : H5Dget_space(obj));
   if (!type.valid() || !space.valid()) fail("read", where);
   if (H5Tget_class(type.get()) != H5T_STRING) {
-    throw UserError(fmt::format("{} should hold strings but holds another type; the file is not a valid "
-                                "AnnData file",
-                                where));
+    throw UserError(
+        fmt::format("{} should hold strings but holds another type; the file is not a valid "
+                    "AnnData file",
+                    where));
   }
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
   if (n < 0) fail("read", where);
@@ -127,8 +128,7 @@ Handle simple_space(std::initializer_list<hsize_t> dims) {
   return Handle(H5Screate_simple(static_cast<int>(d.size()), d.data(), nullptr));
 }
 
-void write_attr(hid_t obj, const char* name, hid_t file_type, hid_t mem_type, hid_t space,
-                const void* data) {
+void write_attr(hid_t obj, const char* name, hid_t file_type, hid_t mem_type, hid_t space, const void* data) {
   const Handle attr(H5Acreate2(obj, name, file_type, space, H5P_DEFAULT, H5P_DEFAULT));
   const std::string where = fmt::format("attribute '{}'", name);
   check(attr.get(), "create", where);
@@ -168,14 +168,29 @@ Handle& Handle::operator=(Handle&& other) noexcept {
 void Handle::reset() {
   if (id_ < 0) return;
   switch (H5Iget_type(id_)) {
-    case H5I_FILE: H5Fclose(id_); break;
-    case H5I_GROUP: H5Gclose(id_); break;
-    case H5I_DATASET: H5Dclose(id_); break;
-    case H5I_ATTR: H5Aclose(id_); break;
-    case H5I_DATATYPE: H5Tclose(id_); break;
-    case H5I_DATASPACE: H5Sclose(id_); break;
-    case H5I_GENPROP_LST: H5Pclose(id_); break;
-    default: break;  // already closed with its file (strong close)
+    case H5I_FILE:
+      H5Fclose(id_);
+      break;
+    case H5I_GROUP:
+      H5Gclose(id_);
+      break;
+    case H5I_DATASET:
+      H5Dclose(id_);
+      break;
+    case H5I_ATTR:
+      H5Aclose(id_);
+      break;
+    case H5I_DATATYPE:
+      H5Tclose(id_);
+      break;
+    case H5I_DATASPACE:
+      H5Sclose(id_);
+      break;
+    case H5I_GENPROP_LST:
+      H5Pclose(id_);
+      break;
+    default:
+      break;  // already closed with its file (strong close)
   }
   id_ = H5I_INVALID_HID;
 }
@@ -216,19 +231,20 @@ Handle open_file(const fs::path& path) {
     throw UserError(fmt::format("cannot read {}: permission denied or not a regular file", path.string()));
   }
   if (H5Fis_hdf5(path.c_str()) <= 0) {
-    throw UserError(fmt::format(
-        "{} is not an HDF5 file (.h5ad files are HDF5); check the path, or re-save it with "
-        "anndata: adata.write_h5ad(path)",
-        path.string()));
+    throw UserError(
+        fmt::format("{} is not an HDF5 file (.h5ad files are HDF5); check the path, or re-save it with "
+                    "anndata: adata.write_h5ad(path)",
+                    path.string()));
   }
   const Handle access(H5Pcreate(H5P_FILE_ACCESS));
   H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG);
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, access.get());
   if (file < 0) {
     const std::string detail = error_detail();
-    throw UserError(fmt::format("cannot open {}: {}; the file is damaged or incomplete (was it truncated "
-                                "while copying?), re-create or re-download it",
-                                path.string(), detail.empty() ? "HDF5 refused it" : detail));
+    throw UserError(
+        fmt::format("cannot open {}: {}; the file is damaged or incomplete (was it truncated "
+                    "while copying?), re-create or re-download it",
+                    path.string(), detail.empty() ? "HDF5 refused it" : detail));
   }
   return Handle(file);
 }
@@ -253,8 +269,12 @@ H5I_type_t object_kind(hid_t loc, const std::string& path) {
 }
 }  // namespace
 
-bool is_group(hid_t loc, const std::string& path) { return object_kind(loc, path) == H5I_GROUP; }
-bool is_dataset(hid_t loc, const std::string& path) { return object_kind(loc, path) == H5I_DATASET; }
+bool is_group(hid_t loc, const std::string& path) {
+  return object_kind(loc, path) == H5I_GROUP;
+}
+bool is_dataset(hid_t loc, const std::string& path) {
+  return object_kind(loc, path) == H5I_DATASET;
+}
 
 Handle open_group(hid_t loc, const std::string& path, const std::string& where) {
   return Handle(check(H5Gopen2(loc, path.c_str(), H5P_DEFAULT), "open group", where));
@@ -269,7 +289,8 @@ std::vector<std::string> members(hid_t group) {
   if (H5Gget_info(group, &info) < 0) return {};
   std::vector<std::string> names;
   for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t len = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    const ssize_t len =
+        H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
     if (len < 0) continue;
     std::string name(static_cast<size_t>(len) + 1, '\0');
     H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size(), H5P_DEFAULT);
@@ -310,7 +331,8 @@ std::vector<int64_t> int_array_attr(hid_t obj, const char* name) {
   if (cls == H5T_FLOAT) {
     std::vector<double> values(out.size());
     check_status(H5Aread(attr.get(), H5T_NATIVE_DOUBLE, values.data()), "read attribute", name);
-    std::transform(values.begin(), values.end(), out.begin(), [](double v) { return static_cast<int64_t>(v); });
+    std::transform(values.begin(), values.end(), out.begin(),
+                   [](double v) { return static_cast<int64_t>(v); });
   } else {
     check_status(H5Aread(attr.get(), H5T_NATIVE_INT64, out.data()), "read attribute", name);
   }
@@ -340,11 +362,14 @@ std::optional<bool> bool_attr(hid_t obj, const char* name) {
       if (!text) return std::nullopt;
       return *text == "True" || *text == "true" || *text == "TRUE" || *text == "1";
     }
-    default: return std::nullopt;
+    default:
+      return std::nullopt;
   }
 }
 
-bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
+bool has_attr(hid_t obj, const char* name) {
+  return H5Aexists(obj, name) > 0;
+}
 
 std::vector<int64_t> dims(hid_t dataset) {
   const Handle space(H5Dget_space(dataset));
@@ -386,10 +411,10 @@ void require_readable_filters(hid_t dataset, const std::string& where) {
     const H5Z_filter_t id = H5Pget_filter2(plist.get(), static_cast<unsigned>(i), &flags, &n_values, nullptr,
                                            name.size(), name.data(), &config);
     if (id == kLzfFilter) {
-      throw UserError(fmt::format(
-          "{} is compressed with lzf, which only h5py can read; re-save it with anndata: "
-          "adata.write_h5ad(path, compression='gzip')",
-          where));
+      throw UserError(
+          fmt::format("{} is compressed with lzf, which only h5py can read; re-save it with anndata: "
+                      "adata.write_h5ad(path, compression='gzip')",
+                      where));
     }
     if (id >= 0 && H5Zfilter_avail(id) <= 0) {
       throw UserError(fmt::format(
@@ -441,8 +466,9 @@ void read_2d_rows(hid_t dataset, int64_t row, int64_t n_rows, int64_t n_cols, do
   const Handle file_space(H5Dget_space(dataset));
   const std::array<hsize_t, 2> start{static_cast<hsize_t>(row), 0};
   const std::array<hsize_t, 2> count{static_cast<hsize_t>(n_rows), static_cast<hsize_t>(n_cols)};
-  check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
-               "select rows of", where);
+  check_status(
+      H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr),
+      "select rows of", where);
   const Handle mem_space(H5Screate_simple(2, count.data(), nullptr));
   check_status(H5Dread(dataset, H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), H5P_DEFAULT, out),
                "read", where);
@@ -486,12 +512,13 @@ Handle create_file(const fs::path& path) {
   silence_errors();
   const Handle access(H5Pcreate(H5P_FILE_ACCESS));
   H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG);
-  return Handle(check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), "create",
-                      path.string()));
+  return Handle(
+      check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), "create", path.string()));
 }
 
 Handle create_group(hid_t loc, const std::string& name) {
-  return Handle(check(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "create group", name));
+  return Handle(
+      check(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), "create group", name));
 }
 
 void write_string_attr(hid_t obj, const char* name, const std::string& value) {
@@ -556,7 +583,8 @@ Handle write_bools(hid_t loc, const std::string& name, std::span<const uint8_t> 
   std::vector<int8_t> raw(values.begin(), values.end());
   for (auto& b : raw) b = b != 0 ? 1 : 0;
   if (!raw.empty()) {
-    check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "write", name);
+    check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()), "write",
+                 name);
   }
   return dataset;
 }
@@ -569,7 +597,8 @@ Handle write_strings(hid_t loc, const std::string& name, const std::vector<std::
   texts.reserve(values.size());
   for (const auto& v : values) texts.push_back(v.c_str());
   if (!texts.empty()) {
-    check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, texts.data()), "write", name);
+    check_status(H5Dwrite(dataset.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, texts.data()), "write",
+                 name);
   }
   return dataset;
 }

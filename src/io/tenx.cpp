@@ -25,7 +25,8 @@ namespace {
 class LineReader {
  public:
   explicit LineReader(fs::path path) : path_(std::move(path)), file_(gzopen(path_.c_str(), "rb")) {
-    if (file_ == nullptr) throw UserError(fmt::format("cannot open {}; check that it is readable", path_.string()));
+    if (file_ == nullptr)
+      throw UserError(fmt::format("cannot open {}; check that it is readable", path_.string()));
     gzbuffer(file_, 1 << 17);
   }
   ~LineReader() { gzclose(file_); }
@@ -133,12 +134,13 @@ struct MtxContent {
 void parse_header(LineReader& reader, std::string& line) {
   const std::string expected = "%%MatrixMarket matrix coordinate integer|real general";
   if (!reader.next(line)) {
-    throw UserError(fmt::format("{} is empty; expected a Matrix Market header ({})", reader.path().string(), expected));
+    throw UserError(
+        fmt::format("{} is empty; expected a Matrix Market header ({})", reader.path().string(), expected));
   }
   const auto words = split_whitespace(line);
   const bool ok = words.size() == 5 && lower(words[0]) == "%%matrixmarket" && lower(words[1]) == "matrix" &&
-                  lower(words[2]) == "coordinate" && (lower(words[3]) == "integer" || lower(words[3]) == "real") &&
-                  lower(words[4]) == "general";
+                  lower(words[2]) == "coordinate" &&
+                  (lower(words[3]) == "integer" || lower(words[3]) == "real") && lower(words[4]) == "general";
   if (!ok) {
     throw UserError(fmt::format("{}: header '{}' is not supported; expected '{}' (a sparse count matrix)",
                                 reader.path().string(), line.substr(0, 120), expected));
@@ -164,7 +166,8 @@ MtxContent read_mtx(const fs::path& path) {
     }
     break;
   }
-  if (n_entries < 0) throw UserError(fmt::format("{} has a header but no size line; the file is incomplete", path.string()));
+  if (n_entries < 0)
+    throw UserError(fmt::format("{} has a header but no size line; the file is incomplete", path.string()));
   if (mtx.n_genes > INT32_MAX || mtx.n_cells > INT32_MAX) {
     throw UserError(fmt::format("{}: {} genes x {} cells is larger than lingshu supports", path.string(),
                                 mtx.n_genes, mtx.n_cells));
@@ -184,11 +187,12 @@ MtxContent read_mtx(const fs::path& path) {
     double value = 0;
     if (words.size() != 3 || !parse_number(words[0], gene) || !parse_number(words[1], cell) ||
         !parse_number(words[2], value)) {
-      throw UserError(fmt::format("{}: expected 'gene cell count', found '{}'", where(), line.substr(0, 120)));
+      throw UserError(
+          fmt::format("{}: expected 'gene cell count', found '{}'", where(), line.substr(0, 120)));
     }
     if (gene < 1 || gene > mtx.n_genes || cell < 1 || cell > mtx.n_cells) {
-      throw UserError(fmt::format("{}: entry ({}, {}) is outside the {} x {} matrix (indices start at 1)", where(),
-                                  gene, cell, mtx.n_genes, mtx.n_cells));
+      throw UserError(fmt::format("{}: entry ({}, {}) is outside the {} x {} matrix (indices start at 1)",
+                                  where(), gene, cell, mtx.n_genes, mtx.n_cells));
     }
     if (!std::isfinite(value) || value < 0 || value > 1e30) {
       throw UserError(fmt::format("{}: count {} is not a non-negative number", where(), words[2]));
@@ -197,12 +201,14 @@ MtxContent read_mtx(const fs::path& path) {
       throw UserError(fmt::format("{}: more entries than the {} the size line announces; the file is corrupt",
                                   where(), n_entries));
     }
-    mtx.entries.push_back({static_cast<int32_t>(cell - 1), static_cast<int32_t>(gene - 1), static_cast<float>(value)});
+    mtx.entries.push_back(
+        {static_cast<int32_t>(cell - 1), static_cast<int32_t>(gene - 1), static_cast<float>(value)});
   }
   if (static_cast<int64_t>(mtx.entries.size()) != n_entries) {
-    throw UserError(fmt::format("{} has {} entries but its size line announces {}; the file is truncated or "
-                                "corrupt",
-                                path.string(), mtx.entries.size(), n_entries));
+    throw UserError(
+        fmt::format("{} has {} entries but its size line announces {}; the file is truncated or "
+                    "corrupt",
+                    path.string(), mtx.entries.size(), n_entries));
   }
   return mtx;
 }
@@ -236,9 +242,10 @@ CsrMatrix to_cells_by_genes(MtxContent& mtx) {
 }
 
 [[noreturn]] void missing_file(const fs::path& folder, const char* what) {
-  throw UserError(fmt::format("{} has no {}; a 10x folder holds matrix.mtx.gz, features.tsv.gz (or genes.tsv) and "
-                              "barcodes.tsv.gz, as in Cell Ranger's filtered_feature_bc_matrix",
-                              folder.string(), what));
+  throw UserError(
+      fmt::format("{} has no {}; a 10x folder holds matrix.mtx.gz, features.tsv.gz (or genes.tsv) and "
+                  "barcodes.tsv.gz, as in Cell Ranger's filtered_feature_bc_matrix",
+                  folder.string(), what));
 }
 
 }  // namespace
@@ -263,11 +270,13 @@ std::vector<std::string> make_unique_names(std::vector<std::string> names) {
 
 AnnData read_10x_mtx(const fs::path& folder) {
   if (!fs::is_directory(folder)) {
-    throw UserError(fmt::format("{} is not a folder; give the folder holding matrix.mtx.gz", folder.string()));
+    throw UserError(
+        fmt::format("{} is not a folder; give the folder holding matrix.mtx.gz", folder.string()));
   }
   const auto matrix_path = find_file(folder, {"matrix.mtx.gz", "matrix.mtx"});
   if (!matrix_path) missing_file(folder, "matrix.mtx(.gz)");
-  const auto features_path = find_file(folder, {"features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"});
+  const auto features_path =
+      find_file(folder, {"features.tsv.gz", "features.tsv", "genes.tsv.gz", "genes.tsv"});
   if (!features_path) missing_file(folder, "features.tsv(.gz) or genes.tsv(.gz)");
   const auto barcodes_path = find_file(folder, {"barcodes.tsv.gz", "barcodes.tsv"});
   if (!barcodes_path) missing_file(folder, "barcodes.tsv(.gz)");
@@ -276,17 +285,20 @@ AnnData read_10x_mtx(const fs::path& folder) {
   const auto features = read_tsv(*features_path);
   const auto barcodes = read_tsv(*barcodes_path);
   if (static_cast<int64_t>(features.size()) != mtx.n_genes) {
-    throw UserError(fmt::format("{} lists {} features but {} has {} rows (genes); the files do not belong together",
-                                features_path->string(), features.size(), matrix_path->string(), mtx.n_genes));
+    throw UserError(
+        fmt::format("{} lists {} features but {} has {} rows (genes); the files do not belong together",
+                    features_path->string(), features.size(), matrix_path->string(), mtx.n_genes));
   }
   if (static_cast<int64_t>(barcodes.size()) != mtx.n_cells) {
-    throw UserError(fmt::format("{} lists {} barcodes but {} has {} columns (cells); the files do not belong "
-                                "together",
-                                barcodes_path->string(), barcodes.size(), matrix_path->string(), mtx.n_cells));
+    throw UserError(
+        fmt::format("{} lists {} barcodes but {} has {} columns (cells); the files do not belong "
+                    "together",
+                    barcodes_path->string(), barcodes.size(), matrix_path->string(), mtx.n_cells));
   }
   if (mtx.n_genes == 0 || mtx.n_cells == 0) {
-    throw UserError(fmt::format("{} is empty ({} cells x {} genes); lingshu needs at least one cell and one gene",
-                                matrix_path->string(), mtx.n_cells, mtx.n_genes));
+    throw UserError(
+        fmt::format("{} is empty ({} cells x {} genes); lingshu needs at least one cell and one gene",
+                    matrix_path->string(), mtx.n_cells, mtx.n_genes));
   }
 
   AnnData data;
@@ -298,7 +310,8 @@ AnnData read_10x_mtx(const fs::path& folder) {
   std::vector<std::string> ids;
   std::vector<std::string> symbols;
   std::vector<std::string> types;
-  const bool has_types = std::all_of(features.begin(), features.end(), [](const auto& r) { return r.size() >= 3; });
+  const bool has_types =
+      std::all_of(features.begin(), features.end(), [](const auto& r) { return r.size() >= 3; });
   for (const auto& row : features) {
     ids.push_back(row[0]);
     symbols.push_back(row.size() >= 2 ? row[1] : row[0]);

@@ -3,10 +3,10 @@
 // AnnData objects, compare matrices.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,7 +17,9 @@
 namespace lingshu::testing {
 
 // A path as a Python string literal.
-inline std::string py_path(const std::filesystem::path& p) { return nlohmann::json(p.string()).dump(); }
+inline std::string py_path(const std::filesystem::path& p) {
+  return nlohmann::json(p.string()).dump();
+}
 
 // Runs a /usr/bin/python3 script whose last stdout line is JSON; fails the test if it does not run.
 inline nlohmann::json python_json(const std::string& script) {
@@ -25,8 +27,9 @@ inline nlohmann::json python_json(const std::string& script) {
   EXPECT_EQ(result.exit_code, 0) << result.output;
   const auto end = result.output.find_last_not_of("\n ");
   const auto start = result.output.rfind('\n', end);
-  const std::string last = result.output.substr(start == std::string::npos ? 0 : start + 1,
-                                                end == std::string::npos ? 0 : end - (start == std::string::npos ? 0 : start + 1) + 1);
+  const std::string last = result.output.substr(
+      start == std::string::npos ? 0 : start + 1,
+      end == std::string::npos ? 0 : end - (start == std::string::npos ? 0 : start + 1) + 1);
   try {
     return nlohmann::json::parse(last);
   } catch (const std::exception& e) {

@@ -12,9 +12,9 @@
 namespace lingshu {
 namespace {
 
-
 // The matrix every file below stores (4 cells x 5 genes).
-const std::vector<std::vector<float>> kM = {{0, 1, 0, 2, 0}, {3, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {4, 5, 6, 0, 7}};
+const std::vector<std::vector<float>> kM = {
+    {0, 1, 0, 2, 0}, {3, 0, 0, 0, 0}, {0, 0, 0, 0, 0}, {4, 5, 6, 0, 7}};
 
 std::vector<std::vector<float>> scaled(float k) {
   auto out = kM;
@@ -214,8 +214,8 @@ TEST_F(H5adEncodings, EveryColumnKind) {
   EXPECT_EQ(a.var.require("highly_variable", "var").bools, (std::vector<uint8_t>{1, 1, 0, 0, 1}));
   std::vector<std::string> order;
   for (const auto& c : obs.columns) order.push_back(c.name);
-  EXPECT_EQ(order, (std::vector<std::string>{"cat8", "cat16", "cat_int", "cat_float", "ordered", "flag", "text",
-                                             "count", "f32", "nint", "nbool"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"cat8", "cat16", "cat_int", "cat_float", "ordered", "flag",
+                                             "text", "count", "f32", "nint", "nbool"}));
 }
 
 TEST_F(H5adEncodings, LayersAndRaw) {

@@ -65,7 +65,8 @@ TEST(H5adErrors, TruncatedFile) {
   write_h5ad(dir / "full.h5ad", example(300, 400));
   const auto size = std::filesystem::file_size(dir / "full.h5ad");
   for (const double keep : {0.5, 0.9}) {
-    std::filesystem::copy_file(dir / "full.h5ad", dir / "cut.h5ad", std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::copy_file(dir / "full.h5ad", dir / "cut.h5ad",
+                               std::filesystem::copy_options::overwrite_existing);
     std::filesystem::resize_file(dir / "cut.h5ad", static_cast<uintmax_t>(static_cast<double>(size) * keep));
     const std::string msg = read_error(dir / "cut.h5ad");
     EXPECT_HAS(msg, "cut.h5ad");

@@ -93,8 +93,10 @@ TEST(H5adWrite, AnndataReadsIdenticalValues) {
 import json, warnings
 warnings.filterwarnings("ignore")
 import anndata, numpy as np, pandas as pd, h5py
-a = anndata.read_h5ad()" + py_path(dir / "a.h5ad") + R"()
-f = h5py.File()" + py_path(dir / "a.h5ad") + R"(, "r")
+a = anndata.read_h5ad()" + py_path(dir / "a.h5ad") +
+                               R"()
+f = h5py.File()" + py_path(dir / "a.h5ad") +
+                               R"(, "r")
 o = a.obs
 print(json.dumps(dict(
   X=a.X.toarray().tolist(), x_type=type(a.X).__name__, dtype=str(a.X.dtype),
@@ -128,7 +130,8 @@ print(json.dumps(dict(
   EXPECT_EQ(got["is_control_dtype"], "bool");
   EXPECT_EQ(got["gene_ids"].get<std::vector<std::string>>(), a.var.find("gene_ids")->strings);
   EXPECT_EQ(got["uns"], json::parse(R"j({"lingshu_version": "0.1.0", "model": "tiny (seed 7)"})j"));
-  EXPECT_EQ(got["obs_columns"], json::parse(R"(["cell_type", "dose", "n_counts", "score", "note", "is_control"])"));
+  EXPECT_EQ(got["obs_columns"],
+            json::parse(R"(["cell_type", "dose", "n_counts", "score", "note", "is_control"])"));
 }
 
 // Rewriting real data gives a file anndata sees as identical to the original.
@@ -141,8 +144,10 @@ TEST(H5adWrite, RealDataRoundTripThroughAnndata) {
 import json, warnings
 warnings.filterwarnings("ignore")
 import anndata, numpy as np, pandas as pd
-a = anndata.read_h5ad()" + py_path(source) + R"()
-b = anndata.read_h5ad()" + py_path(dir / "copy.h5ad") + R"()
+a = anndata.read_h5ad()" + py_path(source) +
+                               R"()
+b = anndata.read_h5ad()" + py_path(dir / "copy.h5ad") +
+                               R"()
 same_x = a.shape == b.shape and (a.X != b.X).nnz == 0
 frames = all(a.obs[c].equals(b.obs[c]) if str(a.obs[c].dtype) == str(b.obs[c].dtype) else
              np.allclose(a.obs[c].to_numpy(float), b.obs[c].to_numpy(float)) for c in a.obs.columns)

@@ -31,7 +31,8 @@ void write_text(const fs::path& path, const std::string& text) {
 }
 
 // Cells x genes matrix the folders store (as genes x cells, 1-based, in shuffled order).
-const std::vector<std::vector<float>> kCells = {{0, 1, 0, 2}, {3, 0, 0, 0}, {0, 0, 0, 0}, {4, 5, 6, 0}, {0, 0, 0, 9}};
+const std::vector<std::vector<float>> kCells = {
+    {0, 1, 0, 2}, {3, 0, 0, 0}, {0, 0, 0, 0}, {4, 5, 6, 0}, {0, 0, 0, 9}};
 
 std::string mtx_text(const std::string& field = "integer") {
   std::string entries;
@@ -45,8 +46,8 @@ std::string mtx_text(const std::string& field = "integer") {
       }
     }
   }
-  return fmt::format("%%MatrixMarket matrix coordinate {} general\n%metadata_json: {{}}\n4 5 {}\n{}", field, n,
-                     entries);
+  return fmt::format("%%MatrixMarket matrix coordinate {} general\n%metadata_json: {{}}\n4 5 {}\n{}", field,
+                     n, entries);
 }
 
 const char* kFeaturesV3 =
@@ -65,7 +66,8 @@ void write_v2(const fs::path& folder) {
   fs::create_directories(folder);
   write_text(folder / "matrix.mtx", mtx_text("real"));
   write_text(folder / "genes.tsv", "ENSG01\tCD3E\nENSG02\tMS4A1\nENSG03\tNKG7\nENSG04\tGAPDH\n");
-  write_text(folder / "barcodes.tsv", "AAAC-1\r\nAAAG-1\r\nCCCT-1\r\nGGGA-1\r\nTTTA-1\r\n");  // Windows endings
+  write_text(folder / "barcodes.tsv",
+             "AAAC-1\r\nAAAG-1\r\nCCCT-1\r\nGGGA-1\r\nTTTA-1\r\n");  // Windows endings
 }
 
 std::string tenx_error(const fs::path& folder) {
@@ -126,7 +128,8 @@ import json, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
 from anndata.utils import make_index_unique
-print(json.dumps(list(make_index_unique(pd.Index()" + nlohmann::json(names).dump() + R"()))))
+print(json.dumps(list(make_index_unique(pd.Index()" +
+                                           nlohmann::json(names).dump() + R"()))))
 )");
   EXPECT_EQ(ours, theirs.get<std::vector<std::string>>());
 }
@@ -141,7 +144,8 @@ TEST(Tenx, BrokenFolders) {
   };
 
   rewrite("matrix.mtx.gz", "%%MatrixMarket matrix array real general\n4 5\n");
-  EXPECT_HAS(tenx_error(f), "is not supported; expected '%%MatrixMarket matrix coordinate integer|real general'");
+  EXPECT_HAS(tenx_error(f),
+             "is not supported; expected '%%MatrixMarket matrix coordinate integer|real general'");
   rewrite("matrix.mtx.gz", "%%MatrixMarket matrix coordinate pattern general\n4 5 1\n1 1\n");
   EXPECT_HAS(tenx_error(f), "is not supported");
   rewrite("matrix.mtx.gz", "%%MatrixMarket matrix coordinate integer general\n4 5 1\n5 1 3\n");
