@@ -579,8 +579,15 @@ std::vector<std::string> numbered_index(int64_t n) {
 DataFrame read_frame(hid_t root, const fs::path& file, const std::string& path, const char* table,
                      int64_t rows, const char* unit) {
   DataFrame frame;
+  if (hdf5::is_dataset(root, path)) {
+    throw UserError(
+        fmt::format("{} is stored in the pre-0.7 anndata layout (a table dataset), which lingshu "
+                    "does not read; re-save it with a recent anndata: "
+                    "anndata.read_h5ad(path).write_h5ad('new.h5ad')",
+                    hdf5::where(file, path)));
+  }
   if (!hdf5::is_group(root, path)) {
-    // Missing (or pre-0.7 compound) table: keep the matrix usable with a numbered index.
+    // No table at all: keep the matrix usable with a numbered index, as anndata does.
     frame.index = numbered_index(rows);
     return frame;
   }

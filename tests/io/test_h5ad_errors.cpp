@@ -124,6 +124,10 @@ damaged("odd_encoding.h5ad", odd_encoding)
 def no_shape(f):
     del f["X"].attrs["shape"]
 damaged("no_shape.h5ad", no_shape)
+def compound_obs(f):
+    del f["obs"]
+    f["obs"] = np.array([(b"c0", 1), (b"c1", 2), (b"c2", 3), (b"c3", 4)], dtype=[("index", "S2"), ("n", "i4")])
+damaged("compound_obs.h5ad", compound_obs)
 with h5py.File(OUT + "/tenx.h5", "w") as f:
     f.create_group("matrix")["barcodes"] = np.array([b"AAAC-1"])
 print("done")
@@ -205,6 +209,12 @@ TEST_F(H5adDamaged, UnsupportedMatrixEncodings) {
   EXPECT_HAS(read_error(file("string_x.h5ad")), "should hold numbers");
   EXPECT_HAS(read_error(file("odd_encoding.h5ad")), "encoding 'awkward-array'");
   EXPECT_HAS(read_error(file("no_shape.h5ad")), "no valid 'shape'");
+}
+
+TEST_F(H5adDamaged, PreAnndata07TablesAskForResaving) {
+  const std::string msg = read_error(file("compound_obs.h5ad"));
+  EXPECT_HAS(msg, "compound_obs.h5ad:/obs is stored in the pre-0.7 anndata layout");
+  EXPECT_HAS(msg, "write_h5ad");
 }
 
 TEST_F(H5adDamaged, TenxH5IsRecognised) {
