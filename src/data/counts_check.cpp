@@ -19,7 +19,8 @@ std::optional<NonCountValue::Problem> classify(float v) {
 }
 
 std::string name_or_position(const std::vector<std::string>& names, int64_t i) {
-  if (i >= 0 && i < static_cast<int64_t>(names.size())) return fmt::format("'{}'", names[static_cast<size_t>(i)]);
+  if (i >= 0 && i < static_cast<int64_t>(names.size()))
+    return fmt::format("'{}'", names[static_cast<size_t>(i)]);
   return fmt::format("#{}", i);
 }
 
@@ -41,8 +42,12 @@ std::string describe_non_count(const NonCountValue& bad, const AnnData& data, co
                                         name_or_position(data.var.index, bad.col));
   std::string what;
   switch (bad.problem) {
-    case NonCountValue::Problem::NotANumber: what = fmt::format("NaN values (e.g. {})", where); break;
-    case NonCountValue::Problem::Infinite: what = fmt::format("infinite values (e.g. {} {})", bad.value, where); break;
+    case NonCountValue::Problem::NotANumber:
+      what = fmt::format("NaN values (e.g. {})", where);
+      break;
+    case NonCountValue::Problem::Infinite:
+      what = fmt::format("infinite values (e.g. {} {})", bad.value, where);
+      break;
     case NonCountValue::Problem::Negative:
       what = fmt::format("negative values (e.g. {:g} {}; the data look scaled)", bad.value, where);
       break;
@@ -51,9 +56,18 @@ std::string describe_non_count(const NonCountValue& bad, const AnnData& data, co
                          bad.value, where);
       break;
   }
-  return fmt::format(
-      "{} holds {}: lingshu needs raw counts; pass --layer counts or --layer raw if the file keeps them there",
-      source, what);
+  // Once a layer was chosen, pointing back at the usual layers would send the user in circles.
+  const bool chose_x = source == "X" || source.ends_with(": X");
+  const char* cure = chose_x
+                         ? "pass --layer counts or --layer raw if the file keeps them there"
+                         : "choose the matrix that holds them with --layer (X, raw, or a name under layers/)";
+  return fmt::format("{} holds {}: lingshu needs raw counts; {}", source, what, cure);
+}
+
+std::string layer_source_name(const std::string& layer) {
+  if (layer.empty() || layer == "X") return "X";
+  if (layer == "raw") return "raw/X";
+  return "layers/" + layer;
 }
 
 void require_counts(const AnnData& data, const std::string& source) {

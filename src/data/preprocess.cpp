@@ -12,7 +12,9 @@ namespace lingshu {
 namespace {
 
 // Scale factor that brings a cell with total `total` to `target_sum`; empty cells keep their zeros.
-double scale_for(double total, double target_sum) { return total > 0.0 ? target_sum / total : 0.0; }
+double scale_for(double total, double target_sum) {
+  return total > 0.0 ? target_sum / total : 0.0;
+}
 
 }  // namespace
 

@@ -14,7 +14,9 @@ uint64_t uniform_below(std::mt19937_64& rng, uint64_t n) {
   }
 }
 
-double uniform01(std::mt19937_64& rng) { return static_cast<double>(rng() >> 11) * 0x1.0p-53; }
+double uniform01(std::mt19937_64& rng) {
+  return static_cast<double>(rng() >> 11) * 0x1.0p-53;
+}
 
 double normal(std::mt19937_64& rng) {
   const double u1 = 1.0 - uniform01(rng);  // (0, 1]: log is finite
@@ -49,7 +51,9 @@ double gamma(std::mt19937_64& rng, double shape, double scale) {
   }
 }
 
-double chi_squared(std::mt19937_64& rng, double df) { return gamma(rng, df / 2.0, 2.0); }
+double chi_squared(std::mt19937_64& rng, double df) {
+  return gamma(rng, df / 2.0, 2.0);
+}
 
 namespace {
 
@@ -94,7 +98,9 @@ int64_t poisson(std::mt19937_64& rng, double lambda) {
   return lambda < 10.0 ? poisson_small(rng, lambda) : poisson_ptrs(rng, lambda);
 }
 
-bool bernoulli(std::mt19937_64& rng, double p) { return uniform01(rng) < p; }
+bool bernoulli(std::mt19937_64& rng, double p) {
+  return uniform01(rng) < p;
+}
 
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {
   uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (stream + 1);

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
 #include "data/random.h"
 
@@ -25,8 +26,8 @@ void require(bool ok, const std::string& what) {
 int32_t draw_category(std::mt19937_64& rng, const std::vector<double>& cumulative) {
   const double u = rnd::uniform01(rng) * cumulative.back();
   const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
-  return static_cast<int32_t>(std::min<std::ptrdiff_t>(it - cumulative.begin(),
-                                                       static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
+  return static_cast<int32_t>(
+      std::min<std::ptrdiff_t>(it - cumulative.begin(), static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
 }
 
 // `count` distinct entries of `pool`, in increasing order.
@@ -104,7 +105,8 @@ std::vector<int32_t> expressed_genes(const std::vector<double>& base_means) {
 }
 
 // Factors per condition (row 0 = control, all ones); fills the truth's perturbation list.
-std::vector<std::vector<double>> draw_perturbations(const SimulatorConfig& c, const std::vector<double>& base_means,
+std::vector<std::vector<double>> draw_perturbations(const SimulatorConfig& c,
+                                                    const std::vector<double>& base_means,
                                                     SimulationTruth& truth) {
   std::mt19937_64 rng(rnd::derive_seed(c.seed, kPerturbations));
   std::vector<std::vector<double>> factors(static_cast<size_t>(c.n_perturbations) + 1,
@@ -117,8 +119,9 @@ std::vector<std::vector<double>> draw_perturbations(const SimulatorConfig& c, co
   // Targets are drawn in random order (not sorted) so condition names do not follow gene order.
   std::vector<int32_t> targets = candidates;
   for (int i = 0; i < c.n_perturbations; ++i) {
-    const auto j = static_cast<size_t>(i) + static_cast<size_t>(rnd::uniform_below(
-                                               rng, static_cast<uint64_t>(targets.size() - static_cast<size_t>(i))));
+    const auto j =
+        static_cast<size_t>(i) + static_cast<size_t>(rnd::uniform_below(
+                                     rng, static_cast<uint64_t>(targets.size() - static_cast<size_t>(i))));
     std::swap(targets[static_cast<size_t>(i)], targets[j]);
   }
   targets.resize(static_cast<size_t>(c.n_perturbations));
@@ -167,6 +170,77 @@ void draw_cell_labels(const SimulatorConfig& c, SimulationTruth& truth) {
   }
 }
 
+// Gene proportions of every (cell type, condition) pair that occurs: base means times both
+// factors, scaled to sum to one, so that the library size alone sets a cell's expected total.
+// Indexed type * n_conditions + condition; pairs without cells stay empty.
+std::vector<std::vector<double>> combination_proportions(
+    const std::vector<double>& base_means, const std::vector<std::vector<double>>& type_factors,
+    const std::vector<std::vector<double>>& condition_factors, const SimulationTruth& truth) {
+  const size_t n_conditions = condition_factors.size();
+  std::vector<std::vector<double>> proportions(type_factors.size() * n_conditions);
+  for (size_t i = 0; i < truth.cell_type.size(); ++i) {
+    const auto type = static_cast<size_t>(truth.cell_type[i]);
+    const auto condition = static_cast<size_t>(truth.condition[i]);
+    auto& p = proportions[type * n_conditions + condition];
+    if (!p.empty()) continue;
+    p.resize(base_means.size());
+    for (size_t g = 0; g < p.size(); ++g)
+      p[g] = base_means[g] * type_factors[type][g] * condition_factors[condition][g];
+    const double total = std::accumulate(p.begin(), p.end(), 0.0);
+    for (double& v : p) v = total > 0 ? v / total : 0.0;
+  }
+  return proportions;
+}
+
+// One cell's counts from its own random stream (so results do not depend on threading).
+void draw_cell(const SimulatorConfig& c, const GeneParams& genes, const std::vector<double>& proportions,
+               double library_size, uint64_t cell, std::vector<int32_t>& cols, std::vector<float>& vals) {
+  std::mt19937_64 rng(rnd::derive_seed(c.seed, kFirstCell + cell));
+  cols.clear();
+  vals.clear();
+  for (size_t g = 0; g < proportions.size(); ++g) {
+    const double mean = proportions[g] * library_size;
+    if (!(mean > 0.0)) continue;
+    const double bcv = (c.bcv_common + 1.0 / std::sqrt(mean)) * genes.bcv_chi_factor[g];
+    const double trended = bcv > 0 ? rnd::gamma(rng, 1.0 / (bcv * bcv), mean * bcv * bcv) : mean;
+    if (c.dropout) {
+      const double drop = 1.0 / (1.0 + std::exp(-c.dropout_shape * (std::log(trended) - c.dropout_mid)));
+      if (rnd::bernoulli(rng, drop)) continue;
+    }
+    const int64_t count = rnd::poisson(rng, trended);
+    if (count == 0) continue;
+    cols.push_back(static_cast<int32_t>(g));
+    vals.push_back(static_cast<float>(count));
+  }
+}
+
+CsrMatrix draw_counts(const SimulatorConfig& c, const GeneParams& genes,
+                      const std::vector<std::vector<double>>& proportions, size_t n_conditions,
+                      const SimulationTruth& truth, int threads) {
+  CsrMatrix X;
+  X.n_cols = c.n_genes;
+  constexpr int64_t kBlock = 1024;  // cells per parallel block; progress is reported between blocks
+  std::vector<std::vector<int32_t>> cols(kBlock);
+  std::vector<std::vector<float>> vals(kBlock);
+  Progress progress("simulate", c.n_cells, "cells");
+  for (int64_t begin = 0; begin < c.n_cells; begin += kBlock) {
+    const int64_t n = std::min(kBlock, c.n_cells - begin);
+    parallel_for(n, resolve_thread_count(threads), 16, [&](int64_t lo, int64_t hi, int) {
+      for (int64_t k = lo; k < hi; ++k) {
+        const auto cell = static_cast<size_t>(begin + k);
+        const auto& p = proportions[static_cast<size_t>(truth.cell_type[cell]) * n_conditions +
+                                    static_cast<size_t>(truth.condition[cell])];
+        draw_cell(c, genes, p, truth.library_sizes[cell], cell, cols[static_cast<size_t>(k)],
+                  vals[static_cast<size_t>(k)]);
+      }
+    });
+    for (int64_t k = 0; k < n; ++k) X.append_row(cols[static_cast<size_t>(k)], vals[static_cast<size_t>(k)]);
+    progress.update(begin + n);
+  }
+  progress.finish();
+  return X;
+}
+
 nlohmann::json config_json(const SimulatorConfig& c) {
   return nlohmann::json{{"n_cells", c.n_cells},
                         {"n_genes", c.n_genes},
@@ -198,7 +272,8 @@ nlohmann::json config_json(const SimulatorConfig& c) {
                         {"dropout_shape", c.dropout_shape}};
 }
 
-Column categorical_in_order(std::string name, std::vector<std::string> categories, std::vector<int32_t> codes) {
+Column categorical_in_order(std::string name, std::vector<std::string> categories,
+                            std::vector<int32_t> codes) {
   Column col;
   col.name = std::move(name);
   col.kind = Column::Kind::Categorical;
@@ -212,7 +287,8 @@ Column categorical_in_order(std::string name, std::vector<std::string> categorie
 void SimulatorConfig::validate() const {
   const auto probability = [](double p) { return p >= 0.0 && p <= 1.0; };
   require(n_cells >= 1, fmt::format("--cells must be at least 1 (got {})", n_cells));
-  require(n_genes >= 1 && n_genes <= 10'000'000, fmt::format("--genes must be 1..10,000,000 (got {})", n_genes));
+  require(n_genes >= 1 && n_genes <= 10'000'000,
+          fmt::format("--genes must be 1..10,000,000 (got {})", n_genes));
   require(mean_shape > 0 && mean_rate > 0, "mean_shape and mean_rate must be positive");
   require(probability(outlier_prob), "outlier_prob must be in [0, 1]");
   require(outlier_scale >= 0 && lib_scale >= 0 && de_fac_scale >= 0 && downstream_fac_scale >= 0,
@@ -220,9 +296,11 @@ void SimulatorConfig::validate() const {
   require(n_cell_types >= 1 && n_cell_types <= 10'000,
           fmt::format("--cell-types must be 1..10,000 (got {})", n_cell_types));
   require(cell_type_probs.empty() || static_cast<int>(cell_type_probs.size()) == n_cell_types,
-          fmt::format("{} cell-type probabilities given for {} cell types", cell_type_probs.size(), n_cell_types));
+          fmt::format("{} cell-type probabilities given for {} cell types", cell_type_probs.size(),
+                      n_cell_types));
   require(std::all_of(cell_type_probs.begin(), cell_type_probs.end(), [](double p) { return p >= 0; }) &&
-              (cell_type_probs.empty() || std::accumulate(cell_type_probs.begin(), cell_type_probs.end(), 0.0) > 0),
+              (cell_type_probs.empty() ||
+               std::accumulate(cell_type_probs.begin(), cell_type_probs.end(), 0.0) > 0),
           "cell-type probabilities must be non-negative with a positive sum");
   require(probability(de_prob) && probability(de_down_prob) && probability(downstream_down_prob),
           "de_prob, de_down_prob and downstream_down_prob must be in [0, 1]");
@@ -238,7 +316,7 @@ std::string simulated_gene_name(int64_t i, int64_t n_genes) {
   return fmt::format("Gene{:0{}}", i + 1, width);
 }
 
-Simulation simulate(const SimulatorConfig& config) {
+Simulation simulate(const SimulatorConfig& config, int threads) {
   config.validate();
   Simulation sim;
   SimulationTruth& truth = sim.truth;
@@ -249,59 +327,14 @@ Simulation simulate(const SimulatorConfig& config) {
   const auto condition_factors = draw_perturbations(config, genes.base_means, truth);
   draw_cell_labels(config, truth);
 
-  // Each (cell type, condition) has its own gene proportions: base means times both factors,
-  // scaled to sum to one, so the library size alone sets a cell's expected total.
-  const auto n_genes = static_cast<size_t>(config.n_genes);
-  const size_t n_conditions = condition_factors.size();
-  std::vector<std::vector<double>> proportions(type_factors.size() * n_conditions);
-  auto proportions_of = [&](int32_t type, int32_t condition) -> const std::vector<double>& {
-    auto& p = proportions[static_cast<size_t>(type) * n_conditions + static_cast<size_t>(condition)];
-    if (p.empty()) {
-      p.resize(n_genes);
-      for (size_t g = 0; g < n_genes; ++g) {
-        p[g] = genes.base_means[g] * type_factors[static_cast<size_t>(type)][g] *
-               condition_factors[static_cast<size_t>(condition)][g];
-      }
-      const double total = std::accumulate(p.begin(), p.end(), 0.0);
-      for (double& v : p) v = total > 0 ? v / total : 0.0;
-    }
-    return p;
-  };
-
-  CsrMatrix& X = sim.data.X;
-  X.n_cols = config.n_genes;
-  std::vector<int32_t> cols;
-  std::vector<float> vals;
-  Progress progress("simulate", config.n_cells, "cells");
-  for (int64_t cell = 0; cell < config.n_cells; ++cell) {
-    const auto i = static_cast<size_t>(cell);
-    std::mt19937_64 rng(rnd::derive_seed(config.seed, kFirstCell + static_cast<uint64_t>(cell)));
-    const auto& p = proportions_of(truth.cell_type[i], truth.condition[i]);
-    cols.clear();
-    vals.clear();
-    for (size_t g = 0; g < n_genes; ++g) {
-      const double mean = p[g] * truth.library_sizes[i];
-      if (!(mean > 0.0)) continue;
-      const double bcv = (config.bcv_common + 1.0 / std::sqrt(mean)) * genes.bcv_chi_factor[g];
-      const double trended = bcv > 0 ? rnd::gamma(rng, 1.0 / (bcv * bcv), mean * bcv * bcv) : mean;
-      if (config.dropout) {
-        const double drop = 1.0 / (1.0 + std::exp(-config.dropout_shape * (std::log(trended) - config.dropout_mid)));
-        if (rnd::bernoulli(rng, drop)) continue;
-      }
-      const int64_t count = rnd::poisson(rng, trended);
-      if (count == 0) continue;
-      cols.push_back(static_cast<int32_t>(g));
-      vals.push_back(static_cast<float>(count));
-    }
-    X.append_row(cols, vals);
-    progress.update(cell + 1);
-  }
-  progress.finish();
+  const auto proportions = combination_proportions(genes.base_means, type_factors, condition_factors, truth);
+  sim.data.X = draw_counts(config, genes, proportions, condition_factors.size(), truth, threads);
 
   auto& obs = sim.data.obs;
   obs.index.reserve(static_cast<size_t>(config.n_cells));
   const int cell_width = std::max(5, static_cast<int>(std::to_string(config.n_cells).size()));
-  for (int64_t cell = 0; cell < config.n_cells; ++cell) obs.index.push_back(fmt::format("Cell{:0{}}", cell + 1, cell_width));
+  for (int64_t cell = 0; cell < config.n_cells; ++cell)
+    obs.index.push_back(fmt::format("Cell{:0{}}", cell + 1, cell_width));
   std::vector<std::string> type_names;
   for (int k = 0; k < config.n_cell_types; ++k) type_names.push_back(fmt::format("type_{}", k));
   std::vector<std::string> condition_names{"control"};
@@ -310,10 +343,32 @@ Simulation simulate(const SimulatorConfig& config) {
   obs.set(categorical_in_order("condition", std::move(condition_names), truth.condition));
 
   auto& var = sim.data.var;
-  var.index.reserve(n_genes);
+  var.index.reserve(static_cast<size_t>(config.n_genes));
   for (int64_t g = 0; g < config.n_genes; ++g) var.index.push_back(simulated_gene_name(g, config.n_genes));
   sim.data.uns_strings.emplace_back("lingshu_simulator", config_json(config).dump());
   return sim;
+}
+
+nlohmann::json truth_json(const Simulation& simulation) {
+  const SimulationTruth& truth = simulation.truth;
+  const auto& names = simulation.data.var.index;
+  const auto gene_factors = [&](const std::vector<int32_t>& genes, const std::vector<double>& factors) {
+    nlohmann::json out = nlohmann::json::object();
+    for (size_t i = 0; i < genes.size(); ++i) out[names[static_cast<size_t>(genes[i])]] = factors[i];
+    return out;
+  };
+  nlohmann::json types = nlohmann::json::object();
+  for (size_t k = 0; k < truth.de_genes.size(); ++k) {
+    types[fmt::format("type_{}", k)] = {
+        {"de_gene_factors", gene_factors(truth.de_genes[k], truth.de_factors[k])}};
+  }
+  nlohmann::json perturbations = nlohmann::json::object();
+  for (const auto& p : truth.perturbations) {
+    perturbations[p.name] = {{"target", names[static_cast<size_t>(p.target)]},
+                             {"target_factor", p.target_factor},
+                             {"downstream_gene_factors", gene_factors(p.downstream, p.downstream_factors)}};
+  }
+  return nlohmann::json{{"cell_types", types}, {"perturbations", perturbations}};
 }
 
 }  // namespace lingshu

@@ -13,6 +13,7 @@
 // sqrt(bcv_df / ChiSq(bcv_df)) (one chi-square per gene); optional dropout keeps a gene with
 // probability 1 - logistic(dropout_shape * (log mean - dropout_mid)); counts ~ Poisson.
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -41,10 +42,10 @@ struct SimulatorConfig {
   double de_fac_loc = 0.5;
   double de_fac_scale = 0.4;
 
-  int n_perturbations = 0;           // conditions besides "control"
-  double control_fraction = -1.0;    // share of control cells; < 0: an equal share for every condition
-  double knockdown_factor = 0.05;    // multiplies the target gene's mean
-  int n_downstream = 20;             // genes shifted by each perturbation (besides the target)
+  int n_perturbations = 0;         // conditions besides "control"
+  double control_fraction = -1.0;  // share of control cells; < 0: an equal share for every condition
+  double knockdown_factor = 0.05;  // multiplies the target gene's mean
+  int n_downstream = 20;           // genes shifted by each perturbation (besides the target)
   double downstream_fac_loc = 0.8;
   double downstream_fac_scale = 0.3;
   double downstream_down_prob = 0.5;
@@ -87,7 +88,12 @@ struct Simulation {
   SimulationTruth truth;
 };
 
-Simulation simulate(const SimulatorConfig& config);
+// `threads` <= 0: all hardware threads. The result does not depend on the thread count.
+Simulation simulate(const SimulatorConfig& config, int threads = 0);
+
+// The truth as JSON (per cell type: DE genes by name with factors; per perturbation: target and
+// downstream genes with factors), for users who want to check a method against it.
+nlohmann::json truth_json(const Simulation& simulation);
 
 // "Gene0001"-style name of gene i (0-based), zero-padded to the width `n_genes` needs (>= 4).
 std::string simulated_gene_name(int64_t i, int64_t n_genes);

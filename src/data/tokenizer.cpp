@@ -24,8 +24,8 @@ constexpr int64_t kHistogramLimit = int64_t{1} << 22;
 
 void validate_config(const TokenizerConfig& config) {
   if (config.n_tokens < 2 || config.n_tokens > kMaxTokens) {
-    throw UserError(fmt::format("tokenizer: n_tokens is {}; it must be between 2 and {}", config.n_tokens,
-                                kMaxTokens));
+    throw UserError(
+        fmt::format("tokenizer: n_tokens is {}; it must be between 2 and {}", config.n_tokens, kMaxTokens));
   }
   if (config.exact_limit < 1) {
     throw UserError(fmt::format("tokenizer: exact_limit is {}; it must be at least 1", config.exact_limit));
@@ -95,7 +95,9 @@ double empty_bin_representative(const std::vector<double>& edges, size_t t) {
 }
 
 // A random double in [0, 1) from the caller's generator (see random.h for why not std::).
-double unit_draw(std::mt19937_64& rng) { return rnd::uniform01(rng); }
+double unit_draw(std::mt19937_64& rng) {
+  return rnd::uniform01(rng);
+}
 
 }  // namespace
 
@@ -156,11 +158,17 @@ Tokenizer Tokenizer::fit(const CsrMatrix& counts, const TokenizerConfig& config)
   return tok;
 }
 
-int Tokenizer::n_tokens() const { return config_.n_tokens; }
+int Tokenizer::n_tokens() const {
+  return config_.n_tokens;
+}
 
-int Tokenizer::n_genes() const { return n_genes_; }
+int Tokenizer::n_genes() const {
+  return n_genes_;
+}
 
-const std::vector<double>& Tokenizer::lower_edges() const { return lower_edges_; }
+const std::vector<double>& Tokenizer::lower_edges() const {
+  return lower_edges_;
+}
 
 int32_t Tokenizer::encode(float count) const {
   if (!(count >= 1.0f)) return 0;  // zero, fractions below one, negatives and NaN
@@ -175,21 +183,24 @@ double Tokenizer::representative(int gene, int token) const {
                                         token, config_.n_tokens));
   }
   if (gene < 0 || gene >= n_genes_) {
-    throw std::out_of_range(fmt::format("Tokenizer::representative: gene {} outside 0..{}", gene, n_genes_ - 1));
+    throw std::out_of_range(
+        fmt::format("Tokenizer::representative: gene {} outside 0..{}", gene, n_genes_ - 1));
   }
   const auto begin = gene_rep_.begin() + gene_rep_offsets_[static_cast<size_t>(gene)];
   const auto end = gene_rep_.begin() + gene_rep_offsets_[static_cast<size_t>(gene) + 1];
   const int64_t key = static_cast<int64_t>(gene) * config_.n_tokens + token;
-  const auto it = std::lower_bound(begin, end, key, [](const auto& entry, int64_t k) { return entry.first < k; });
+  const auto it =
+      std::lower_bound(begin, end, key, [](const auto& entry, int64_t k) { return entry.first < k; });
   if (it != end && it->first == key) return it->second;
   return global_rep_[static_cast<size_t>(token)];
 }
 
 void Tokenizer::encode_row(const CsrMatrix& counts, int64_t row, std::span<uint8_t> out) const {
   if (counts.n_cols != n_genes_) {
-    throw UserError(fmt::format("the tokenizer was fitted on {} genes but the data have {}; use the model's "
-                                "gene list to align the data first",
-                                n_genes_, counts.n_cols));
+    throw UserError(
+        fmt::format("the tokenizer was fitted on {} genes but the data have {}; use the model's "
+                    "gene list to align the data first",
+                    n_genes_, counts.n_cols));
   }
   if (out.size() != static_cast<size_t>(n_genes_)) {
     throw std::invalid_argument(
@@ -198,10 +209,12 @@ void Tokenizer::encode_row(const CsrMatrix& counts, int64_t row, std::span<uint8
   std::fill(out.begin(), out.end(), uint8_t{0});
   const auto cols = counts.row_indices(row);
   const auto vals = counts.row_values(row);
-  for (size_t i = 0; i < cols.size(); ++i) out[static_cast<size_t>(cols[i])] = static_cast<uint8_t>(encode(vals[i]));
+  for (size_t i = 0; i < cols.size(); ++i)
+    out[static_cast<size_t>(cols[i])] = static_cast<uint8_t>(encode(vals[i]));
 }
 
-void Tokenizer::decode_row(std::span<const uint8_t> tokens, std::mt19937_64& rng, std::span<float> out) const {
+void Tokenizer::decode_row(std::span<const uint8_t> tokens, std::mt19937_64& rng,
+                           std::span<float> out) const {
   if (tokens.size() != static_cast<size_t>(n_genes_) || out.size() != tokens.size()) {
     throw std::invalid_argument(fmt::format("Tokenizer::decode_row: {} tokens and {} outputs for {} genes",
                                             tokens.size(), out.size(), n_genes_));
@@ -244,7 +257,8 @@ nlohmann::json Tokenizer::to_json() const {
 
 Tokenizer Tokenizer::from_json(const nlohmann::json& j) {
   const auto damaged = [](const std::string& why) {
-    return UserError(fmt::format("tokenizer JSON is damaged ({}); refit or restore the model directory", why));
+    return UserError(
+        fmt::format("tokenizer JSON is damaged ({}); refit or restore the model directory", why));
   };
   Tokenizer tok;
   std::vector<int64_t> keys;
@@ -266,7 +280,8 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& j) {
   validate_config(tok.config_);
   const auto k = static_cast<size_t>(tok.config_.n_tokens);
   if (tok.n_genes_ < 0) throw damaged("negative gene count");
-  if (tok.lower_edges_.size() != k || tok.global_rep_.size() != k) throw damaged("tables do not have K entries");
+  if (tok.lower_edges_.size() != k || tok.global_rep_.size() != k)
+    throw damaged("tables do not have K entries");
   if (!std::is_sorted(tok.lower_edges_.begin(), tok.lower_edges_.end(), std::less_equal<>())) {
     throw damaged("bin edges are not increasing");
   }
@@ -312,29 +327,29 @@ int32_t GenePatching::gene_at(int64_t pos) const {
 
 void GenePatching::to_positions(std::span<const uint8_t> by_gene, uint8_t pad,
                                 std::span<uint8_t> by_position) const {
-  if (by_gene.size() != static_cast<size_t>(n_genes) || by_position.size() != static_cast<size_t>(n_positions())) {
-    throw std::invalid_argument(fmt::format("GenePatching::to_positions: {} genes -> {} positions, expected {} -> {}",
-                                            by_gene.size(), by_position.size(), n_genes, n_positions()));
+  if (by_gene.size() != static_cast<size_t>(n_genes) ||
+      by_position.size() != static_cast<size_t>(n_positions())) {
+    throw std::invalid_argument(
+        fmt::format("GenePatching::to_positions: {} genes -> {} positions, expected {} -> {}", by_gene.size(),
+                    by_position.size(), n_genes, n_positions()));
   }
   for (size_t pos = 0; pos < order.size(); ++pos) by_position[pos] = by_gene[static_cast<size_t>(order[pos])];
   std::fill(by_position.begin() + static_cast<std::ptrdiff_t>(order.size()), by_position.end(), pad);
 }
 
 void GenePatching::to_genes(std::span<const uint8_t> by_position, std::span<uint8_t> by_gene) const {
-  if (by_gene.size() != static_cast<size_t>(n_genes) || by_position.size() != static_cast<size_t>(n_positions())) {
-    throw std::invalid_argument(fmt::format("GenePatching::to_genes: {} positions -> {} genes, expected {} -> {}",
-                                            by_position.size(), by_gene.size(), n_positions(), n_genes));
+  if (by_gene.size() != static_cast<size_t>(n_genes) ||
+      by_position.size() != static_cast<size_t>(n_positions())) {
+    throw std::invalid_argument(
+        fmt::format("GenePatching::to_genes: {} positions -> {} genes, expected {} -> {}", by_position.size(),
+                    by_gene.size(), n_positions(), n_genes));
   }
   for (size_t pos = 0; pos < order.size(); ++pos) by_gene[static_cast<size_t>(order[pos])] = by_position[pos];
 }
 
 nlohmann::json GenePatching::to_json() const {
-  return nlohmann::json{{"format", "lingshu-gene-patching"},
-                        {"version", 1},
-                        {"n_genes", n_genes},
-                        {"patch_size", patch_size},
-                        {"seed", seed},
-                        {"order", order}};
+  return nlohmann::json{{"format", "lingshu-gene-patching"}, {"version", 1}, {"n_genes", n_genes},
+                        {"patch_size", patch_size},          {"seed", seed}, {"order", order}};
 }
 
 GenePatching GenePatching::from_json(const nlohmann::json& j) {
@@ -343,7 +358,8 @@ GenePatching GenePatching::from_json(const nlohmann::json& j) {
   };
   GenePatching p;
   try {
-    if (j.at("format").get<std::string>() != "lingshu-gene-patching") throw damaged("not a lingshu gene order");
+    if (j.at("format").get<std::string>() != "lingshu-gene-patching")
+      throw damaged("not a lingshu gene order");
     p.n_genes = j.at("n_genes").get<int64_t>();
     p.patch_size = j.at("patch_size").get<int>();
     p.seed = j.at("seed").get<uint64_t>();
@@ -352,7 +368,8 @@ GenePatching GenePatching::from_json(const nlohmann::json& j) {
     throw damaged(e.what());
   }
   if (p.patch_size < 1) throw damaged("patch size below 1");
-  if (static_cast<int64_t>(p.order.size()) != p.n_genes) throw damaged("order length differs from gene count");
+  if (static_cast<int64_t>(p.order.size()) != p.n_genes)
+    throw damaged("order length differs from gene count");
   std::vector<uint8_t> seen(p.order.size(), 0);
   for (const int32_t g : p.order) {
     if (g < 0 || g >= p.n_genes || seen[static_cast<size_t>(g)]) throw damaged("order is not a permutation");

@@ -55,8 +55,10 @@ TEST(CountsCheck, MessageNamesValueCellGeneAndCure) {
 TEST(CountsCheck, ClassifiesNanInfAndNegative) {
   const float nan = std::numeric_limits<float>::quiet_NaN();
   const float inf = std::numeric_limits<float>::infinity();
-  EXPECT_EQ(find_non_count(two_by_three({1, nan, 0}, {0, 0, 0}).X)->problem, NonCountValue::Problem::NotANumber);
-  EXPECT_EQ(find_non_count(two_by_three({1, 0, 0}, {0, inf, 0}).X)->problem, NonCountValue::Problem::Infinite);
+  EXPECT_EQ(find_non_count(two_by_three({1, nan, 0}, {0, 0, 0}).X)->problem,
+            NonCountValue::Problem::NotANumber);
+  EXPECT_EQ(find_non_count(two_by_three({1, 0, 0}, {0, inf, 0}).X)->problem,
+            NonCountValue::Problem::Infinite);
   EXPECT_EQ(find_non_count(two_by_three({1, 0, 0}, {0, 0, -1}).X)->problem, NonCountValue::Problem::Negative);
   // A scaled matrix (negative, non-integer) is reported for whichever comes first.
   const auto scaled = find_non_count(two_by_three({-0.5f, 1.2f, 0}, {0, 0, 0}).X);

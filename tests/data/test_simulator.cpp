@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
 
@@ -36,6 +37,32 @@ TEST(Simulator, SameSeedSameCellsOtherSeedOtherCells) {
   EXPECT_EQ(a.truth.cell_type, b.truth.cell_type);
   EXPECT_NE(a.data.X.values, c.data.X.values);
   EXPECT_NE(a.truth.cell_type, c.truth.cell_type);
+}
+
+TEST(Simulator, ThreadCountDoesNotChangeTheCells) {
+  SimulatorConfig config = small_config(9);
+  config.n_cells = 1500;  // more than one parallel block
+  const Simulation one = simulate(config, 1);
+  const Simulation two = simulate(config, 2);
+  EXPECT_EQ(one.data.X.indptr, two.data.X.indptr);
+  EXPECT_EQ(one.data.X.indices, two.data.X.indices);
+  EXPECT_EQ(one.data.X.values, two.data.X.values);
+}
+
+TEST(Simulator, TruthJsonNamesTheGenes) {
+  SimulatorConfig config = small_config(10);
+  config.n_perturbations = 2;
+  const Simulation s = simulate(config);
+  const nlohmann::json j = truth_json(s);
+  ASSERT_EQ(j["cell_types"].size(), 4u);
+  const auto& type1 = j["cell_types"]["type_1"]["de_gene_factors"];
+  ASSERT_EQ(type1.size(), s.truth.de_genes[1].size());
+  const int32_t first = s.truth.de_genes[1].front();
+  EXPECT_EQ(type1[s.data.var.index[static_cast<size_t>(first)]].get<double>(), s.truth.de_factors[1].front());
+  for (const auto& p : s.truth.perturbations) {
+    EXPECT_EQ(j["perturbations"][p.name]["target"], p.name);
+    EXPECT_EQ(j["perturbations"][p.name]["downstream_gene_factors"].size(), p.downstream.size());
+  }
 }
 
 TEST(Simulator, LayoutNamesAndLabels) {

@@ -105,7 +105,8 @@ TEST(Tokenizer, HandWorkedRepresentatives) {
 TEST(Tokenizer, CapIsTheQuantileOfNonZeroCounts) {
   std::vector<std::vector<float>> rows;
   for (int v = 1; v <= 100; ++v) rows.push_back({static_cast<float>(v), 0.0f});
-  const Tokenizer tok = Tokenizer::fit(from_columns(rows), {.n_tokens = 16, .exact_limit = 4, .cap_quantile = 0.9});
+  const Tokenizer tok =
+      Tokenizer::fit(from_columns(rows), {.n_tokens = 16, .exact_limit = 4, .cap_quantile = 0.9});
   EXPECT_EQ(tok.cap(), 90.0);
 }
 
@@ -140,7 +141,8 @@ TEST(Tokenizer, DecodingKeepsPerGeneMeans) {
 }
 
 TEST(Tokenizer, JsonRoundTripIsExact) {
-  const Tokenizer tok = Tokenizer::fit(deep_counts(), {.n_tokens = 48, .exact_limit = 16, .cap_quantile = 0.999});
+  const Tokenizer tok =
+      Tokenizer::fit(deep_counts(), {.n_tokens = 48, .exact_limit = 16, .cap_quantile = 0.999});
   const nlohmann::json j = tok.to_json();
   const Tokenizer back = Tokenizer::from_json(nlohmann::json::parse(j.dump()));
   EXPECT_TRUE(back == tok);
