@@ -132,7 +132,51 @@ Svd exact_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k) {
   return {u.slice(1, 0, k), s.slice(0, 0, k), vt.slice(0, 0, k)};
 }
 
-torch::Tensor orthonormal_basis(const torch::Tensor& m) { return std::get<0>(torch::linalg::qr(m, "reduced")); }
+// Orthonormal columns spanning those of `m` (n x l, l small): modified Gram-Schmidt, run twice so
+// that orthogonality holds to rounding error. Written out rather than calling LAPACK's geqrf, whose
+// unblocked path issues one threaded gemv per column and crawls on busy machines; columns that are
+// numerically dependent become zero.
+torch::Tensor orthonormal_basis(const torch::Tensor& m) {
+  torch::Tensor columns = m.t().contiguous();  // l x n: each column contiguous
+  const int64_t l = columns.size(0);
+  const int64_t n = columns.size(1);
+  double* c = columns.data_ptr<double>();
+  const auto dot = [n](const double* a, const double* b) {
+    double s = 0;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+  };
+  std::vector<double> original_norm(static_cast<size_t>(l));
+  for (int64_t j = 0; j < l; ++j) original_norm[static_cast<size_t>(j)] = std::sqrt(dot(c + j * n, c + j * n));
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int64_t j = 0; j < l; ++j) {
+      double* cj = c + j * n;
+      for (int64_t i = 0; i < j; ++i) {
+        const double* ci = c + i * n;
+        const double projection = dot(ci, cj);
+        for (int64_t r = 0; r < n; ++r) cj[r] -= projection * ci[r];
+      }
+      const double norm = std::sqrt(dot(cj, cj));
+      const double scale = norm > 1e-12 * std::max(1e-300, original_norm[static_cast<size_t>(j)]) ? 1.0 / norm : 0.0;
+      for (int64_t r = 0; r < n; ++r) cj[r] *= scale;
+    }
+  }
+  return columns.t().contiguous();
+}
+
+// SVD of a wide l x g matrix (l small) through the eigendecomposition of the l x l matrix B B^T =
+// U S^2 U^T, then V^T = S^-1 U^T B: only an l x l LAPACK call, which stays fast on any machine.
+// Squaring the singular values costs precision only for components far below the leading ones,
+// which are never reported.
+Svd wide_svd(const torch::Tensor& b) {
+  const auto [eigenvalues, eigenvectors] = torch::linalg::eigh(torch::matmul(b, b.t()), "L");
+  const torch::Tensor order = torch::argsort(eigenvalues, /*dim=*/0, /*descending=*/true);
+  const torch::Tensor s = eigenvalues.index_select(0, order).clamp_min(0.0).sqrt();
+  const torch::Tensor u = eigenvectors.index_select(1, order);
+  const torch::Tensor inverse_s = torch::where(s > s[0] * 1e-12, 1.0 / s, torch::zeros_like(s));
+  const torch::Tensor vt = torch::matmul(u.t(), b) * inverse_s.unsqueeze(1);
+  return {u, s, vt};
+}
 
 Svd randomized_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k, const PcaOptions& options) {
   const CentredOperator a(x, mean);
@@ -144,10 +188,10 @@ Svd randomized_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k, con
     q = orthonormal_basis(a.transpose_times(q));
     q = orthonormal_basis(a.times(q));
   }
-  const torch::Tensor b = a.transpose_times(q).t();  // l x g: Q^T A
-  auto [u_small, s, vt] = torch::linalg::svd(b, /*full_matrices=*/false, /*driver=*/c10::nullopt);
-  const torch::Tensor u = torch::matmul(q, u_small);
-  return {u.slice(1, 0, k), s.slice(0, 0, k), vt.slice(0, 0, k)};
+  const torch::Tensor b = a.transpose_times(q).t().contiguous();  // l x g: Q^T A
+  const Svd small = wide_svd(b);
+  const torch::Tensor u = torch::matmul(q, small.u);
+  return {u.slice(1, 0, k), small.s.slice(0, 0, k), small.vt.slice(0, 0, k)};
 }
 
 // sklearn's svd_flip (u-based): the largest-magnitude entry of each column of U becomes positive.

@@ -137,6 +137,22 @@ double legend_width(const std::vector<std::pair<std::string, std::string>>& entr
   return entries.empty() ? 0.0 : std::min(220.0, 28.0 + kCharWidth * static_cast<double>(longest));
 }
 
+// Numbers (with thousands separators, exponents, a trailing %) and "n/a" are right-aligned in
+// tables so that digits line up; text is left-aligned.
+bool looks_numeric(std::string_view text) {
+  if (text == "n/a" || text == "nan" || text == "inf" || text == "-inf") return true;
+  if (text.empty()) return false;
+  bool digit = false;
+  for (const char c : text) {
+    if (c >= '0' && c <= '9') {
+      digit = true;
+    } else if (c != '.' && c != ',' && c != '-' && c != '+' && c != 'e' && c != '%') {
+      return false;
+    }
+  }
+  return digit;
+}
+
 }  // namespace
 
 std::string html_escape(std::string_view text) {
@@ -203,6 +219,12 @@ std::string scatter_svg(const std::vector<ScatterSeries>& series, const ScatterO
   }
   const double right = entries.empty() ? 16.0 : legend_width(entries) + 16.0;
   Frame f{62.0, options.title.empty() ? 14.0 : 34.0, 0.0, 0.0, x_range.padded(0.04), y_range.padded(0.04)};
+  if (options.x_limits && options.x_limits->first < options.x_limits->second) {
+    f.x = {options.x_limits->first, options.x_limits->second};
+  }
+  if (options.y_limits && options.y_limits->first < options.y_limits->second) {
+    f.y = {options.y_limits->first, options.y_limits->second};
+  }
   f.width = std::max(40.0, options.width - f.left - right);
   f.height = std::max(40.0, options.height - f.top - 48.0);
   if (options.diagonal) {
@@ -238,6 +260,8 @@ std::string scatter_svg(const std::vector<ScatterSeries>& series, const ScatterO
     const size_t n = std::min(s.x.size(), s.y.size());
     for (size_t i = 0; i < n; ++i) {
       if (!std::isfinite(s.x[i]) || !std::isfinite(s.y[i])) continue;
+      // Fixed limits may leave points outside: they are not drawn over the axes.
+      if (s.x[i] < f.x.lo || s.x[i] > f.x.hi || s.y[i] < f.y.lo || s.y[i] > f.y.hi) continue;
       out += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"{:g}\"/>\n", f.px(s.x[i]), f.py(s.y[i]),
                          options.point_radius);
     }
@@ -329,7 +353,11 @@ void HtmlPage::add_table(const std::vector<std::string>& header, const std::vect
     out += "<tr>";
     for (size_t i = 0; i < row.size(); ++i) {
       const bool first = i == 0 && emphasise_first_column;
-      out += (first ? "<th>" : "<td>") + html_escape(row[i]) + (first ? "</th>" : "</td>");
+      if (first) {
+        out += "<th>" + html_escape(row[i]) + "</th>";
+      } else {
+        out += (looks_numeric(row[i]) ? "<td class=\"num\">" : "<td>") + html_escape(row[i]) + "</td>";
+      }
     }
     out += "</tr>\n";
   }
@@ -355,7 +383,8 @@ p { line-height: 1.45; max-width: 1000px; }
 p.note { background: #fff8e1; border-left: 4px solid #f0b400; padding: 6px 10px; }
 p.caption { color: #555; font-size: 13px; margin-top: 2px; }
 table { border-collapse: collapse; font-size: 13px; margin: 8px 0; }
-th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: right; }
+th, td { border: 1px solid #ddd; padding: 4px 10px; text-align: left; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
 thead th { background: #f3f3f3; text-align: center; }
 tbody th { text-align: left; font-weight: 600; }
 div.figures { display: flex; flex-wrap: wrap; gap: 12px; align-items: flex-start; }

@@ -10,8 +10,10 @@
 //   page.add_section("Expression");
 //   page.add_figures({svg});
 //   write_text_atomically("report.html", page.render());
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace lingshu::report {
@@ -43,6 +45,9 @@ struct ScatterOptions {
   bool diagonal = false;    // draw y = x (for predicted-vs-real plots); implies equal_axes
   bool equal_axes = false;  // same range and scale on both axes (a square plot area)
   bool show_legend = true;
+  // Fixed axis ranges (lo, hi), so that several panels share axes; unset = fitted to the data.
+  std::optional<std::pair<double, double>> x_limits;
+  std::optional<std::pair<double, double>> y_limits;
 };
 
 // A scatter plot; series are drawn in order (later ones on top), the legend sits at the right.

@@ -141,6 +141,21 @@ TEST(Svg, EqualAxesKeepTheEmbeddingShape) {
   EXPECT_NEAR(unit_x, unit_y, 0.05 * unit_x);
 }
 
+TEST(Svg, FixedLimitsAreSharedAndClipPointsOutside) {
+  ScatterOptions options;
+  options.x_limits = std::pair{0.0, 10.0};
+  options.y_limits = std::pair{0.0, 10.0};
+  const std::string a = scatter_svg({{"a", "black", {0.0, 10.0, 20.0}, {0.0, 10.0, 5.0}}}, options);
+  const std::string b = scatter_svg({{"a", "black", {5.0}, {5.0}}}, options);
+  const auto pa = circles(a);
+  const auto pb = circles(b);
+  ASSERT_EQ(pa.size(), 2u) << "the point at x = 20 lies outside the limits";
+  ASSERT_EQ(pb.size(), 1u);
+  // Same limits: the midpoint of one panel's corners is the other panel's (5, 5).
+  EXPECT_NEAR((pa[0].cx + pa[1].cx) / 2, pb[0].cx, 0.1);
+  EXPECT_NEAR((pa[0].cy + pa[1].cy) / 2, pb[0].cy, 0.1);
+}
+
 TEST(Svg, BarHeightsAreProportionalToValues) {
   BarOptions options;
   options.title = "proportions";
@@ -163,12 +178,13 @@ TEST(Svg, BarHeightsAreProportionalToValues) {
 TEST(Svg, PageIsSelfContainedAndEscaped) {
   HtmlPage page("Report <pbmc3k>");
   page.add_section("Metrics");
-  page.add_table({"metric", "value"}, {{"MMD", "0.01"}, {"a&b", "1"}});
+  page.add_table({"metric", "value"}, {{"MMD", "0.01"}, {"a&b", "1"}, {"type", "CD4 T"}});
   page.add_note("PCA, not UMAP");
   page.add_figures({scatter_svg({{"x", "red", {1, 2}, {3, 4}}}, {})}, "caption");
   const std::string html = page.render();
   EXPECT_NE(html.find("<title>Report &lt;pbmc3k&gt;</title>"), std::string::npos);
-  EXPECT_NE(html.find("<th>a&amp;b</th><td>1</td>"), std::string::npos);
+  EXPECT_NE(html.find("<th>a&amp;b</th><td class=\"num\">1</td>"), std::string::npos) << "numbers align right";
+  EXPECT_NE(html.find("<td>CD4 T</td>"), std::string::npos) << "text aligns left";
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("src="), std::string::npos);
   EXPECT_EQ(html.find("href="), std::string::npos);

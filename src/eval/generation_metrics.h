@@ -1,0 +1,131 @@
+#pragma once
+// Generation metrics (DESIGN.md section 4): how close a set of generated cells is to real cells.
+//
+// Mean-expression correlations only see each gene's average; a generator that keeps every marginal
+// and no gene-gene structure (the independent baseline) scores as well as real cells there. The
+// distribution-level metrics tell them apart and come first in every table:
+//   - kNN AUC: for each cell, the fraction of its k nearest neighbours (itself excluded) in the joint
+//     PCA space that are generated; the ROC AUC of that score for generated vs real (0.5 = mixed).
+//   - MMD: biased MMD^2 with a sum of 5 Gaussian kernels exp(-d^2 / b_i), b_i = m * 2^(i-2), m the mean
+//     squared distance between distinct points of real+generated (the scDiffusion / DAN formula).
+//   - iLISI: inverse Simpson index of the source (real / generated) among each cell's k = 30 nearest
+//     neighbours (itself excluded, uniform weights rather than harmony's perplexity weights), averaged
+//     and scaled (x - 1) / (2 - 1) to [0, 1]. Even perfectly mixed sources give about 0.93 at k = 30,
+//     because a finite neighbourhood rarely splits exactly in half.
+//   - 1-WD: mean over genes of the 1-D Wasserstein-1 distance between real and generated values.
+// With a cell-type column: generated cells are labelled by majority vote of their 15 nearest real
+// cells (PCA space); the total variation distance between the two proportion vectors; per type, the
+// Pearson correlation of real vs generated mean expression over the type's 50 marker genes (largest
+// mean difference against the other real cells).
+#include <cstdint>
+#include <nlohmann/json_fwd.hpp>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "eval/dense_matrix.h"
+#include "eval/expression.h"
+#include "eval/knn.h"
+
+namespace lingshu {
+
+struct GenerationOptions {
+  int n_pcs = 50;
+  int k_neighbors = 30;  // kNN graph for iLISI and the AUC
+  int label_k = 15;      // real neighbours voting in label transfer
+  int n_markers = 50;    // marker genes per cell type
+  int min_group_cells = 3;  // fewer generated cells in a type: no marker correlation for it
+  std::string label;     // obs column of cell types; "" = no cell-type metrics
+  uint64_t seed = 0;
+  int threads = 0;  // 0 = all hardware threads
+};
+
+struct CellTypeResult {
+  std::string name;
+  int64_t n_real = 0;       // real cells with this label
+  int64_t n_generated = 0;  // generated cells transferred to it
+  double real_fraction = 0;
+  double generated_fraction = 0;
+  int64_t n_grouped_generated = 0;  // generated cells used for its marker means
+  double marker_pearson = 0;  // NaN when too few cells
+  std::vector<std::string> markers;
+};
+
+struct GenerationMetrics {
+  int64_t n_cells = 0;  // per side
+  int64_t n_genes = 0;
+  int64_t n_pcs = 0;
+  double mean_pearson = 0;
+  double mean_spearman = 0;
+  double mmd = 0;
+  double wasserstein1 = 0;
+  double ilisi = 0;
+  double knn_auc = 0;
+
+  // Cell-type metrics (empty label: not computed).
+  std::string label;
+  std::string generated_grouping;  // "declared" (generated file's own column) or "transferred"
+  double proportion_tv = 0;
+  double label_agreement = 0;  // share of generated cells whose declared label matches the transfer; NaN without
+  double marker_pearson_mean = 0;
+  int64_t unlabelled_real_cells = 0;
+  std::vector<CellTypeResult> cell_types;
+
+  std::vector<std::string> notes;
+};
+
+// Everything the report draws, beside the numbers.
+struct GenerationEvaluation {
+  GenerationMetrics metrics;
+  GenerationOptions options;
+  DenseMatrix embedding;  // first two PCs, real cells then generated cells
+  std::vector<double> explained_variance_ratio;  // of every PC used
+  std::vector<double> real_gene_means;
+  std::vector<double> generated_gene_means;
+  std::vector<std::string> genes;
+  std::vector<int32_t> real_types;       // index into metrics.cell_types, -1 = unlabelled
+  std::vector<int32_t> generated_types;  // transferred labels
+  std::vector<double> generated_neighbour_fraction;  // kNN score of every cell, real then generated
+};
+
+// Computes every metric on a matched pair. Throws UserError when the label column is missing from
+// the real cells or holds no labels.
+GenerationEvaluation evaluate_generation(const ExpressionPair& pair, const GenerationOptions& options);
+
+nlohmann::json to_json(const GenerationMetrics& metrics);
+// A plain-text table for the terminal: metric, value, and what an indistinguishable generator scores.
+std::string format_metrics_table(const GenerationMetrics& metrics);
+
+// --- The statistics, one by one (exposed for tests and other tools) ---
+
+// 1-D Wasserstein-1 distance between two samples with equal weights (scipy.stats.wasserstein_distance).
+double wasserstein1(std::span<const double> u, std::span<const double> v);
+// Mean over columns of the Wasserstein-1 distance between the columns of two matrices with the same
+// columns (zeros included). Values must be >= 0 (log-normalised expression).
+double mean_column_wasserstein1(const CsrMatrix& a, const CsrMatrix& b, int threads = 0);
+
+// Biased MMD^2 with a sum of `n_kernels` Gaussian kernels whose bandwidths are m * multiplier^(i - n/2)
+// for the mean squared distance m between distinct points of x and y together.
+double mmd_gaussian(const DenseMatrix& x, const DenseMatrix& y, int n_kernels = 5, double multiplier = 2.0,
+                    int threads = 0);
+
+// Per point of the graph, the share of its neighbours for which is_marked[neighbour] is true.
+std::vector<double> marked_neighbour_fraction(const KnnGraph& graph, std::span<const uint8_t> is_marked);
+
+// Area under the ROC curve of `scores` for labels (nonzero = positive), ties counted half
+// (= Mann-Whitney U / (n_pos n_neg)). NaN without both classes.
+double roc_auc(std::span<const uint8_t> labels, std::span<const double> scores);
+
+// Mean inverse Simpson index of `source` (0 .. n_sources-1) over each point's neighbours, scaled
+// (x - 1) / (n_sources - 1) to [0, 1].
+double scaled_ilisi(const KnnGraph& graph, std::span<const int32_t> source, int n_sources);
+
+// Majority vote of each query's neighbours' labels (graph from queries to labelled references);
+// ties go to the label of the nearest neighbour among the tied ones. Labels are 0 .. n_labels-1.
+std::vector<int32_t> transfer_labels(const KnnGraph& graph, std::span<const int32_t> reference_labels,
+                                     int n_labels);
+
+// Half the L1 distance between two probability vectors.
+double total_variation(std::span<const double> p, std::span<const double> q);
+
+}  // namespace lingshu

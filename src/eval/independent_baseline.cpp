@@ -1,0 +1,166 @@
+#include "eval/independent_baseline.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <numeric>
+#include <random>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "data/random.h"
+
+namespace lingshu {
+
+namespace {
+
+// Training cells split by type; within a type, each gene's non-zero values (its zeros are implicit:
+// the type's cell count minus the stored values).
+struct TypeColumns {
+  int64_t n_cells = 0;
+  std::vector<int64_t> offsets;  // per gene
+  std::vector<float> values;
+};
+
+TypeColumns gather_type(const CsrMatrix& x, const std::vector<int64_t>& rows) {
+  TypeColumns t;
+  t.n_cells = static_cast<int64_t>(rows.size());
+  t.offsets.assign(static_cast<size_t>(x.n_cols) + 1, 0);
+  for (const int64_t r : rows) {
+    for (const int32_t c : x.row_indices(r)) ++t.offsets[static_cast<size_t>(c) + 1];
+  }
+  std::partial_sum(t.offsets.begin(), t.offsets.end(), t.offsets.begin());
+  t.values.resize(static_cast<size_t>(t.offsets.back()));
+  std::vector<int64_t> fill(t.offsets.begin(), t.offsets.end() - 1);
+  for (const int64_t r : rows) {
+    const auto cols = x.row_indices(r);
+    const auto vals = x.row_values(r);
+    for (size_t i = 0; i < cols.size(); ++i) t.values[static_cast<size_t>(fill[static_cast<size_t>(cols[i])]++)] = vals[i];
+  }
+  return t;
+}
+
+struct Groups {
+  std::vector<std::string> categories;  // the column's categories (all of them, for the output column)
+  std::vector<int32_t> category_of_group;
+  std::vector<std::vector<int64_t>> rows;  // training rows per group (only groups with cells)
+};
+
+Groups group_cells(const AnnData& train, const std::string& label) {
+  Groups g;
+  if (label.empty()) {
+    g.rows.emplace_back(static_cast<size_t>(train.n_obs()));
+    std::iota(g.rows[0].begin(), g.rows[0].end(), 0);
+    g.category_of_group.push_back(-1);
+    return g;
+  }
+  const Column* column = train.obs.find(label);
+  if (column == nullptr) {
+    std::string names;
+    for (const auto& c : train.obs.columns) names += (names.empty() ? "" : ", ") + c.name;
+    throw UserError(fmt::format("--label {}: the training data has no obs column '{}'; available: {}", label, label,
+                                names.empty() ? "(none)" : names));
+  }
+  std::vector<std::string> present;
+  std::vector<std::optional<std::string>> labels(static_cast<size_t>(train.n_obs()));
+  for (int64_t i = 0; i < train.n_obs(); ++i) labels[static_cast<size_t>(i)] = column->label(i);
+  if (column->kind == Column::Kind::Categorical) {
+    g.categories = column->categories;
+  } else {
+    for (const auto& l : labels) {
+      if (l) g.categories.push_back(*l);
+    }
+    std::sort(g.categories.begin(), g.categories.end());
+    g.categories.erase(std::unique(g.categories.begin(), g.categories.end()), g.categories.end());
+  }
+  std::vector<std::vector<int64_t>> by_category(g.categories.size());
+  std::map<std::string, size_t> index;
+  for (size_t c = 0; c < g.categories.size(); ++c) index.emplace(g.categories[c], c);
+  for (int64_t i = 0; i < train.n_obs(); ++i) {
+    if (const auto& l = labels[static_cast<size_t>(i)]) by_category[index.at(*l)].push_back(i);
+  }
+  for (size_t c = 0; c < by_category.size(); ++c) {
+    if (by_category[c].empty()) continue;
+    g.category_of_group.push_back(static_cast<int32_t>(c));
+    g.rows.push_back(std::move(by_category[c]));
+  }
+  if (g.rows.empty()) {
+    throw UserError(fmt::format("--label {}: the column '{}' holds no labels", label, label));
+  }
+  return g;
+}
+
+}  // namespace
+
+AnnData sample_independent_baseline(const AnnData& train, const IndependentBaselineOptions& options) {
+  if (train.n_obs() == 0) throw UserError("the training data holds no cells");
+  const Groups groups = group_cells(train, options.label);
+  std::vector<TypeColumns> columns;
+  std::vector<double> cumulative;  // for drawing a group in training proportions
+  double total = 0;
+  for (const auto& rows : groups.rows) {
+    columns.push_back(gather_type(train.X, rows));
+    total += static_cast<double>(rows.size());
+    cumulative.push_back(total);
+  }
+  const int64_t n_cells = options.n_cells > 0 ? options.n_cells : train.n_obs();
+  const int64_t n_genes = train.n_vars();
+
+  // Each cell has its own random stream, so the output does not depend on how cells are split
+  // across threads.
+  std::vector<int32_t> group_of_cell(static_cast<size_t>(n_cells));
+  std::vector<CsrMatrix> chunks(static_cast<size_t>((n_cells + 255) / 256));
+  parallel_for(n_cells, options.threads, 256, [&](int64_t begin, int64_t end, int) {
+    CsrMatrix& chunk = chunks[static_cast<size_t>(begin / 256)];
+    chunk.n_cols = n_genes;
+    std::vector<int32_t> cols;
+    std::vector<float> vals;
+    for (int64_t i = begin; i < end; ++i) {
+      std::mt19937_64 rng(rnd::derive_seed(options.seed, static_cast<uint64_t>(i)));
+      const double u = rnd::uniform01(rng) * total;
+      const auto group = static_cast<size_t>(
+          std::min<std::ptrdiff_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin(),
+                                   static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
+      group_of_cell[static_cast<size_t>(i)] = static_cast<int32_t>(group);
+      const TypeColumns& type = columns[group];
+      cols.clear();
+      vals.clear();
+      for (int64_t g = 0; g < n_genes; ++g) {
+        // A uniformly chosen training cell of the type; below the stored count it has a value.
+        const int64_t stored = type.offsets[static_cast<size_t>(g) + 1] - type.offsets[static_cast<size_t>(g)];
+        const auto pick = static_cast<int64_t>(rnd::uniform_below(rng, static_cast<uint64_t>(type.n_cells)));
+        if (pick < stored) {
+          cols.push_back(static_cast<int32_t>(g));
+          vals.push_back(type.values[static_cast<size_t>(type.offsets[static_cast<size_t>(g)] + pick)]);
+        }
+      }
+      chunk.append_row(cols, vals);
+    }
+  });
+
+  AnnData out;
+  out.X.n_cols = n_genes;
+  for (const auto& chunk : chunks) {
+    for (int64_t r = 0; r < chunk.n_rows; ++r) {
+      out.X.append_row(chunk.row_indices(r), chunk.row_values(r));
+    }
+  }
+  out.var = train.var;
+  for (int64_t i = 0; i < n_cells; ++i) out.obs.index.push_back(fmt::format("independent_{}", i));
+  if (!options.label.empty()) {
+    Column column;
+    column.name = options.label;
+    column.kind = Column::Kind::Categorical;
+    column.categories = groups.categories;
+    for (const int32_t g : group_of_cell) column.codes.push_back(groups.category_of_group[static_cast<size_t>(g)]);
+    out.obs.set(std::move(column));
+  }
+  out.uns_strings = {{"lingshu_generator", "baseline independent"},
+                     {"lingshu_seed", std::to_string(options.seed)},
+                     {"lingshu_label", options.label}};
+  return out;
+}
+
+}  // namespace lingshu
