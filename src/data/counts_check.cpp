@@ -57,7 +57,7 @@ std::string describe_non_count(const NonCountValue& bad, const AnnData& data, co
       break;
   }
   // Once a layer was chosen, pointing back at the usual layers would send the user in circles.
-  const bool chose_x = source == "X" || source.ends_with(": X");
+  const bool chose_x = source == "X" || source.ends_with(" X");
   const char* cure = chose_x
                          ? "pass --layer counts or --layer raw if the file keeps them there"
                          : "choose the matrix that holds them with --layer (X, raw, or a name under layers/)";
