@@ -10,7 +10,7 @@
 namespace lingshu {
 
 namespace {
-std::atomic<int> g_enabled{-1};  // -1: decide by isatty
+std::atomic<bool> g_enabled{true};
 
 std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e7) return "--:--";
@@ -20,18 +20,19 @@ std::string format_duration(double seconds) {
 }
 }  // namespace
 
-void Progress::set_enabled(bool enabled) { g_enabled = enabled ? 1 : 0; }
+void Progress::set_enabled(bool enabled) { g_enabled = enabled; }
 
 Progress::Progress(std::string label, int64_t total, std::string unit)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(std::max<int64_t>(total, 1)),
-      tty_(g_enabled.load() == -1 ? ::isatty(STDERR_FILENO) != 0 : g_enabled.load() == 1),
+      tty_(::isatty(STDERR_FILENO) != 0),
+      silent_(!g_enabled.load()),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
 
 Progress::~Progress() {
-  if (!finished_ && done_ > 0 && tty_) std::fputc('\n', stderr);
+  if (!finished_ && done_ > 0 && tty_ && !silent_) std::fputc('\n', stderr);
 }
 
 void Progress::update(int64_t done, const std::string& extra) {
@@ -55,6 +56,7 @@ void Progress::finish(const std::string& extra) {
 }
 
 void Progress::draw(bool final_line) {
+  if (silent_) return;
   const double elapsed =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;

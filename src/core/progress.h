@@ -19,7 +19,8 @@ class Progress {
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");
 
-  // Overrides terminal detection (tests, --quiet).
+  // false silences every Progress (--quiet, tests); true restores the automatic choice between
+  // a bar (terminal) and log lines.
   static void set_enabled(bool enabled);
 
  private:
@@ -31,6 +32,7 @@ class Progress {
   int64_t total_;
   int64_t done_ = 0;
   bool tty_;
+  bool silent_;
   bool finished_ = false;
   std::chrono::steady_clock::time_point start_;
   std::chrono::steady_clock::time_point last_draw_;

@@ -1,0 +1,33 @@
+#include <gtest/gtest.h>
+
+#include "core/progress.h"
+
+namespace lingshu {
+namespace {
+
+// Without a terminal, progress is plain log lines on stderr; --quiet silences it completely.
+TEST(Progress, LogLinesWithoutTerminalAndNothingWhenQuiet) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress p("train", 10, "steps");
+    p.update(5, "loss 1.5");
+    p.finish("loss 1.2");
+  }
+  const std::string shown = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(shown.find("train: 100% 10/10 steps"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("loss 1.2"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find('\r'), std::string::npos) << "no bar redraws in a log";
+
+  Progress::set_enabled(false);
+  ::testing::internal::CaptureStderr();
+  {
+    Progress p("train", 10, "steps");
+    p.update(5);
+    p.finish();
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+  Progress::set_enabled(true);
+}
+
+}  // namespace
+}  // namespace lingshu
