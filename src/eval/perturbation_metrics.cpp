@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/progress.h"
 #include "data/counts_check.h"
 #include "data/preprocess.h"
 #include "eval/de.h"
@@ -458,10 +459,14 @@ PerturbationEvaluation evaluate_perturbations(const AnnData& real, const AnnData
   const CsrMatrix real_expr = metric_expression(real, genes.real_cols, "the real file");
   const CsrMatrix pred_expr = metric_expression(pred, genes.pred_cols, "the predicted file");
   std::vector<DifferentialExpression> real_de, pred_de;
+  Progress progress("DE (Mann-Whitney U)", static_cast<int64_t>(2 * plans.size()), "tables");
   for (const auto& plan : plans) {
     real_de.push_back(differential_expression(real_expr, plan.real, options.threads));
+    progress.update(static_cast<int64_t>(real_de.size() + pred_de.size()));
     pred_de.push_back(differential_expression(pred_expr, plan.pred, options.threads));
+    progress.update(static_cast<int64_t>(real_de.size() + pred_de.size()));
   }
+  progress.finish();
   apply_fdr(real_de, options.fdr_scope);
   apply_fdr(pred_de, options.fdr_scope);
 
