@@ -183,21 +183,26 @@ std::vector<int64_t> marker_genes(const std::vector<double>& means, const std::v
   return order;
 }
 
+// The real cells' label column and the types present in it; checked before any long computation.
+std::pair<const Column*, std::vector<std::string>> require_labels(const ExpressionPair& pair, const std::string& label) {
+  const Column* column = pair.real_obs.find(label);
+  if (column == nullptr) {
+    std::string names;
+    for (const auto& c : pair.real_obs.columns) names += (names.empty() ? "" : ", ") + c.name;
+    throw UserError(fmt::format("--label {}: {} has no obs column '{}'; available: {}", label, pair.real_name, label,
+                                names.empty() ? "(none)" : names));
+  }
+  std::vector<std::string> types = present_types(*column);
+  if (types.empty()) {
+    throw UserError(fmt::format("--label {}: the column '{}' of {} holds no labels", label, label, pair.real_name));
+  }
+  return {column, std::move(types)};
+}
+
 void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& options, const PcaResult& pcs,
                          GenerationEvaluation& out) {
   GenerationMetrics& m = out.metrics;
-  const Column* real_column = pair.real_obs.find(options.label);
-  if (real_column == nullptr) {
-    std::string names;
-    for (const auto& c : pair.real_obs.columns) names += (names.empty() ? "" : ", ") + c.name;
-    throw UserError(fmt::format("--label {}: {} has no obs column '{}'; available: {}", options.label,
-                                pair.real_name, options.label, names.empty() ? "(none)" : names));
-  }
-  const std::vector<std::string> types = present_types(*real_column);
-  if (types.empty()) {
-    throw UserError(fmt::format("--label {}: the column '{}' of {} holds no labels", options.label, options.label,
-                                pair.real_name));
-  }
+  const auto [real_column, types] = require_labels(pair, options.label);
   const auto n_types = static_cast<int32_t>(types.size());
   const int64_t n = pair.n_cells();
   out.real_types = label_codes(*real_column, types);
@@ -437,6 +442,7 @@ GenerationEvaluation evaluate_generation(const ExpressionPair& pair, const Gener
     throw UserError(fmt::format("need at least 2 cells on each side to compare (have {} real, {} generated)", n,
                                 pair.generated.n_rows));
   }
+  if (!options.label.empty()) require_labels(pair, options.label);  // fail before the long part
   GenerationEvaluation out;
   out.options = options;
   GenerationMetrics& m = out.metrics;

@@ -1,0 +1,144 @@
+// `lingshu eval generation` and `lingshu baseline independent` run as a user would: outputs that
+// parse, and one clear line with a non-zero exit for inputs a user can fix.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "io/h5ad.h"
+#include "test_support.h"
+
+namespace lingshu {
+namespace {
+
+using testing::run_lingshu;
+using testing::TempDir;
+
+std::string read_text(const std::filesystem::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Real and generated halves of one simulation (three cell types), written once per test.
+struct Files {
+  TempDir dir;
+  std::filesystem::path real;
+  std::filesystem::path generated;
+  AnnData generated_data;
+
+  Files() : real(dir / "real.h5ad"), generated(dir / "generated.h5ad") {
+    const auto sim = dir / "sim.h5ad";
+    const auto made =
+        run_lingshu(fmt::format("simulate --cells 400 --genes 300 --cell-types 3 --seed 5 --out '{}'", sim.string()));
+    EXPECT_EQ(made.exit_code, 0) << made.output;
+    const AnnData all = read_h5ad(sim);
+    std::vector<int64_t> even, odd;
+    for (int64_t i = 0; i < all.n_obs(); ++i) (i % 2 ? odd : even).push_back(i);
+    write_h5ad(real, all.select_cells(even));
+    generated_data = all.select_cells(odd);
+    write_h5ad(generated, generated_data);
+  }
+};
+
+void expect_one_line_error(const testing::CommandResult& result, const std::string& expected) {
+  EXPECT_NE(result.exit_code, 0) << result.output;
+  std::string out = result.output;
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 0) << out;
+  EXPECT_NE(out.find(expected), std::string::npos) << out;
+}
+
+TEST(EvalGenerationCli, WritesTableJsonAndReport) {
+  Files files;
+  const auto json_path = files.dir / "metrics.json";
+  const auto html_path = files.dir / "report.html";
+  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label cell_type --out '{}' --report '{}' "
+                                              "--seed 3 --pcs 20 -q",
+                                              files.real.string(), files.generated.string(), json_path.string(),
+                                              html_path.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  EXPECT_NE(result.output.find("kNN real-vs-generated AUC"), std::string::npos) << result.output;
+  EXPECT_NE(result.output.find("type_2"), std::string::npos) << result.output;
+
+  const auto j = nlohmann::json::parse(read_text(json_path));
+  EXPECT_EQ(j["n_cells_per_side"], 200);
+  EXPECT_EQ(j["n_genes"], 300);
+  EXPECT_EQ(j["n_pcs"], 20);
+  for (const char* key : {"knn_auc", "mmd", "ilisi", "wasserstein1", "mean_pearson", "mean_spearman"}) {
+    ASSERT_TRUE(j[key].is_number()) << key;
+  }
+  EXPECT_GT(j["mean_pearson"].get<double>(), 0.9) << "halves of one simulation";
+  EXPECT_LT(j["knn_auc"].get<double>(), 0.65);
+  EXPECT_EQ(j["cell_types"]["generated_grouping"], "declared");
+  EXPECT_EQ(j["cell_types"]["per_type"].size(), 3u);
+
+  const std::string html = read_text(html_path);
+  EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  EXPECT_NE(html.find("type_1"), std::string::npos);
+}
+
+TEST(EvalGenerationCli, LabelTransferWorksWhenTheGeneratedFileHasNoLabels) {
+  Files files;
+  AnnData unlabelled = files.generated_data;
+  unlabelled.obs.columns.clear();
+  const auto path = files.dir / "unlabelled.h5ad";
+  write_h5ad(path, unlabelled);
+  const auto json_path = files.dir / "m.json";
+  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label cell_type --out '{}' -q",
+                                              files.real.string(), path.string(), json_path.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const auto j = nlohmann::json::parse(read_text(json_path));
+  EXPECT_EQ(j["cell_types"]["generated_grouping"], "transferred");
+  EXPECT_LT(j["cell_types"]["proportion_tv"].get<double>(), 0.15);
+}
+
+TEST(EvalGenerationCli, GenesThatDoNotOverlapAreAClearError) {
+  Files files;
+  AnnData renamed = files.generated_data;
+  for (auto& name : renamed.var.index) name = "ENSG" + name;
+  const auto path = files.dir / "renamed.h5ad";
+  write_h5ad(path, renamed);
+  expect_one_line_error(run_lingshu(fmt::format("eval generation '{}' '{}' -q", files.real.string(), path.string())),
+                        "share no gene names");
+}
+
+TEST(EvalGenerationCli, MissingLabelColumnIsAClearError) {
+  Files files;
+  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label celltype -q", files.real.string(),
+                                              files.generated.string()));
+  expect_one_line_error(result, "no obs column 'celltype'");
+  EXPECT_NE(result.output.find("available: cell_type"), std::string::npos) << result.output;
+}
+
+TEST(EvalGenerationCli, MissingOutputFolderFailsBeforeTheWork) {
+  Files files;
+  expect_one_line_error(run_lingshu(fmt::format("eval generation '{}' '{}' --out '{}' -q", files.real.string(),
+                                                files.generated.string(), (files.dir / "nope" / "m.json").string())),
+                        "does not exist");
+}
+
+TEST(BaselineIndependentCli, WritesCellsWithTypesAndRefusesUnknownLabels) {
+  Files files;
+  const auto out = files.dir / "independent.h5ad";
+  const auto result = run_lingshu(fmt::format("baseline independent '{}' --label cell_type --n 150 --seed 2 --out '{}'",
+                                              files.real.string(), out.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  const AnnData cells = read_h5ad(out);
+  EXPECT_EQ(cells.n_obs(), 150);
+  EXPECT_EQ(cells.gene_names(), files.generated_data.gene_names());
+  const Column& type = cells.obs.require("cell_type", "obs");
+  for (int64_t i = 0; i < cells.n_obs(); ++i) EXPECT_TRUE(type.label(i).has_value());
+
+  expect_one_line_error(run_lingshu(fmt::format("baseline independent '{}' --label celltype --out '{}'",
+                                                files.real.string(), (files.dir / "x.h5ad").string())),
+                        "no obs column 'celltype'");
+}
+
+}  // namespace
+}  // namespace lingshu
