@@ -68,6 +68,7 @@ void run_eval_generation(EvalGenerationArgs& args, int threads) {
     j["seed"] = args.metrics.seed;
     j["label"] = args.metrics.label;
     j["seconds"] = seconds;
+    for (const auto& [stage, stage_seconds] : evaluation.stage_seconds) j["seconds_by_stage"][stage] = stage_seconds;
     write_text_atomically(args.out, j.dump(2) + "\n");
   }
   if (!args.report.empty()) {

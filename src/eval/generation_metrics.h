@@ -21,6 +21,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "eval/dense_matrix.h"
@@ -86,6 +87,7 @@ struct GenerationEvaluation {
   std::vector<int32_t> real_types;       // index into metrics.cell_types, -1 = unlabelled
   std::vector<int32_t> generated_types;  // transferred labels
   std::vector<double> generated_neighbour_fraction;  // kNN score of every cell, real then generated
+  std::vector<std::pair<std::string, double>> stage_seconds;  // wall time of each stage, in order
 };
 
 // Computes every metric on a matched pair. Throws UserError when the label column is missing from
