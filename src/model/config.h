@@ -14,8 +14,8 @@ struct ModelConfig {
   int patch_size = 32;   // P genes per token
   int n_tokens = 64;     // K value tokens per gene; MASK is token K
   int gene_dim = 16;     // width of one gene's value + identity embedding
-  int d_model = 256;     // transformer width
-  int n_layers = 4;
+  int d_model = 128;     // transformer width
+  int n_layers = 3;
   int n_heads = 4;
   int mlp_ratio = 4;     // hidden width of the feed-forward block = mlp_ratio * d_model
   double dropout = 0.0;

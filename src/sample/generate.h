@@ -14,7 +14,7 @@ struct GenerateOptions {
   int64_t n_cells = 1000;
   int steps = 32;                  // unmasking steps
   double temperature = 1.0;
-  std::string order = "confidence";  // confidence, random
+  std::string order = "random";  // random (the MDLM ancestral sampler), confidence
   int64_t batch_size = 32;         // cells per forward pass
   uint64_t seed = 0;               // same seed (and batch size) -> same cells
   std::string device = "cpu";

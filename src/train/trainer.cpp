@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/counts_check.h"
 #include "model/model.h"
 #include "model/model_dir.h"
 #include "model/precision.h"
@@ -34,6 +35,7 @@ namespace {
 
 constexpr int64_t kMinCells = 10;
 constexpr int64_t kSpeedProbeSteps = 10;  // steps timed before a --minutes run plans its schedule
+constexpr int64_t kReplanEvery = 25;      // a --minutes run re-plans its step count this often
 
 // splitmix64: independent, reproducible streams from (seed, purpose, index).
 uint64_t mix_seed(uint64_t seed, uint64_t index) {
@@ -182,18 +184,6 @@ class TrainLog {
 
 }  // namespace
 
-void require_raw_counts(const CsrMatrix& counts, const std::string& source) {
-  for (int64_t i = 0; i < counts.nnz(); ++i) {
-    const float v = counts.values[static_cast<size_t>(i)];
-    if (!std::isfinite(v) || v < 0 || v != std::floor(v)) {
-      throw UserError(fmt::format(
-          "{} does not hold raw counts (found the value {} in X): lingshu models integer UMI counts; pass "
-          "--layer counts (or raw) if the file keeps them there",
-          source, v));
-    }
-  }
-}
-
 Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, uint64_t seed) {
   std::vector<int64_t> order(static_cast<size_t>(n_cells));
   std::iota(order.begin(), order.end(), 0);
@@ -244,7 +234,9 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
                                 "thousands)",
                                 data.n_obs(), kMinCells));
   }
-  require_raw_counts(data.X, "the training data");
+  require_counts(data, "the training data");
+  const auto device = resolve_device(options.device);
+  const auto precision = resolve_precision(options.precision, device);
 
   const Split split = split_cells(data.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
   const CsrMatrix train_counts = data.X.select_rows(split.train);
@@ -265,8 +257,6 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   const ModelConfig& config = meta.config;
   const int64_t mask_token = config.n_tokens;
 
-  const auto device = resolve_device(options.device);
-  const auto precision = resolve_precision(options.precision, device);
   torch::manual_seed(mix_seed(options.seed, 0x1417ULL << 32));  // weight initialisation
   MaskedDiffusionModel model(config);
   model->to(device);
@@ -362,15 +352,19 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     const double timed_seconds = std::chrono::duration<double>(Clock::now() - *timed_from).count();
     const double steps_per_second = timed_steps > 0 ? static_cast<double>(timed_steps) / timed_seconds : 0.0;
 
-    if (!planned && timed_steps >= kSpeedProbeSteps) {
-      // Plan the schedule for the steps that fit in the remaining budget at the measured speed.
+    if (options.minutes > 0 && timed_steps >= kSpeedProbeSteps && (!planned || step % kReplanEvery == 0)) {
+      // Plan the schedule for the steps that fit in the remaining budget at the speed measured so
+      // far, and re-plan as the speed changes (a shared machine speeds up and slows down).
       const double remaining = options.minutes * 60.0 - elapsed_total();
-      total_steps = step + static_cast<int64_t>(remaining * steps_per_second);
-      if (options.steps > 0) total_steps = std::min(total_steps, options.steps);
-      total_steps = std::max(total_steps, step + 1);
+      int64_t planned_total = step + static_cast<int64_t>(std::max(remaining, 0.0) * steps_per_second);
+      if (options.steps > 0) planned_total = std::min(planned_total, options.steps);
+      planned_total = std::max(planned_total, step + 1);
+      const bool first_plan = !planned;
+      const bool moved = std::abs(static_cast<double>(planned_total - total_steps)) > 0.05 * static_cast<double>(total_steps);
+      total_steps = planned_total;
       schedule = schedule_for(total_steps);
       planned = true;
-      if (!options.quiet) {
+      if (!options.quiet && (first_plan || moved)) {
         fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
                    steps_per_second, total_steps, options.minutes);
         progress.emplace("train", total_steps, "steps");

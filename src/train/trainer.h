@@ -54,10 +54,6 @@ struct TrainResult {
 // Trains on `data` (counts; every gene, in the file's order) and writes the model directory.
 TrainResult train_model(const AnnData& data, const TrainOptions& options);
 
-// Rejects anything that is not raw counts (negative, non-integer or non-finite values), with a
-// hint about --layer. `source` names the file in the message.
-void require_raw_counts(const CsrMatrix& counts, const std::string& source);
-
 // The rows of `data` kept for validation, and the others, by a seeded shuffle.
 struct Split {
   std::vector<int64_t> train, validation;
