@@ -5,7 +5,8 @@
 // and no gene-gene structure (the independent baseline) scores as well as real cells there. The
 // distribution-level metrics tell them apart and come first in every table:
 //   - kNN AUC: for each cell, the fraction of its k nearest neighbours (itself excluded) in the joint
-//     PCA space that are generated; the ROC AUC of that score for generated vs real (0.5 = mixed).
+//     PCA space that are generated; the ROC AUC of that score for generated vs real (0.5 = mixed;
+//     well below 0.5 = generated cells sit on top of real ones, i.e. copies of them).
 //   - MMD: biased MMD^2 with a sum of 5 Gaussian kernels exp(-d^2 / b_i), b_i = m * 2^(i-2), m the mean
 //     squared distance between distinct points of real+generated (the scDiffusion / DAN formula).
 //   - iLISI: inverse Simpson index of the source (real / generated) among each cell's k = 30 nearest

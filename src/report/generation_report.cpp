@@ -59,6 +59,12 @@ void add_summary(HtmlPage& page, const GenerationEvaluation& e, const Generation
       : m.knn_auc < 0.6         ? "barely tells them apart"
       : m.knn_auc < 0.8         ? "partly tells them apart"
                                 : "readily tells them apart";
+  if (m.knn_auc < 0.4) {
+    page.add_note(
+        "The kNN AUC is well below 0.5: generated cells sit closer to real cells than real cells sit to each "
+        "other. They may be copies of the real cells (a model that memorised its training data, or the same "
+        "file twice); score generated cells against held-out cells the model never saw.");
+  }
   page.add_paragraph(fmt::format(
       "A nearest-neighbour classifier {} (AUC {}; 0.5 = indistinguishable, 1 = fully separable). Mean-expression "
       "correlations are shown too, but they only see each gene's average: a generator with the right marginals "
@@ -108,8 +114,8 @@ void add_embedding(HtmlPage& page, const GenerationEvaluation& e) {
   options.y_label = axis_label(e, 1);
   options.point_radius = 1.8;
   options.opacity = 0.55;
-  options.width = 440;
-  options.height = 400;
+  options.width = 420;
+  options.height = 390;
   // Shared axes across the panels.
   double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
   for (int64_t r = 0; r < e.embedding.rows; ++r) {
@@ -220,10 +226,10 @@ void add_cell_types(HtmlPage& page, const GenerationEvaluation& e) {
 void add_gene_means(HtmlPage& page, const GenerationEvaluation& e) {
   page.add_section("Per-gene mean expression");
   ScatterOptions options;
-  options.title = fmt::format("Mean log expression per gene (Pearson {}, Spearman {})",
-                              value_text(e.metrics.mean_pearson), value_text(e.metrics.mean_spearman));
-  options.x_label = "real";
-  options.y_label = "generated";
+  options.title = fmt::format("Pearson {}, Spearman {}", value_text(e.metrics.mean_pearson),
+                              value_text(e.metrics.mean_spearman));
+  options.x_label = "real: mean log1p(CP10k)";
+  options.y_label = "generated: mean log1p(CP10k)";
   options.diagonal = true;
   options.show_legend = false;
   options.point_radius = 1.6;
@@ -231,7 +237,8 @@ void add_gene_means(HtmlPage& page, const GenerationEvaluation& e) {
   options.width = 520;
   options.height = 500;
   page.add_figures({scatter_svg({{"genes", "#59a14f", e.real_gene_means, e.generated_gene_means}}, options)},
-                   "One point per gene; the dashed line is y = x.");
+                   "One point per gene: its mean log-normalised expression in real (x) and generated (y) cells; "
+                   "the dashed line is y = x.");
 }
 
 void add_notes_and_provenance(HtmlPage& page, const GenerationEvaluation& e, const GenerationReportInfo& info) {
