@@ -1,0 +1,206 @@
+// Model training and sampling throughput for the presets, beside the fp32 and bf16 matrix-multiply
+// peaks measured in the same process (so the ratio column is meaningful on any machine).
+//
+//   ./build/bench/bench_model [--presets tiny,small,base] [--threads N] [--data FILE.h5ad]
+//
+// Data: pbmc3k (../shared/data/pbmc3k.h5ad, all 13,714 genes, P = 32) when present, else a
+// simulated dataset of the same shape. Prints one Markdown table; BENCHMARKS.md keeps the results.
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <filesystem>
+#include <sstream>
+#include <thread>
+
+#include "data/simulator.h"
+#include "data/tokenizer.h"
+#include "io/h5ad.h"
+#include "model/model.h"
+#include "model/precision.h"
+#include "sample/sampler.h"
+#include "train/batch_loader.h"
+#include "train/objective.h"
+
+namespace {
+
+using namespace lingshu;
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double peak_rss_mib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / 1024.0;
+}
+
+// GFLOP/s of an n x n x n matrix product in `dtype`, best of a few repetitions.
+double matmul_gflops(torch::ScalarType dtype, int64_t n = 1024) {
+  const auto a = torch::randn({n, n}).to(dtype), b = torch::randn({n, n}).to(dtype);
+  double best = 0;
+  for (int rep = 0; rep < 5; ++rep) {
+    const auto t0 = Clock::now();
+    auto c = torch::mm(a, b);
+    benchmark::DoNotOptimize(c.data_ptr());
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
+  }
+  return best;
+}
+
+struct Row {
+  std::string preset, precision, what;
+  double cells_per_s = 0, tokens_per_s = 0, gflops = 0, ratio = 0, mib = 0;
+};
+
+struct Setup {
+  CsrMatrix counts;
+  Tokenizer tokenizer;
+  GenePatching patching;
+  std::string source;
+};
+
+Setup load_data(const std::string& path) {
+  Setup s;
+  if (!path.empty() && std::filesystem::exists(path)) {
+    s.counts = read_h5ad(path).X;
+    s.source = path;
+  } else {
+    SimulatorConfig c;
+    c.n_cells = 512;
+    c.n_genes = 13714;
+    c.n_cell_types = 5;
+    s.counts = simulate(c).data.X;
+    s.source = "simulated 512 x 13714";
+  }
+  s.tokenizer = Tokenizer::fit(s.counts);
+  s.patching = GenePatching::make(s.counts.n_cols, 32, 0);
+  return s;
+}
+
+ModelConfig config_for(const std::string& preset, const Setup& s) {
+  auto c = ModelConfig::from_preset(preset);
+  c.n_genes = s.counts.n_cols;
+  c.n_tokens = s.tokenizer.n_tokens();
+  return c;
+}
+
+// Seconds per training step (forward, loss, backward, AdamW) of `batch` cells, after a warm-up.
+Row train_row(const std::string& preset, Precision precision, const Setup& s, int64_t batch, double peak) {
+  const auto config = config_for(preset, s);
+  MaskedDiffusionModel model(config);
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(1e-3));
+  std::vector<int64_t> rows(static_cast<size_t>(batch));
+  for (int64_t i = 0; i < batch; ++i) rows[i] = i % s.counts.n_rows;
+  const auto tokens = encode_cells(s.counts, rows, s.tokenizer, s.patching);
+  auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
+  is_gene.slice(0, 0, config.n_genes).fill_(true);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  const auto step = [&] {
+    const auto t = sample_diffusion_times(batch, gen);
+    const auto mask = forward_mask(t, is_gene, gen);
+    torch::Tensor loss;
+    {
+      const AutocastScope autocast(precision, torch::kCPU);
+      loss = masked_diffusion_loss(model->forward(apply_mask(tokens, mask, config.n_tokens)), tokens, mask, t,
+                                   config.n_genes);
+    }
+    optimizer.zero_grad();
+    loss.backward();
+    optimizer.step();
+  };
+  step();  // warm-up: allocations, oneDNN primitive creation
+  int n = 0;
+  const auto t0 = Clock::now();
+  while (n < 3 || (seconds_since(t0) < 10 && n < 50)) {
+    step();
+    ++n;
+  }
+  Row r{preset, precision_name(precision), fmt::format("train (batch {})", batch)};
+  r.cells_per_s = static_cast<double>(n * batch) / seconds_since(t0);
+  r.tokens_per_s = r.cells_per_s * static_cast<double>(config.sequence_length());
+  r.gflops = 3 * config.forward_flops_per_cell() * r.cells_per_s / 1e9;
+  r.ratio = r.gflops / peak;
+  r.mib = peak_rss_mib();
+  return r;
+}
+
+// Cells per second of the whole sampler (S model passes + proposals) for `steps` steps.
+Row sample_row(const std::string& preset, Precision precision, const Setup& s, int64_t batch, int steps,
+               double peak) {
+  const auto config = config_for(preset, s);
+  MaskedDiffusionModel model(config);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
+  is_gene.slice(0, 0, config.n_genes).fill_(true);
+  const auto initial = torch::full({batch, config.n_positions()}, config.n_tokens, torch::kLong);
+  const Denoiser denoiser = [&](const torch::Tensor& z) {
+    const AutocastScope autocast(precision, torch::kCPU);
+    return model->forward(z);
+  };
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
+  const auto t0 = Clock::now();
+  const auto out = sample_tokens(denoiser, initial, is_gene, config.n_tokens, {steps, 1.0, UnmaskOrder::Confidence}, gen);
+  benchmark::DoNotOptimize(out.data_ptr());
+  Row r{preset, precision_name(precision), fmt::format("sample {} steps (batch {})", steps, batch)};
+  r.cells_per_s = static_cast<double>(batch) / seconds_since(t0);
+  r.tokens_per_s = r.cells_per_s * static_cast<double>(config.sequence_length()) * steps;
+  r.gflops = config.forward_flops_per_cell() * steps * r.cells_per_s / 1e9;
+  r.ratio = r.gflops / peak;
+  r.mib = peak_rss_mib();
+  return r;
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string presets = "tiny,small", data = "../shared/data/pbmc3k.h5ad", precisions = "fp32,bf16";
+  int threads = static_cast<int>(std::thread::hardware_concurrency());
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string key = argv[i], value = argv[i + 1];
+    if (key == "--presets") presets = value;
+    if (key == "--data") data = value;
+    if (key == "--threads") threads = std::stoi(value);
+    if (key == "--precisions") precisions = value;
+  }
+  at::set_num_threads(threads);
+  torch::manual_seed(0);
+  const Setup setup = load_data(data);
+  const double peak_fp32 = matmul_gflops(torch::kFloat32);
+  const double peak_bf16 = matmul_gflops(torch::kBFloat16);
+  fmt::print("data: {} ({} cells x {} genes, P = 32, {} tokens per cell); {} threads; native bf16: {}\n",
+             setup.source, setup.counts.n_rows, setup.counts.n_cols, setup.patching.n_patches(), threads,
+             cpu_has_native_bf16() ? "yes" : "no");
+  fmt::print("matmul peak (1024^3, same process): fp32 {:.0f} GFLOP/s, bf16 {:.0f} GFLOP/s\n\n", peak_fp32, peak_bf16);
+  fmt::print("| preset | precision | work | cells/s | tokens/s | GFLOP/s | of matmul peak | peak RSS MiB |\n");
+  fmt::print("|---|---|---|---:|---:|---:|---:|---:|\n");
+  for (const auto& preset : split(presets)) {
+    for (const auto& p : split(precisions)) {
+      const auto precision = resolve_precision(p, torch::kCPU);
+      const double peak = precision == Precision::BFloat16 ? peak_bf16 : peak_fp32;
+      const int64_t batch = preset == "tiny" ? 32 : 8;
+      std::vector<Row> rows = {train_row(preset, precision, setup, batch, peak)};
+      for (const int steps : {8, 32}) rows.push_back(sample_row(preset, precision, setup, batch, steps, peak));
+      for (const auto& r : rows) {
+        fmt::print("| {} | {} | {} | {:.2f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} |\n", r.preset, r.precision, r.what,
+                   r.cells_per_s, r.tokens_per_s, r.gflops, 100 * r.ratio, r.mib);
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
