@@ -9,9 +9,8 @@
 // shuffled (what failure looks like). Then time `eval generation` of the whole of pbmc3k against
 // itself, stage by stage, with the randomized PCA at 7 (default) and 4 power iterations.
 // Prints Markdown tables; BENCHMARKS.md keeps the results.
-#include <fmt/format.h>
-
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <chrono>
@@ -36,7 +35,9 @@ using namespace lingshu;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 struct Args {
   int threads = 0;
@@ -56,7 +57,9 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-std::string cell(double v, int digits = 4) { return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "n/a"; }
+std::string cell(double v, int digits = 4) {
+  return std::isfinite(v) ? fmt::format("{:.{}f}", v, digits) : "n/a";
+}
 
 void print_row(const std::string& dataset, const std::string& comparison, const GenerationMetrics& m) {
   fmt::print("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", dataset, comparison, cell(m.knn_auc),
@@ -100,9 +103,11 @@ void compare_on(const std::string& name, const Args& args) {
   baseline.n_cells = b.n_obs();
   baseline.seed = args.seed;
   baseline.threads = args.threads;
-  print_row(name, "independent baseline (per cell type) vs B", score(sample_independent_baseline(a, baseline)));
+  print_row(name, "independent baseline (per cell type) vs B",
+            score(sample_independent_baseline(a, baseline)));
   baseline.label = "";
-  print_row(name, "independent baseline (all cells pooled) vs B", score(sample_independent_baseline(a, baseline)));
+  print_row(name, "independent baseline (all cells pooled) vs B",
+            score(sample_independent_baseline(a, baseline)));
 
   AnnData shuffled = a;
   std::shuffle(shuffled.var.index.begin(), shuffled.var.index.end(), std::mt19937_64(args.seed + 7));
@@ -128,18 +133,22 @@ void time_stages(const Args& args, int power_iterations) {
     p.power_iterations = power_iterations;
     const auto pca_start = Clock::now();
     CsrMatrix both = pair.real;
-    for (int64_t r = 0; r < pair.generated.n_rows; ++r) both.append_row(pair.generated.row_indices(r), pair.generated.row_values(r));
+    for (int64_t r = 0; r < pair.generated.n_rows; ++r)
+      both.append_row(pair.generated.row_indices(r), pair.generated.row_values(r));
     const PcaResult result = pca(both, p);
-    fmt::print("| pbmc3k vs itself | PCA with {} power iterations only | {:.2f} s | PC50 variance ratio {:.5f} |\n",
-               power_iterations, seconds_since(pca_start), result.explained_variance_ratio.back());
+    fmt::print(
+        "| pbmc3k vs itself | PCA with {} power iterations only | {:.2f} s | PC50 variance ratio {:.5f} |\n",
+        power_iterations, seconds_since(pca_start), result.explained_variance_ratio.back());
     return;
   }
   const double total = seconds_since(eval_start);
   std::string stages;
   for (const auto& [stage, s] : e.stage_seconds) stages += fmt::format("{} {:.2f} s; ", stage, s);
-  fmt::print("| pbmc3k vs itself (2,700 + 2,700 cells, 13,714 genes) | read + normalise {:.2f} s, metrics {:.2f} s | "
-             "{} | PC50 variance ratio {:.5f} |\n",
-             load, total, stages, e.explained_variance_ratio.back());
+  fmt::print(
+      "| pbmc3k vs itself (2,700 + 2,700 cells, 13,714 genes) | read + normalise {:.2f} s, metrics {:.2f} s "
+      "| "
+      "{} | PC50 variance ratio {:.5f} |\n",
+      load, total, stages, e.explained_variance_ratio.back());
 }
 
 }  // namespace
@@ -149,7 +158,8 @@ int main(int argc, char** argv) {
   at::set_num_threads(args.threads);
   Progress::set_enabled(false);
   fmt::print("Generation metrics, {} threads, seed {}\n\n", args.threads, args.seed);
-  fmt::print("| dataset | comparison | kNN AUC | MMD | iLISI | 1-WD | Pearson | Spearman | type TV | marker r |\n");
+  fmt::print(
+      "| dataset | comparison | kNN AUC | MMD | iLISI | 1-WD | Pearson | Spearman | type TV | marker r |\n");
   fmt::print("|---|---|---|---|---|---|---|---|---|---|\n");
   for (const std::string name : {"pbmc3k", "paul15_mouse"}) compare_on(name, args);
   fmt::print("\n| run | time | stages | note |\n|---|---|---|---|\n");

@@ -30,8 +30,8 @@ void run_baseline(BaselineArgs& args, int threads) {
   const AnnData cells = sample_independent_baseline(train, args.options);
   write_h5ad(args.out, cells);
   if (!args.quiet) {
-    fmt::print(stderr, "baseline independent: wrote {} cells x {} genes to {}\n", cells.n_obs(), cells.n_vars(),
-               args.out);
+    fmt::print(stderr, "baseline independent: wrote {} cells x {} genes to {}\n", cells.n_obs(),
+               cells.n_vars(), args.out);
   }
 }
 
@@ -44,7 +44,9 @@ void setup_baseline(CLI::App& cmd) {
       "kept and all gene-gene structure is lost: mean-expression correlations cannot tell these cells\n"
       "from real ones, MMD and the kNN AUC of `lingshu eval generation` can. A model must beat it.\n"
       "Example: lingshu baseline independent train.h5ad --label cell_type --n 2700 --out independent.h5ad");
-  cmd.add_option("train", args->train, "training cells (.h5ad of raw counts)")->required()->check(CLI::ExistingFile);
+  cmd.add_option("train", args->train, "training cells (.h5ad of raw counts)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd.add_option("--label", args->options.label, "obs column of cell types (omit: all cells one group)");
   cmd.add_option("--n,-n", args->options.n_cells, "cells to generate (0: as many as the training file)")
       ->check(CLI::NonNegativeNumber);

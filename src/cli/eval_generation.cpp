@@ -33,13 +33,14 @@ void require_writable_parent(const std::string& path, const char* option) {
   if (path.empty()) return;
   const auto parent = std::filesystem::absolute(path).parent_path();
   if (!std::filesystem::is_directory(parent)) {
-    throw UserError(fmt::format("{} {}: the folder {} does not exist; create it first", option, path,
-                                parent.string()));
+    throw UserError(
+        fmt::format("{} {}: the folder {} does not exist; create it first", option, path, parent.string()));
   }
 }
 
 std::string command_line(const EvalGenerationArgs& a) {
-  std::string line = fmt::format("lingshu eval generation {} {} --seed {}", a.real, a.generated, a.metrics.seed);
+  std::string line =
+      fmt::format("lingshu eval generation {} {} --seed {}", a.real, a.generated, a.metrics.seed);
   if (!a.metrics.label.empty()) line += " --label " + a.metrics.label;
   if (a.max_cells > 0) line += fmt::format(" --max-cells {}", a.max_cells);
   if (!a.expression.layer.empty()) line += " --layer " + a.expression.layer;
@@ -68,7 +69,8 @@ void run_eval_generation(EvalGenerationArgs& args, int threads) {
     j["seed"] = args.metrics.seed;
     j["label"] = args.metrics.label;
     j["seconds"] = seconds;
-    for (const auto& [stage, stage_seconds] : evaluation.stage_seconds) j["seconds_by_stage"][stage] = stage_seconds;
+    for (const auto& [stage, stage_seconds] : evaluation.stage_seconds)
+      j["seconds_by_stage"][stage] = stage_seconds;
     write_text_atomically(args.out, j.dump(2) + "\n");
   }
   if (!args.report.empty()) {
@@ -81,7 +83,8 @@ void run_eval_generation(EvalGenerationArgs& args, int threads) {
     write_text_atomically(args.report, report::generation_report_html(evaluation, info));
   }
   if (!args.quiet) {
-    fmt::print(stderr, "eval generation: {:.1f} s{}{}\n", seconds, args.out.empty() ? "" : "; metrics in " + args.out,
+    fmt::print(stderr, "eval generation: {:.1f} s{}{}\n", seconds,
+               args.out.empty() ? "" : "; metrics in " + args.out,
                args.report.empty() ? "" : "; report in " + args.report);
   }
 }
@@ -97,7 +100,9 @@ void setup_eval_generation(CLI::App& cmd) {
       "proportions by kNN label transfer and per-type marker-gene agreement.\n"
       "Example: lingshu eval generation heldout.h5ad generated.h5ad --label cell_type \\\n"
       "           --out metrics.json --report report.html");
-  cmd.add_option("real", args->real, "real cells (.h5ad of raw counts)")->required()->check(CLI::ExistingFile);
+  cmd.add_option("real", args->real, "real cells (.h5ad of raw counts)")
+      ->required()
+      ->check(CLI::ExistingFile);
   cmd.add_option("generated", args->generated, "generated cells (.h5ad of counts)")
       ->required()
       ->check(CLI::ExistingFile);
@@ -105,13 +110,16 @@ void setup_eval_generation(CLI::App& cmd) {
                  "obs column of cell types in the real file (the generated file may lack it)");
   cmd.add_option("--out,-o", args->out, "write the metrics as JSON");
   cmd.add_option("--report", args->report, "write a self-contained HTML report");
-  cmd.add_option("--seed", args->metrics.seed, "seed for subsampling and randomized PCA")->capture_default_str();
+  cmd.add_option("--seed", args->metrics.seed, "seed for subsampling and randomized PCA")
+      ->capture_default_str();
   cmd.add_option("--max-cells", args->max_cells, "compare at most this many cells per side (0: all)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--layer", args->expression.layer, "read counts from this layer of both files (raw: raw/X)");
   cmd.add_flag("--allow-non-integer", args->expression.allow_non_integer,
                "accept non-integer values (expected counts); log values are still wrong input");
-  cmd.add_option("--pcs", args->metrics.n_pcs, "principal components")->capture_default_str()->check(CLI::Range(2, 500));
+  cmd.add_option("--pcs", args->metrics.n_pcs, "principal components")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 500));
   cmd.add_option("--neighbors", args->metrics.k_neighbors, "neighbours for the kNN AUC and iLISI")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));

@@ -19,9 +19,7 @@ struct DenseMatrix {
 
   float& at(int64_t r, int64_t c) { return data[static_cast<size_t>(r * cols + c)]; }
   float at(int64_t r, int64_t c) const { return data[static_cast<size_t>(r * cols + c)]; }
-  std::span<const float> row(int64_t r) const {
-    return {data.data() + r * cols, static_cast<size_t>(cols)};
-  }
+  std::span<const float> row(int64_t r) const { return {data.data() + r * cols, static_cast<size_t>(cols)}; }
 
   // The rows [begin, end) as a new matrix.
   DenseMatrix slice_rows(int64_t begin, int64_t end) const {

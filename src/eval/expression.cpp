@@ -21,7 +21,8 @@ namespace {
 
 std::string first_names(const std::vector<std::string>& names, size_t shown = 3) {
   std::string out;
-  for (size_t i = 0; i < std::min(shown, names.size()); ++i) out += fmt::format("{}'{}'", i ? ", " : "", names[i]);
+  for (size_t i = 0; i < std::min(shown, names.size()); ++i)
+    out += fmt::format("{}'{}'", i ? ", " : "", names[i]);
   return out;
 }
 
@@ -85,8 +86,9 @@ SharedGenes shared_genes(const std::vector<std::string>& ours, const std::vector
   return shared;
 }
 
-ExpressionPair match_expression(const AnnData& real, const AnnData& generated, const ExpressionOptions& options,
-                                const std::string& real_name, const std::string& generated_name) {
+ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
+                                const ExpressionOptions& options, const std::string& real_name,
+                                const std::string& generated_name) {
   if (real.n_obs() == 0) throw UserError(fmt::format("{} holds no cells", real_name));
   if (generated.n_obs() == 0) throw UserError(fmt::format("{} holds no cells", generated_name));
   check_values(real, real_name, options);
@@ -111,8 +113,9 @@ ExpressionPair match_expression(const AnnData& real, const AnnData& generated, c
   pair.generated_genes_in_file = generated.n_vars();
   const auto n_shared = static_cast<int64_t>(shared.names.size());
   if (n_shared < real.n_vars() || n_shared < generated.n_vars()) {
-    pair.notes.push_back(fmt::format("{} of {} real and {} generated genes are shared; metrics use those only",
-                                     n_shared, real.n_vars(), generated.n_vars()));
+    pair.notes.push_back(
+        fmt::format("{} of {} real and {} generated genes are shared; metrics use those only", n_shared,
+                    real.n_vars(), generated.n_vars()));
   }
   for (const auto& [data, name] : {std::pair{&real, &real_name}, std::pair{&generated, &generated_name}}) {
     if (const int64_t d = duplicate_count(data->gene_names()); d > 0) {
@@ -125,8 +128,9 @@ ExpressionPair match_expression(const AnnData& real, const AnnData& generated, c
   const auto real_rows = subsample_indices(real.n_obs(), n, rnd::derive_seed(options.seed, 1));
   const auto generated_rows = subsample_indices(generated.n_obs(), n, rnd::derive_seed(options.seed, 2));
   if (real.n_obs() != generated.n_obs() || options.max_cells > 0) {
-    pair.notes.push_back(fmt::format("{} cells of each side are compared (of {} real and {} generated; seed {})", n,
-                                     real.n_obs(), generated.n_obs(), options.seed));
+    pair.notes.push_back(
+        fmt::format("{} cells of each side are compared (of {} real and {} generated; seed {})", n,
+                    real.n_obs(), generated.n_obs(), options.seed));
   }
 
   pair.real = log_normalize(real.X.select_rows(real_rows).select_cols(shared.ours));

@@ -16,8 +16,8 @@ namespace lingshu {
 
 struct ExpressionOptions {
   uint64_t seed = 0;
-  int64_t max_cells = 0;        // cells kept per side; 0 = as many as the smaller side has
-  std::string layer;            // read counts from this layer of both files ("" = X, "raw" = raw/X)
+  int64_t max_cells = 0;           // cells kept per side; 0 = as many as the smaller side has
+  std::string layer;               // read counts from this layer of both files ("" = X, "raw" = raw/X)
   bool allow_non_integer = false;  // accept non-negative non-integer values (expected counts)
 };
 
@@ -42,8 +42,9 @@ struct ExpressionPair {
 // Matches genes by name, subsamples and normalises two in-memory datasets. `real_name` and
 // `generated_name` name the sources in messages. Throws UserError when the files share no gene,
 // hold no cells, or hold values that are not counts.
-ExpressionPair match_expression(const AnnData& real, const AnnData& generated, const ExpressionOptions& options,
-                                const std::string& real_name = "real", const std::string& generated_name = "generated");
+ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
+                                const ExpressionOptions& options, const std::string& real_name = "real",
+                                const std::string& generated_name = "generated");
 
 // Reads both .h5ad files and calls match_expression.
 ExpressionPair load_expression_pair(const std::filesystem::path& real, const std::filesystem::path& generated,

@@ -157,16 +157,17 @@ std::vector<double> type_means(const CsrMatrix& values, const std::vector<int32_
 }
 
 // The genes whose mean in the type most exceeds their mean over the other labelled real cells.
-std::vector<int64_t> marker_genes(const std::vector<double>& means, const std::vector<int64_t>& sizes, int32_t type,
-                                  int64_t n_genes, int n_markers) {
+std::vector<int64_t> marker_genes(const std::vector<double>& means, const std::vector<int64_t>& sizes,
+                                  int32_t type, int64_t n_genes, int n_markers) {
   const auto t = static_cast<size_t>(type);
   const int64_t n_rest = std::accumulate(sizes.begin(), sizes.end(), int64_t{0}) - sizes[t];
   std::vector<double> score(static_cast<size_t>(n_genes));
   for (int64_t g = 0; g < n_genes; ++g) {
     double rest_sum = 0;
     for (size_t u = 0; u < sizes.size(); ++u) {
-      if (u != t && sizes[u] > 0) rest_sum += means[u * static_cast<size_t>(n_genes) + static_cast<size_t>(g)] *
-                                               static_cast<double>(sizes[u]);
+      if (u != t && sizes[u] > 0)
+        rest_sum +=
+            means[u * static_cast<size_t>(n_genes) + static_cast<size_t>(g)] * static_cast<double>(sizes[u]);
     }
     const double own = means[t * static_cast<size_t>(n_genes) + static_cast<size_t>(g)];
     // With a single type there is no "rest": the most expressed genes stand in for markers.
@@ -185,17 +186,19 @@ std::vector<int64_t> marker_genes(const std::vector<double>& means, const std::v
 }
 
 // The real cells' label column and the types present in it; checked before any long computation.
-std::pair<const Column*, std::vector<std::string>> require_labels(const ExpressionPair& pair, const std::string& label) {
+std::pair<const Column*, std::vector<std::string>> require_labels(const ExpressionPair& pair,
+                                                                  const std::string& label) {
   const Column* column = pair.real_obs.find(label);
   if (column == nullptr) {
     std::string names;
     for (const auto& c : pair.real_obs.columns) names += (names.empty() ? "" : ", ") + c.name;
-    throw UserError(fmt::format("--label {}: {} has no obs column '{}'; available: {}", label, pair.real_name, label,
-                                names.empty() ? "(none)" : names));
+    throw UserError(fmt::format("--label {}: {} has no obs column '{}'; available: {}", label, pair.real_name,
+                                label, names.empty() ? "(none)" : names));
   }
   std::vector<std::string> types = present_types(*column);
   if (types.empty()) {
-    throw UserError(fmt::format("--label {}: the column '{}' of {} holds no labels", label, label, pair.real_name));
+    throw UserError(
+        fmt::format("--label {}: the column '{}' of {} holds no labels", label, label, pair.real_name));
   }
   return {column, std::move(types)};
 }
@@ -223,7 +226,8 @@ void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& op
   }
   const DenseMatrix generated_pcs = pcs.scores.slice_rows(n, 2 * n);
   const int label_k = std::min<int>(options.label_k, static_cast<int>(labelled.size()));
-  out.generated_types = transfer_labels(knn_between(generated_pcs, reference, label_k), reference_labels, n_types);
+  out.generated_types =
+      transfer_labels(knn_between(generated_pcs, reference, label_k), reference_labels, n_types);
 
   // Declared labels (conditional generation) group the generated cells for marker means when present.
   std::vector<int32_t> grouping = out.generated_types;
@@ -291,12 +295,15 @@ void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& op
   }
   m.marker_pearson_mean = marker_count > 0 ? marker_sum / marker_count : kNaN;
   if (m.unlabelled_real_cells > 0) {
-    m.notes.push_back(fmt::format("{} real cells have no '{}' label and are left out of the cell-type metrics",
-                                  m.unlabelled_real_cells, options.label));
+    m.notes.push_back(
+        fmt::format("{} real cells have no '{}' label and are left out of the cell-type metrics",
+                    m.unlabelled_real_cells, options.label));
   }
 }
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json number(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -320,15 +327,15 @@ double mean_column_wasserstein1(const CsrMatrix& a, const CsrMatrix& b, int thre
     for (int64_t c = begin; c < end; ++c) {
       const auto va = ca.column(c);
       const auto vb = cb.column(c);
-      per_column[static_cast<size_t>(c)] =
-          wasserstein1_sorted({va, a.n_rows - static_cast<int64_t>(va.size())},
-                              {vb, b.n_rows - static_cast<int64_t>(vb.size())});
+      per_column[static_cast<size_t>(c)] = wasserstein1_sorted(
+          {va, a.n_rows - static_cast<int64_t>(va.size())}, {vb, b.n_rows - static_cast<int64_t>(vb.size())});
     }
   });
   return std::accumulate(per_column.begin(), per_column.end(), 0.0) / static_cast<double>(a.n_cols);
 }
 
-double mmd_gaussian(const DenseMatrix& x, const DenseMatrix& y, int n_kernels, double multiplier, int threads) {
+double mmd_gaussian(const DenseMatrix& x, const DenseMatrix& y, int n_kernels, double multiplier,
+                    int threads) {
   if (x.cols != y.cols) throw std::invalid_argument("mmd_gaussian: dimensions differ");
   if (x.rows == 0 || y.rows == 0 || n_kernels < 1) return kNaN;
   // Sum over all ordered pairs of |z_i - z_j|^2 = 2 N sum |z_i|^2 - 2 |sum z_i|^2.
@@ -420,9 +427,11 @@ double scaled_ilisi(const KnnGraph& graph, std::span<const int32_t> source, int 
   double total = 0;
   for (int64_t i = 0; i < graph.n; ++i) {
     std::fill(counts.begin(), counts.end(), 0);
-    for (const int32_t j : graph.neighbors_of(i)) ++counts[static_cast<size_t>(source[static_cast<size_t>(j)])];
+    for (const int32_t j : graph.neighbors_of(i))
+      ++counts[static_cast<size_t>(source[static_cast<size_t>(j)])];
     double simpson = 0;
-    for (const int c : counts) simpson += (static_cast<double>(c) / graph.k) * (static_cast<double>(c) / graph.k);
+    for (const int c : counts)
+      simpson += (static_cast<double>(c) / graph.k) * (static_cast<double>(c) / graph.k);
     total += 1.0 / simpson;
   }
   return (total / static_cast<double>(graph.n) - 1.0) / (n_sources - 1);
@@ -458,8 +467,8 @@ double total_variation(std::span<const double> p, std::span<const double> q) {
 GenerationEvaluation evaluate_generation(const ExpressionPair& pair, const GenerationOptions& options) {
   const int64_t n = pair.n_cells();
   if (n < 2 || pair.generated.n_rows != n) {
-    throw UserError(fmt::format("need at least 2 cells on each side to compare (have {} real, {} generated)", n,
-                                pair.generated.n_rows));
+    throw UserError(fmt::format("need at least 2 cells on each side to compare (have {} real, {} generated)",
+                                n, pair.generated.n_rows));
   }
   if (!options.label.empty()) require_labels(pair, options.label);  // fail before the long part
   GenerationEvaluation out;
@@ -476,7 +485,8 @@ GenerationEvaluation evaluate_generation(const ExpressionPair& pair, const Gener
   std::string stage;
   const auto begin_stage = [&](int index, const std::string& name) {
     const auto now = std::chrono::steady_clock::now();
-    if (!stage.empty()) out.stage_seconds.emplace_back(stage, std::chrono::duration<double>(now - stage_start).count());
+    if (!stage.empty())
+      out.stage_seconds.emplace_back(stage, std::chrono::duration<double>(now - stage_start).count());
     stage = name;
     stage_start = now;
     if (index >= 0) progress.update(index, name);
@@ -558,9 +568,12 @@ nlohmann::json to_json(const GenerationMetrics& m) {
 }
 
 std::string format_metrics_table(const GenerationMetrics& m) {
-  const auto value = [](double v) { return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("n/a"); };
-  std::string out = fmt::format("Generation metrics: {} real vs {} generated cells, {} shared genes, {} PCs\n\n",
-                                m.n_cells, m.n_cells, m.n_genes, m.n_pcs);
+  const auto value = [](double v) {
+    return std::isfinite(v) ? fmt::format("{:.4f}", v) : std::string("n/a");
+  };
+  std::string out =
+      fmt::format("Generation metrics: {} real vs {} generated cells, {} shared genes, {} PCs\n\n", m.n_cells,
+                  m.n_cells, m.n_genes, m.n_pcs);
   out += fmt::format("  {:<40} {:>9}   {}\n", "metric", "value", "indistinguishable from real");
   const auto row = [&](const std::string& name, double v, const std::string& ideal) {
     out += fmt::format("  {:<40} {:>9}   {}\n", name, value(v), ideal);
@@ -574,16 +587,18 @@ std::string format_metrics_table(const GenerationMetrics& m) {
   if (!m.label.empty()) {
     row("cell-type proportion TV distance", m.proportion_tv, "0");
     row("marker-gene mean Pearson (avg)", m.marker_pearson_mean, "1");
-    if (std::isfinite(m.label_agreement)) row("declared vs transferred label agreement", m.label_agreement, "1");
-    out += fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9}\n", m.label, "real", "gen", "real %", "gen %",
-                       "markers r");
+    if (std::isfinite(m.label_agreement))
+      row("declared vs transferred label agreement", m.label_agreement, "1");
+    out += fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9}\n", m.label, "real", "gen", "real %",
+                       "gen %", "markers r");
     for (const auto& t : m.cell_types) {
       out += fmt::format("  {:<28} {:>8} {:>8} {:>9.1f}% {:>9.1f}% {:>9}\n", t.name, t.n_real, t.n_generated,
                          100 * t.real_fraction, 100 * t.generated_fraction, value(t.marker_pearson));
     }
-    out += fmt::format("  (generated cells labelled by kNN transfer from real cells; marker means grouped by {} "
-                       "labels)\n",
-                       m.generated_grouping);
+    out += fmt::format(
+        "  (generated cells labelled by kNN transfer from real cells; marker means grouped by {} "
+        "labels)\n",
+        m.generated_grouping);
   }
   for (const auto& note : m.notes) out += fmt::format("\nnote: {}", note);
   if (!m.notes.empty()) out += "\n";

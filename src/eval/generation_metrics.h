@@ -33,11 +33,11 @@ namespace lingshu {
 
 struct GenerationOptions {
   int n_pcs = 50;
-  int k_neighbors = 30;  // kNN graph for iLISI and the AUC
-  int label_k = 15;      // real neighbours voting in label transfer
-  int n_markers = 50;    // marker genes per cell type
+  int k_neighbors = 30;     // kNN graph for iLISI and the AUC
+  int label_k = 15;         // real neighbours voting in label transfer
+  int n_markers = 50;       // marker genes per cell type
   int min_group_cells = 3;  // fewer generated cells in a type: no marker correlation for it
-  std::string label;     // obs column of cell types; "" = no cell-type metrics
+  std::string label;        // obs column of cell types; "" = no cell-type metrics
   uint64_t seed = 0;
   int threads = 0;  // 0 = all hardware threads
 };
@@ -49,7 +49,7 @@ struct CellTypeResult {
   double real_fraction = 0;
   double generated_fraction = 0;
   int64_t n_grouped_generated = 0;  // generated cells used for its marker means
-  double marker_pearson = 0;  // NaN when too few cells
+  double marker_pearson = 0;        // NaN when too few cells
   std::vector<std::string> markers;
 };
 
@@ -68,7 +68,8 @@ struct GenerationMetrics {
   std::string label;
   std::string generated_grouping;  // "declared" (generated file's own column) or "transferred"
   double proportion_tv = 0;
-  double label_agreement = 0;  // share of generated cells whose declared label matches the transfer; NaN without
+  double label_agreement =
+      0;  // share of generated cells whose declared label matches the transfer; NaN without
   double marker_pearson_mean = 0;
   int64_t unlabelled_real_cells = 0;
   std::vector<CellTypeResult> cell_types;
@@ -80,13 +81,13 @@ struct GenerationMetrics {
 struct GenerationEvaluation {
   GenerationMetrics metrics;
   GenerationOptions options;
-  DenseMatrix embedding;  // first two PCs, real cells then generated cells
+  DenseMatrix embedding;                         // first two PCs, real cells then generated cells
   std::vector<double> explained_variance_ratio;  // of every PC used
   std::vector<double> real_gene_means;
   std::vector<double> generated_gene_means;
   std::vector<std::string> genes;
-  std::vector<int32_t> real_types;       // index into metrics.cell_types, -1 = unlabelled
-  std::vector<int32_t> generated_types;  // transferred labels
+  std::vector<int32_t> real_types;                   // index into metrics.cell_types, -1 = unlabelled
+  std::vector<int32_t> generated_types;              // transferred labels
   std::vector<double> generated_neighbour_fraction;  // kNN score of every cell, real then generated
   std::vector<std::pair<std::string, double>> stage_seconds;  // wall time of each stage, in order
 };

@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <numeric>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -37,7 +37,8 @@ TypeColumns gather_type(const CsrMatrix& x, const std::vector<int64_t>& rows) {
   for (const int64_t r : rows) {
     const auto cols = x.row_indices(r);
     const auto vals = x.row_values(r);
-    for (size_t i = 0; i < cols.size(); ++i) t.values[static_cast<size_t>(fill[static_cast<size_t>(cols[i])]++)] = vals[i];
+    for (size_t i = 0; i < cols.size(); ++i)
+      t.values[static_cast<size_t>(fill[static_cast<size_t>(cols[i])]++)] = vals[i];
   }
   return t;
 }
@@ -60,8 +61,8 @@ Groups group_cells(const AnnData& train, const std::string& label) {
   if (column == nullptr) {
     std::string names;
     for (const auto& c : train.obs.columns) names += (names.empty() ? "" : ", ") + c.name;
-    throw UserError(fmt::format("--label {}: the training data has no obs column '{}'; available: {}", label, label,
-                                names.empty() ? "(none)" : names));
+    throw UserError(fmt::format("--label {}: the training data has no obs column '{}'; available: {}", label,
+                                label, names.empty() ? "(none)" : names));
   }
   std::vector<std::string> present;
   std::vector<std::optional<std::string>> labels(static_cast<size_t>(train.n_obs()));
@@ -120,16 +121,17 @@ AnnData sample_independent_baseline(const AnnData& train, const IndependentBasel
     for (int64_t i = begin; i < end; ++i) {
       std::mt19937_64 rng(rnd::derive_seed(options.seed, static_cast<uint64_t>(i)));
       const double u = rnd::uniform01(rng) * total;
-      const auto group = static_cast<size_t>(
-          std::min<std::ptrdiff_t>(std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin(),
-                                   static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
+      const auto group = static_cast<size_t>(std::min<std::ptrdiff_t>(
+          std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin(),
+          static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
       group_of_cell[static_cast<size_t>(i)] = static_cast<int32_t>(group);
       const TypeColumns& type = columns[group];
       cols.clear();
       vals.clear();
       for (int64_t g = 0; g < n_genes; ++g) {
         // A uniformly chosen training cell of the type; below the stored count it has a value.
-        const int64_t stored = type.offsets[static_cast<size_t>(g) + 1] - type.offsets[static_cast<size_t>(g)];
+        const int64_t stored =
+            type.offsets[static_cast<size_t>(g) + 1] - type.offsets[static_cast<size_t>(g)];
         const auto pick = static_cast<int64_t>(rnd::uniform_below(rng, static_cast<uint64_t>(type.n_cells)));
         if (pick < stored) {
           cols.push_back(static_cast<int32_t>(g));
@@ -154,7 +156,8 @@ AnnData sample_independent_baseline(const AnnData& train, const IndependentBasel
     column.name = options.label;
     column.kind = Column::Kind::Categorical;
     column.categories = groups.categories;
-    for (const int32_t g : group_of_cell) column.codes.push_back(groups.category_of_group[static_cast<size_t>(g)]);
+    for (const int32_t g : group_of_cell)
+      column.codes.push_back(groups.category_of_group[static_cast<size_t>(g)]);
     out.obs.set(std::move(column));
   }
   out.uns_strings = {{"lingshu_generator", "baseline independent"},

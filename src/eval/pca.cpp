@@ -132,7 +132,8 @@ struct Svd {
 };
 
 Svd exact_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k) {
-  auto [u, s, vt] = torch::linalg::svd(dense_centred(x, mean), /*full_matrices=*/false, /*driver=*/c10::nullopt);
+  auto [u, s, vt] =
+      torch::linalg::svd(dense_centred(x, mean), /*full_matrices=*/false, /*driver=*/c10::nullopt);
   return {u.slice(1, 0, k), s.slice(0, 0, k), vt.slice(0, 0, k)};
 }
 
@@ -150,7 +151,8 @@ torch::Tensor gram_schmidt(const torch::Tensor& m) {
     return s;
   };
   std::vector<double> original_norm(static_cast<size_t>(l));
-  for (int64_t j = 0; j < l; ++j) original_norm[static_cast<size_t>(j)] = std::sqrt(dot(c + j * n, c + j * n));
+  for (int64_t j = 0; j < l; ++j)
+    original_norm[static_cast<size_t>(j)] = std::sqrt(dot(c + j * n, c + j * n));
   for (int pass = 0; pass < 2; ++pass) {
     for (int64_t j = 0; j < l; ++j) {
       double* cj = c + j * n;
@@ -160,7 +162,8 @@ torch::Tensor gram_schmidt(const torch::Tensor& m) {
         for (int64_t r = 0; r < n; ++r) cj[r] -= projection * ci[r];
       }
       const double norm = std::sqrt(dot(cj, cj));
-      const double scale = norm > 1e-12 * std::max(1e-300, original_norm[static_cast<size_t>(j)]) ? 1.0 / norm : 0.0;
+      const double scale =
+          norm > 1e-12 * std::max(1e-300, original_norm[static_cast<size_t>(j)]) ? 1.0 / norm : 0.0;
       for (int64_t r = 0; r < n; ++r) cj[r] *= scale;
     }
   }
@@ -175,7 +178,8 @@ torch::Tensor gram_schmidt(const torch::Tensor& m) {
 torch::Tensor orthonormal_basis(const torch::Tensor& m) {
   torch::Tensor q = m;
   for (int pass = 0; pass < 2; ++pass) {
-    const auto [r, info] = torch::linalg_cholesky_ex(torch::matmul(q.t(), q), /*upper=*/true, /*check_errors=*/false);
+    const auto [r, info] =
+        torch::linalg_cholesky_ex(torch::matmul(q.t(), q), /*upper=*/true, /*check_errors=*/false);
     if (info.item<int64_t>() != 0) return gram_schmidt(m);
     q = torch::linalg::solve_triangular(r, q, /*upper=*/true, /*left=*/false, /*unitriangular=*/false);
     if (!torch::isfinite(q).all().item<bool>()) return gram_schmidt(m);
@@ -201,7 +205,8 @@ Svd randomized_svd(const CsrMatrix& x, const torch::Tensor& mean, int64_t k, con
   const CentredOperator a(x, mean);
   const int64_t l = std::min<int64_t>(k + options.oversamples, std::min(x.n_rows, x.n_cols));
   at::Generator generator = at::detail::createCPUGenerator(options.seed);
-  const torch::Tensor omega = at::randn({x.n_cols, l}, generator, torch::TensorOptions().dtype(torch::kFloat64));
+  const torch::Tensor omega =
+      at::randn({x.n_cols, l}, generator, torch::TensorOptions().dtype(torch::kFloat64));
   torch::Tensor q = orthonormal_basis(a.times(omega));
   for (int i = 0; i < options.power_iterations; ++i) {
     q = orthonormal_basis(a.transpose_times(q));
@@ -244,8 +249,8 @@ PcaResult pca(const CsrMatrix& matrix, const PcaOptions& options) {
   const torch::Tensor mean = torch::from_blob(result.mean.data(), {matrix.n_cols}, torch::kFloat64).clone();
   const bool small = matrix.n_rows * matrix.n_cols <= kExactMaxEntries ||
                      k + options.oversamples >= std::min(matrix.n_rows, matrix.n_cols);
-  result.exact = options.method == PcaOptions::Method::Exact ||
-                 (options.method == PcaOptions::Method::Auto && small);
+  result.exact =
+      options.method == PcaOptions::Method::Exact || (options.method == PcaOptions::Method::Auto && small);
   Svd svd = result.exact ? exact_svd(matrix, mean, k) : randomized_svd(matrix, mean, k, options);
   flip_signs(svd);
 

@@ -18,16 +18,16 @@ struct PcaOptions {
   enum class Method { Auto, Exact, Randomized };
   int n_components = 50;  // reduced to min(n_cells - 1, n_genes) when larger
   Method method = Method::Auto;
-  int oversamples = 10;       // extra random directions beyond n_components
-  int power_iterations = 7;   // sklearn's choice for few components
+  int oversamples = 10;      // extra random directions beyond n_components
+  int power_iterations = 7;  // sklearn's choice for few components
   uint64_t seed = 0;
 };
 
 struct PcaResult {
-  DenseMatrix scores;      // cells x components: the centred data projected on the components
-  DenseMatrix components;  // components x genes, unit rows
-  std::vector<double> mean;                      // per gene
-  std::vector<double> explained_variance;        // per component, variance of its scores (ddof = 1)
+  DenseMatrix scores;                      // cells x components: the centred data projected on the components
+  DenseMatrix components;                  // components x genes, unit rows
+  std::vector<double> mean;                // per gene
+  std::vector<double> explained_variance;  // per component, variance of its scores (ddof = 1)
   std::vector<double> explained_variance_ratio;  // share of the total variance of all genes
   bool exact = false;                            // exact dense SVD was used
 

@@ -16,9 +16,13 @@ constexpr const char* kGeneratedColour = "#f28e2b";
 // Beyond this many cells per side the embedding shows an evenly spaced subset (the file stays small).
 constexpr int64_t kMaxPlottedCells = 4000;
 
-std::string value_text(double v) { return std::isfinite(v) ? format_number(v, 4) : "n/a"; }
+std::string value_text(double v) {
+  return std::isfinite(v) ? format_number(v, 4) : "n/a";
+}
 
-std::string percent(double fraction) { return fmt::format("{:.1f}%", 100 * fraction); }
+std::string percent(double fraction) {
+  return fmt::format("{:.1f}%", 100 * fraction);
+}
 
 // Rows [begin, end) of the embedding, thinned to at most kMaxPlottedCells by an even stride.
 std::vector<int64_t> plotted_rows(int64_t begin, int64_t end) {
@@ -29,8 +33,8 @@ std::vector<int64_t> plotted_rows(int64_t begin, int64_t end) {
   return rows;
 }
 
-ScatterSeries embedding_series(const GenerationEvaluation& e, const std::vector<int64_t>& rows, std::string name,
-                               std::string colour) {
+ScatterSeries embedding_series(const GenerationEvaluation& e, const std::vector<int64_t>& rows,
+                               std::string name, std::string colour) {
   ScatterSeries s{std::move(name), std::move(colour), {}, {}};
   for (const int64_t r : rows) {
     s.x.push_back(e.embedding.at(r, 0));
@@ -50,15 +54,15 @@ void add_summary(HtmlPage& page, const GenerationEvaluation& e, const Generation
   const GenerationMetrics& m = e.metrics;
   page.add_paragraph(fmt::format(
       "{} generated cells ({}) compared with {} real cells ({}) on {} shared genes. Expression is "
-      "log1p(counts / total x 10,000); distances are measured on the first {} principal components of real and "
+      "log1p(counts / total x 10,000); distances are measured on the first {} principal components of real "
+      "and "
       "generated cells together.",
-      m.n_cells, info.generated_file, m.n_cells, info.real_file, format_number(static_cast<double>(m.n_genes)),
-      m.n_pcs));
-  const std::string verdict =
-      !std::isfinite(m.knn_auc) ? "could not be computed"
-      : m.knn_auc < 0.6         ? "barely tells them apart"
-      : m.knn_auc < 0.8         ? "partly tells them apart"
-                                : "readily tells them apart";
+      m.n_cells, info.generated_file, m.n_cells, info.real_file,
+      format_number(static_cast<double>(m.n_genes)), m.n_pcs));
+  const std::string verdict = !std::isfinite(m.knn_auc) ? "could not be computed"
+                              : m.knn_auc < 0.6         ? "barely tells them apart"
+                              : m.knn_auc < 0.8         ? "partly tells them apart"
+                                                        : "readily tells them apart";
   if (m.knn_auc < 0.4) {
     page.add_note(
         "The kNN AUC is well below 0.5: generated cells sit closer to real cells than real cells sit to each "
@@ -66,8 +70,10 @@ void add_summary(HtmlPage& page, const GenerationEvaluation& e, const Generation
         "file twice); score generated cells against held-out cells the model never saw.");
   }
   page.add_paragraph(fmt::format(
-      "A nearest-neighbour classifier {} (AUC {}; 0.5 = indistinguishable, 1 = fully separable). Mean-expression "
-      "correlations are shown too, but they only see each gene's average: a generator with the right marginals "
+      "A nearest-neighbour classifier {} (AUC {}; 0.5 = indistinguishable, 1 = fully separable). "
+      "Mean-expression "
+      "correlations are shown too, but they only see each gene's average: a generator with the right "
+      "marginals "
       "and no gene-gene structure (lingshu baseline independent) scores close to 1 on them, so judge by the "
       "first rows of the table.",
       verdict, value_text(m.knn_auc)));
@@ -81,9 +87,12 @@ void add_metrics_table(HtmlPage& page, const GenerationMetrics& m) {
        "distance between the two distributions in PC space (5 Gaussian kernels)"},
       {"iLISI (scaled)", value_text(m.ilisi), "~0.93 (0 = separate)",
        "how evenly real and generated cells mix in 30-cell neighbourhoods"},
-      {"1-WD", value_text(m.wasserstein1), "near 0", "mean per-gene Wasserstein-1 distance of expression values"},
-      {"Pearson of per-gene means", value_text(m.mean_pearson), "1", "agreement of average expression per gene"},
-      {"Spearman of per-gene means", value_text(m.mean_spearman), "1", "rank agreement of average expression"},
+      {"1-WD", value_text(m.wasserstein1), "near 0",
+       "mean per-gene Wasserstein-1 distance of expression values"},
+      {"Pearson of per-gene means", value_text(m.mean_pearson), "1",
+       "agreement of average expression per gene"},
+      {"Spearman of per-gene means", value_text(m.mean_spearman), "1",
+       "rank agreement of average expression"},
   };
   if (!m.label.empty()) {
     rows.push_back({"cell-type proportion TV distance", value_text(m.proportion_tv), "0",
@@ -106,7 +115,8 @@ void add_embedding(HtmlPage& page, const GenerationEvaluation& e) {
   const auto generated_rows = plotted_rows(n, 2 * n);
   page.add_section("Embedding");
   page.add_note(
-      "2-D view: the first two principal components of real and generated cells together. UMAP is not used: no "
+      "2-D view: the first two principal components of real and generated cells together. UMAP is not used: "
+      "no "
       "maintained UMAP library for C++ is packaged in Debian, and PCA keeps distances faithful (it can hide "
       "differences that the kNN AUC and MMD, computed on all PCs, still see).");
   ScatterOptions options;
@@ -137,7 +147,8 @@ void add_embedding(HtmlPage& page, const GenerationEvaluation& e) {
                                 options));
   const auto& types = e.metrics.cell_types;
   if (!types.empty()) {
-    const auto by_type = [&](const std::vector<int64_t>& rows, int64_t offset, const std::vector<int32_t>& codes) {
+    const auto by_type = [&](const std::vector<int64_t>& rows, int64_t offset,
+                             const std::vector<int32_t>& codes) {
       std::vector<ScatterSeries> series;
       for (size_t t = 0; t < types.size(); ++t) {
         std::vector<int64_t> members;
@@ -150,7 +161,8 @@ void add_embedding(HtmlPage& page, const GenerationEvaluation& e) {
       for (const int64_t r : rows) {
         if (codes[static_cast<size_t>(r - offset)] < 0) unlabelled.push_back(r);
       }
-      if (!unlabelled.empty()) series.insert(series.begin(), embedding_series(e, unlabelled, "no label", "#cccccc"));
+      if (!unlabelled.empty())
+        series.insert(series.begin(), embedding_series(e, unlabelled, "no label", "#cccccc"));
       return series;
     };
     options.title = fmt::format("Real cells by {}", e.metrics.label);
@@ -181,10 +193,12 @@ void add_neighbour_scores(HtmlPage& page, const GenerationEvaluation& e) {
   options.width = 620;
   options.height = 320;
   page.add_section("Neighbourhoods");
-  page.add_figures({bar_chart_svg(bins, {{"real cells", kRealColour, real}, {"generated cells", kGeneratedColour, generated}},
-                                  options)},
-                   "Indistinguishable cells put both histograms around 0.5; separated ones push real cells to 0 and "
-                   "generated cells to 1 (this is what the kNN AUC summarises).");
+  page.add_figures(
+      {bar_chart_svg(bins,
+                     {{"real cells", kRealColour, real}, {"generated cells", kGeneratedColour, generated}},
+                     options)},
+      "Indistinguishable cells put both histograms around 0.5; separated ones push real cells to 0 and "
+      "generated cells to 1 (this is what the kNN AUC summarises).");
 }
 
 void add_cell_types(HtmlPage& page, const GenerationEvaluation& e) {
@@ -204,23 +218,29 @@ void add_cell_types(HtmlPage& page, const GenerationEvaluation& e) {
   options.y_label = "fraction of cells";
   options.width = std::max(620, 60 * static_cast<int>(names.size()) + 260);
   options.height = 380;
-  page.add_figures({bar_chart_svg(names, {{"real", kRealColour, real}, {"generated (transferred)", kGeneratedColour, generated}},
-                                  options)});
+  page.add_figures({bar_chart_svg(
+      names, {{"real", kRealColour, real}, {"generated (transferred)", kGeneratedColour, generated}},
+      options)});
   std::vector<std::vector<std::string>> rows;
   for (const auto& t : m.cell_types) {
     std::string markers;
-    for (size_t i = 0; i < std::min<size_t>(6, t.markers.size()); ++i) markers += (i ? ", " : "") + t.markers[i];
-    rows.push_back({t.name, format_number(static_cast<double>(t.n_real)), format_number(static_cast<double>(t.n_generated)),
-                    percent(t.real_fraction), percent(t.generated_fraction), value_text(t.marker_pearson), markers});
+    for (size_t i = 0; i < std::min<size_t>(6, t.markers.size()); ++i)
+      markers += (i ? ", " : "") + t.markers[i];
+    rows.push_back({t.name, format_number(static_cast<double>(t.n_real)),
+                    format_number(static_cast<double>(t.n_generated)), percent(t.real_fraction),
+                    percent(t.generated_fraction), value_text(t.marker_pearson), markers});
   }
   page.add_table({m.label, "real cells", "generated (transferred)", "real %", "generated %",
                   fmt::format("marker r ({})", m.generated_grouping), "top markers"},
                  rows);
-  page.add_paragraph(fmt::format(
-      "Marker r: per type, the Pearson correlation between real and generated mean expression over the type's 50 "
-      "marker genes (largest mean difference against the other real cells); generated cells are grouped by {} "
-      "labels. Types with fewer than {} generated cells show n/a.",
-      m.generated_grouping == "declared" ? "the generated file's own" : "kNN-transferred", e.options.min_group_cells));
+  page.add_paragraph(
+      fmt::format("Marker r: per type, the Pearson correlation between real and generated mean expression "
+                  "over the type's 50 "
+                  "marker genes (largest mean difference against the other real cells); generated cells are "
+                  "grouped by {} "
+                  "labels. Types with fewer than {} generated cells show n/a.",
+                  m.generated_grouping == "declared" ? "the generated file's own" : "kNN-transferred",
+                  e.options.min_group_cells));
 }
 
 void add_gene_means(HtmlPage& page, const GenerationEvaluation& e) {
@@ -236,12 +256,14 @@ void add_gene_means(HtmlPage& page, const GenerationEvaluation& e) {
   options.opacity = 0.5;
   options.width = 520;
   options.height = 500;
-  page.add_figures({scatter_svg({{"genes", "#59a14f", e.real_gene_means, e.generated_gene_means}}, options)},
-                   "One point per gene: its mean log-normalised expression in real (x) and generated (y) cells; "
-                   "the dashed line is y = x.");
+  page.add_figures(
+      {scatter_svg({{"genes", "#59a14f", e.real_gene_means, e.generated_gene_means}}, options)},
+      "One point per gene: its mean log-normalised expression in real (x) and generated (y) cells; "
+      "the dashed line is y = x.");
 }
 
-void add_notes_and_provenance(HtmlPage& page, const GenerationEvaluation& e, const GenerationReportInfo& info) {
+void add_notes_and_provenance(HtmlPage& page, const GenerationEvaluation& e,
+                              const GenerationReportInfo& info) {
   page.add_section("Notes");
   for (const auto& note : e.metrics.notes) page.add_paragraph(note);
   page.add_paragraph(fmt::format(
@@ -249,8 +271,8 @@ void add_notes_and_provenance(HtmlPage& page, const GenerationEvaluation& e, con
       "uniform weights over the neighbours (harmony weights them by a perplexity kernel), so perfectly mixed "
       "cells score about 0.93, not 1.",
       e.metrics.n_pcs, e.options.k_neighbors, e.options.label_k, e.options.seed));
-  page.add_paragraph(fmt::format("Made by lingshu {} in {:.1f} s: {}", info.version, info.seconds,
-                                 info.command_line));
+  page.add_paragraph(
+      fmt::format("Made by lingshu {} in {:.1f} s: {}", info.version, info.seconds, info.command_line));
 }
 
 }  // namespace

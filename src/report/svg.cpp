@@ -4,8 +4,8 @@
 
 #include <algorithm>
 #include <array>
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <limits>
 
 namespace lingshu::report {
@@ -86,10 +86,12 @@ std::string x_axis(const Frame& f, std::string_view label) {
   const double base = f.top + f.height;
   for (const double t : ticks_within(f.x, 5)) {
     const double x = f.px(t);
-    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>\n", x,
-                       f.top, base);
-    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#444\"/>\n", x,
-                       base, base + 4);
+    out +=
+        fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#eee\"/>\n",
+                    x, f.top, base);
+    out +=
+        fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{0:.1f}\" y2=\"{2:.1f}\" stroke=\"#444\"/>\n",
+                    x, base, base + 4);
     out += text_at(x, base + 17, format_number(t, 3), "middle");
   }
   out += text_at(f.left + f.width / 2, base + 36, label, "middle");
@@ -100,10 +102,12 @@ std::string y_axis(const Frame& f, std::string_view label) {
   std::string out;
   for (const double t : ticks_within(f.y, 5)) {
     const double y = f.py(t);
-    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#eee\"/>\n",
-                       f.left, y, f.left + f.width);
-    out += fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#444\"/>\n",
-                       f.left - 4, y, f.left);
+    out +=
+        fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#eee\"/>\n",
+                    f.left, y, f.left + f.width);
+    out +=
+        fmt::format("<line x1=\"{0:.1f}\" y1=\"{1:.1f}\" x2=\"{2:.1f}\" y2=\"{1:.1f}\" stroke=\"#444\"/>\n",
+                    f.left - 4, y, f.left);
     out += text_at(f.left - 7, y + 4, format_number(t, 3), "end");
   }
   const double cx = 16;
@@ -123,8 +127,8 @@ std::string legend(double x, double y, const std::vector<std::pair<std::string, 
   std::string out;
   double row = y;
   for (const auto& [name, color] : entries) {
-    out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", x, row - 9,
-                       html_escape(color));
+    out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"10\" height=\"10\" fill=\"{}\"/>\n", x,
+                       row - 9, html_escape(color));
     out += text_at(x + 15, row, name, "start");
     row += 17;
   }
@@ -160,12 +164,23 @@ std::string html_escape(std::string_view text) {
   out.reserve(text.size());
   for (const char c : text) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&#39;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -252,7 +267,8 @@ std::string scatter_svg(const std::vector<ScatterSeries>& series, const ScatterO
     const double lo = std::max(f.x.lo, f.y.lo);
     const double hi = std::min(f.x.hi, f.y.hi);
     out += fmt::format(
-        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>\n",
+        "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#999\" stroke-dasharray=\"4 "
+        "3\"/>\n",
         f.px(lo), f.py(lo), f.px(hi), f.py(hi));
   }
   for (const auto& s : series) {
@@ -314,11 +330,12 @@ std::string bar_chart_svg(const std::vector<std::string>& categories, const std:
       const double x = group_left + bar_width * static_cast<double>(s);
       const double y = f.py(v);
       out += fmt::format(
-          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{}: {}</title></rect>\n",
+          "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"{}\"><title>{}: "
+          "{}</title></rect>\n",
           x, y, std::max(0.5, bar_width - 1), base - y, html_escape(series[s].color),
           html_escape(categories[c]), format_number(v));
-      if (options.show_values) out += text_at(x + bar_width / 2, y - 3, format_number(v, 2), "middle",
-                                              " font-size=\"9\"");
+      if (options.show_values)
+        out += text_at(x + bar_width / 2, y - 3, format_number(v, 2), "middle", " font-size=\"9\"");
     }
     const double cx = f.left + group_width * (static_cast<double>(c) + 0.5);
     if (rotate) {
@@ -336,16 +353,20 @@ std::string bar_chart_svg(const std::vector<std::string>& categories, const std:
 
 HtmlPage::HtmlPage(std::string title) : title_(std::move(title)) {}
 
-void HtmlPage::add_section(const std::string& heading) { body_ += "<h2>" + html_escape(heading) + "</h2>\n"; }
+void HtmlPage::add_section(const std::string& heading) {
+  body_ += "<h2>" + html_escape(heading) + "</h2>\n";
+}
 
-void HtmlPage::add_paragraph(const std::string& text) { body_ += "<p>" + html_escape(text) + "</p>\n"; }
+void HtmlPage::add_paragraph(const std::string& text) {
+  body_ += "<p>" + html_escape(text) + "</p>\n";
+}
 
 void HtmlPage::add_note(const std::string& text) {
   body_ += "<p class=\"note\">" + html_escape(text) + "</p>\n";
 }
 
-void HtmlPage::add_table(const std::vector<std::string>& header, const std::vector<std::vector<std::string>>& rows,
-                         bool emphasise_first_column) {
+void HtmlPage::add_table(const std::vector<std::string>& header,
+                         const std::vector<std::vector<std::string>>& rows, bool emphasise_first_column) {
   std::string out = "<table>\n<thead><tr>";
   for (const auto& h : header) out += "<th>" + html_escape(h) + "</th>";
   out += "</tr></thead>\n<tbody>\n";
@@ -372,7 +393,9 @@ void HtmlPage::add_figures(const std::vector<std::string>& svgs, const std::stri
   if (!caption.empty()) body_ += "<p class=\"caption\">" + html_escape(caption) + "</p>\n";
 }
 
-void HtmlPage::add_raw_html(const std::string& html) { body_ += html; }
+void HtmlPage::add_raw_html(const std::string& html) {
+  body_ += html;
+}
 
 std::string HtmlPage::render() const {
   static constexpr const char* kStyle = R"(

@@ -33,8 +33,8 @@ struct Files {
 
   Files() : real(dir / "real.h5ad"), generated(dir / "generated.h5ad") {
     const auto sim = dir / "sim.h5ad";
-    const auto made =
-        run_lingshu(fmt::format("simulate --cells 400 --genes 300 --cell-types 3 --seed 5 --out '{}'", sim.string()));
+    const auto made = run_lingshu(
+        fmt::format("simulate --cells 400 --genes 300 --cell-types 3 --seed 5 --out '{}'", sim.string()));
     EXPECT_EQ(made.exit_code, 0) << made.output;
     const AnnData all = read_h5ad(sim);
     std::vector<int64_t> even, odd;
@@ -57,10 +57,10 @@ TEST(EvalGenerationCli, WritesTableJsonAndReport) {
   Files files;
   const auto json_path = files.dir / "metrics.json";
   const auto html_path = files.dir / "report.html";
-  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label cell_type --out '{}' --report '{}' "
-                                              "--seed 3 --pcs 20 -q",
-                                              files.real.string(), files.generated.string(), json_path.string(),
-                                              html_path.string()));
+  const auto result = run_lingshu(
+      fmt::format("eval generation '{}' '{}' --label cell_type --out '{}' --report '{}' "
+                  "--seed 3 --pcs 20 -q",
+                  files.real.string(), files.generated.string(), json_path.string(), html_path.string()));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   EXPECT_NE(result.output.find("kNN real-vs-generated AUC"), std::string::npos) << result.output;
   EXPECT_NE(result.output.find("type_2"), std::string::npos) << result.output;
@@ -104,30 +104,33 @@ TEST(EvalGenerationCli, GenesThatDoNotOverlapAreAClearError) {
   for (auto& name : renamed.var.index) name = "ENSG" + name;
   const auto path = files.dir / "renamed.h5ad";
   write_h5ad(path, renamed);
-  expect_one_line_error(run_lingshu(fmt::format("eval generation '{}' '{}' -q", files.real.string(), path.string())),
-                        "share no gene names");
+  expect_one_line_error(
+      run_lingshu(fmt::format("eval generation '{}' '{}' -q", files.real.string(), path.string())),
+      "share no gene names");
 }
 
 TEST(EvalGenerationCli, MissingLabelColumnIsAClearError) {
   Files files;
-  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label celltype -q", files.real.string(),
-                                              files.generated.string()));
+  const auto result = run_lingshu(fmt::format("eval generation '{}' '{}' --label celltype -q",
+                                              files.real.string(), files.generated.string()));
   expect_one_line_error(result, "no obs column 'celltype'");
   EXPECT_NE(result.output.find("available: cell_type"), std::string::npos) << result.output;
 }
 
 TEST(EvalGenerationCli, MissingOutputFolderFailsBeforeTheWork) {
   Files files;
-  expect_one_line_error(run_lingshu(fmt::format("eval generation '{}' '{}' --out '{}' -q", files.real.string(),
-                                                files.generated.string(), (files.dir / "nope" / "m.json").string())),
-                        "does not exist");
+  expect_one_line_error(
+      run_lingshu(fmt::format("eval generation '{}' '{}' --out '{}' -q", files.real.string(),
+                              files.generated.string(), (files.dir / "nope" / "m.json").string())),
+      "does not exist");
 }
 
 TEST(BaselineIndependentCli, WritesCellsWithTypesAndRefusesUnknownLabels) {
   Files files;
   const auto out = files.dir / "independent.h5ad";
-  const auto result = run_lingshu(fmt::format("baseline independent '{}' --label cell_type --n 150 --seed 2 --out '{}'",
-                                              files.real.string(), out.string()));
+  const auto result =
+      run_lingshu(fmt::format("baseline independent '{}' --label cell_type --n 150 --seed 2 --out '{}'",
+                              files.real.string(), out.string()));
   ASSERT_EQ(result.exit_code, 0) << result.output;
   const AnnData cells = read_h5ad(out);
   EXPECT_EQ(cells.n_obs(), 150);

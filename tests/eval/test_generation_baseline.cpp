@@ -77,8 +77,10 @@ TEST(GenerationBaseline, KeepsMarginalsAndProportionsAndLosesCorrelation) {
       for (const double v : generated) ASSERT_TRUE(seen.count(v)) << v;
     }
     // Genes 0 and 1 are identical in training, unrelated in the baseline.
-    EXPECT_DOUBLE_EQ(pearson_correlation(column(train.X, 0, train_rows[t]), column(train.X, 1, train_rows[t])), 1.0);
-    EXPECT_LT(std::abs(pearson_correlation(column(out.X, 0, gen_rows[t]), column(out.X, 1, gen_rows[t]))), 0.1);
+    EXPECT_DOUBLE_EQ(
+        pearson_correlation(column(train.X, 0, train_rows[t]), column(train.X, 1, train_rows[t])), 1.0);
+    EXPECT_LT(std::abs(pearson_correlation(column(out.X, 0, gen_rows[t]), column(out.X, 1, gen_rows[t]))),
+              0.1);
   }
   // The type-specific gene follows the drawn type exactly.
   for (const int64_t r : gen_rows["a"]) EXPECT_EQ(out.X.dense_row(r)[2], 4.0f);

@@ -29,7 +29,8 @@ DenseMatrix random_points(int64_t n, int64_t d, uint64_t seed) {
 
 double squared_distance(std::span<const float> a, std::span<const float> b) {
   double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
+  for (size_t i = 0; i < a.size(); ++i)
+    s += (static_cast<double>(a[i]) - b[i]) * (static_cast<double>(a[i]) - b[i]);
   return s;
 }
 
@@ -67,7 +68,8 @@ TEST(GenerationKnn, BetweenMatchesBruteForce) {
   const KnnGraph graph = knn_between(queries, reference, 4);
   for (int64_t i = 0; i < queries.rows; ++i) {
     const auto got = graph.neighbors_of(i);
-    EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()), brute_force_neighbours(queries.row(i), reference, 4, -1));
+    EXPECT_EQ(std::vector<int32_t>(got.begin(), got.end()),
+              brute_force_neighbours(queries.row(i), reference, 4, -1));
   }
 }
 
@@ -80,7 +82,8 @@ TEST(GenerationKnn, DistanceBlocksCoverEveryPair) {
     for (int64_t i = begin; i < end; ++i) {
       ++seen[static_cast<size_t>(i)];
       for (int64_t j = 0; j < 23; ++j) {
-        EXPECT_NEAR(block[static_cast<size_t>((i - begin) * 23 + j)], squared_distance(a.row(i), b.row(j)), 1e-9);
+        EXPECT_NEAR(block[static_cast<size_t>((i - begin) * 23 + j)], squared_distance(a.row(i), b.row(j)),
+                    1e-9);
       }
     }
   });
@@ -134,10 +137,14 @@ NumpyPca numpy_pca(const CsrMatrix& m, int k, const TempDir& dir) {
   }
   const auto result = run_python(
       "import numpy as np\n"
-      "x = np.loadtxt('" + (dir / "x.txt").string() + "')\n"
+      "x = np.loadtxt('" +
+      (dir / "x.txt").string() +
+      "')\n"
       "c = x - x.mean(0)\n"
       "u, s, vt = np.linalg.svd(c, full_matrices=False)\n"
-      "k = " + std::to_string(k) + "\n"
+      "k = " +
+      std::to_string(k) +
+      "\n"
       "print(' '.join(repr(v) for v in (s[:k]**2 / (x.shape[0]-1))))\n"
       "print(' '.join(repr(v) for v in (s[:k]**2 / (c**2).sum())))\n"
       "for j in range(k): print(' '.join(repr(v) for v in u[:, j] * s[j]))\n");
@@ -188,20 +195,26 @@ void expect_matches_numpy(PcaOptions::Method method) {
   ASSERT_EQ(result.n_components(), k);
   ASSERT_EQ(result.scores.rows, 300);
   for (int j = 0; j < k; ++j) {
-    EXPECT_NEAR(result.explained_variance[static_cast<size_t>(j)], expected.explained_variance[static_cast<size_t>(j)],
-                2e-3 * expected.explained_variance[0])
+    EXPECT_NEAR(result.explained_variance[static_cast<size_t>(j)],
+                expected.explained_variance[static_cast<size_t>(j)], 2e-3 * expected.explained_variance[0])
         << "component " << j;
-    EXPECT_NEAR(result.explained_variance_ratio[static_cast<size_t>(j)], expected.ratio[static_cast<size_t>(j)], 2e-4);
+    EXPECT_NEAR(result.explained_variance_ratio[static_cast<size_t>(j)],
+                expected.ratio[static_cast<size_t>(j)], 2e-4);
   }
   // Scores agree up to sign for the strong, well-separated components (the four programmes).
   for (int j = 0; j < 3; ++j) {
-    EXPECT_GT(abs_correlation(expected.scores[static_cast<size_t>(j)], result.scores, j), 0.9999) << "component " << j;
+    EXPECT_GT(abs_correlation(expected.scores[static_cast<size_t>(j)], result.scores, j), 0.9999)
+        << "component " << j;
   }
 }
 
-TEST(GenerationPca, ExactMatchesNumpySvd) { expect_matches_numpy(PcaOptions::Method::Exact); }
+TEST(GenerationPca, ExactMatchesNumpySvd) {
+  expect_matches_numpy(PcaOptions::Method::Exact);
+}
 
-TEST(GenerationPca, RandomizedMatchesNumpySvd) { expect_matches_numpy(PcaOptions::Method::Randomized); }
+TEST(GenerationPca, RandomizedMatchesNumpySvd) {
+  expect_matches_numpy(PcaOptions::Method::Randomized);
+}
 
 TEST(GenerationPca, ScoresAreCentredAndComponentsOrthonormal) {
   const CsrMatrix m = structured_sparse(200, 90, 8);
@@ -215,7 +228,8 @@ TEST(GenerationPca, ScoresAreCentredAndComponentsOrthonormal) {
     EXPECT_NEAR(sum / 200.0, 0.0, 1e-4);
     for (int64_t l = 0; l < 5; ++l) {
       double dot = 0;
-      for (int64_t g = 0; g < 90; ++g) dot += static_cast<double>(r.components.at(j, g)) * r.components.at(l, g);
+      for (int64_t g = 0; g < 90; ++g)
+        dot += static_cast<double>(r.components.at(j, g)) * r.components.at(l, g);
       EXPECT_NEAR(dot, j == l ? 1.0 : 0.0, 1e-5);
     }
   }
@@ -223,7 +237,8 @@ TEST(GenerationPca, ScoresAreCentredAndComponentsOrthonormal) {
   for (size_t j = 1; j < r.explained_variance.size(); ++j) {
     EXPECT_GE(r.explained_variance[j - 1], r.explained_variance[j]);
   }
-  const double total = std::accumulate(r.explained_variance_ratio.begin(), r.explained_variance_ratio.end(), 0.0);
+  const double total =
+      std::accumulate(r.explained_variance_ratio.begin(), r.explained_variance_ratio.end(), 0.0);
   EXPECT_GT(total, 0.0);
   EXPECT_LE(total, 1.0 + 1e-9);
 }

@@ -48,10 +48,12 @@ TEST(GenerationStats, WassersteinMatchesScipy) {
   std::mt19937_64 rng(11);
   std::gamma_distribution<double> gamma(0.7, 1.3);
   std::vector<double> u, v;
-  for (int i = 0; i < 173; ++i) u.push_back(i % 3 == 0 ? 0.0 : std::round(gamma(rng) * 4) / 4);  // ties, zeros
+  for (int i = 0; i < 173; ++i)
+    u.push_back(i % 3 == 0 ? 0.0 : std::round(gamma(rng) * 4) / 4);  // ties, zeros
   for (int i = 0; i < 91; ++i) v.push_back(i % 2 == 0 ? 0.0 : gamma(rng) * 1.2);
-  const double expected = python_number("from scipy.stats import wasserstein_distance\nprint(repr(wasserstein_distance(" +
-                                        python_list(u) + "," + python_list(v) + ")))\n");
+  const double expected =
+      python_number("from scipy.stats import wasserstein_distance\nprint(repr(wasserstein_distance(" +
+                    python_list(u) + "," + python_list(v) + ")))\n");
   EXPECT_NEAR(wasserstein1(u, v), expected, 1e-12);
 }
 
@@ -70,7 +72,8 @@ TEST(GenerationStats, MeanColumnWassersteinMatchesScipyPerColumn) {
   const auto random_rows = [&](int n, float zero_share) {
     std::vector<std::vector<float>> rows(static_cast<size_t>(n), std::vector<float>(6));
     for (auto& r : rows) {
-      for (size_t c = 0; c < r.size(); ++c) r[c] = u(rng) < zero_share ? 0.0f : 3.0f * u(rng) + static_cast<float>(c) * 0.1f;
+      for (size_t c = 0; c < r.size(); ++c)
+        r[c] = u(rng) < zero_share ? 0.0f : 3.0f * u(rng) + static_cast<float>(c) * 0.1f;
     }
     rows[0][5] = 0.0f;  // column 5 is all zero on one side
     for (auto& r : rows) r[5] = zero_share > 0.5f ? 0.0f : r[5];
@@ -119,7 +122,9 @@ TEST(GenerationStats, MmdMatchesNumpyImplementationOfTheSameFormula) {
   // The DAN / scDiffusion reference code (guassian_kernel + mmd_rbf), written out in numpy.
   const std::string script =
       "import numpy as np\n"
-      "x = " + matrix_py(x) + "\ny = " + matrix_py(y) + "\n"
+      "x = " +
+      matrix_py(x) + "\ny = " + matrix_py(y) +
+      "\n"
       "z = np.concatenate([x, y])\n"
       "n = z.shape[0]\n"
       "d = ((z[:, None, :] - z[None, :, :]) ** 2).sum(2)\n"
@@ -202,7 +207,8 @@ TEST(GenerationStats, LabelTransferVotesAndBreaksTiesByTheNearest) {
 }
 
 TEST(GenerationStats, TotalVariation) {
-  EXPECT_DOUBLE_EQ(total_variation(std::vector<double>{0.5, 0.5, 0}, std::vector<double>{0.25, 0.25, 0.5}), 0.5);
+  EXPECT_DOUBLE_EQ(total_variation(std::vector<double>{0.5, 0.5, 0}, std::vector<double>{0.25, 0.25, 0.5}),
+                   0.5);
   EXPECT_DOUBLE_EQ(total_variation(std::vector<double>{1, 0}, std::vector<double>{0, 1}), 1.0);
 }
 
@@ -268,11 +274,13 @@ TEST(GenerationExpression, SubsamplesToEqualSizesWithASeed) {
 
   std::vector<std::vector<float>> rows_a(10, {1, 1}), rows_b(25, {2, 1});
   ExpressionOptions options;
-  const ExpressionPair pair = match_expression(tiny_data({"A", "B"}, rows_a), tiny_data({"A", "B"}, rows_b), options);
+  const ExpressionPair pair =
+      match_expression(tiny_data({"A", "B"}, rows_a), tiny_data({"A", "B"}, rows_b), options);
   EXPECT_EQ(pair.real.n_rows, 10);
   EXPECT_EQ(pair.generated.n_rows, 10);
   options.max_cells = 4;
-  EXPECT_EQ(match_expression(tiny_data({"A", "B"}, rows_a), tiny_data({"A", "B"}, rows_b), options).real.n_rows, 4);
+  EXPECT_EQ(
+      match_expression(tiny_data({"A", "B"}, rows_a), tiny_data({"A", "B"}, rows_b), options).real.n_rows, 4);
 }
 
 // ---- The whole evaluation on simulated cell types ----
@@ -304,7 +312,8 @@ TEST(GenerationEvaluate, SameDistributionLooksRealAndOneTypeOnlyDoesNot) {
   for (int64_t i = 0; i < real.data.n_obs(); ++i) (i % 2 ? second : first).push_back(i);
   const AnnData half_a = real.data.select_cells(first);
   const AnnData half_b = real.data.select_cells(second);
-  const GenerationEvaluation good = evaluate_generation(match_expression(half_a, half_b, {}), labelled_options());
+  const GenerationEvaluation good =
+      evaluate_generation(match_expression(half_a, half_b, {}), labelled_options());
   EXPECT_GT(good.metrics.mean_pearson, 0.95);
   EXPECT_NEAR(good.metrics.knn_auc, 0.5, 0.08);
   EXPECT_GT(good.metrics.ilisi, 0.8);
@@ -322,7 +331,8 @@ TEST(GenerationEvaluate, SameDistributionLooksRealAndOneTypeOnlyDoesNot) {
   std::vector<int64_t> repeated;
   while (repeated.size() < second.size()) repeated.push_back(type0[repeated.size() % type0.size()]);
   const AnnData only_type0 = real.data.select_cells(repeated);
-  const GenerationEvaluation bad = evaluate_generation(match_expression(half_a, only_type0, {}), labelled_options());
+  const GenerationEvaluation bad =
+      evaluate_generation(match_expression(half_a, only_type0, {}), labelled_options());
   EXPECT_GT(bad.metrics.proportion_tv, 0.5);
   EXPECT_GT(bad.metrics.knn_auc, 0.8);
   EXPECT_GT(bad.metrics.mmd, 5 * good.metrics.mmd);

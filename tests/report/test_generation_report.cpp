@@ -1,13 +1,11 @@
 // The generation report: every section present, one embedding point per cell in each panel, cell
 // types in the proportion table, nothing fetched from outside, and the memorisation note when
 // generated cells are copies of real ones.
-#include "report/generation_report.h"
-
 #include <gtest/gtest.h>
-
 
 #include "data/simulator.h"
 #include "eval/expression.h"
+#include "report/generation_report.h"
 #include "report/svg.h"
 
 namespace lingshu::report {
@@ -51,10 +49,12 @@ std::vector<std::string> figures(const std::string& html) {
 
 TEST(GenerationReport, HasEverySectionAndOnePointPerCell) {
   const GenerationEvaluation e = evaluate_halves(false);
-  GenerationReportInfo info{"real.h5ad", "gen.h5ad", "lingshu eval generation real.h5ad gen.h5ad", "0.1.0", 1.5};
+  GenerationReportInfo info{"real.h5ad", "gen.h5ad", "lingshu eval generation real.h5ad gen.h5ad", "0.1.0",
+                            1.5};
   const std::string html = generation_report_html(e, info);
-  for (const char* heading : {"<h2>Embedding</h2>", "<h2>Neighbourhoods</h2>", "<h2>Cell types (cell_type)</h2>",
-                              "<h2>Per-gene mean expression</h2>", "<h2>Notes</h2>"}) {
+  for (const char* heading :
+       {"<h2>Embedding</h2>", "<h2>Neighbourhoods</h2>", "<h2>Cell types (cell_type)</h2>",
+        "<h2>Per-gene mean expression</h2>", "<h2>Notes</h2>"}) {
     EXPECT_NE(html.find(heading), std::string::npos) << heading;
   }
   EXPECT_NE(html.find("kNN real-vs-generated AUC"), std::string::npos);

@@ -1,7 +1,5 @@
 // The SVG/HTML primitives: escaping, number formatting, geometry of scatter points and bars (read
 // back from the SVG text), and well-formedness checked by Python's XML parser.
-#include "report/svg.h"
-
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "report/svg.h"
 #include "test_support.h"
 
 namespace lingshu::report {
@@ -65,7 +64,8 @@ void expect_well_formed_xml(const std::string& xml) {
     }
     escaped += c;
   }
-  const auto result = run_python("import xml.etree.ElementTree as ET\nET.fromstring('" + escaped + "')\nprint('ok')\n");
+  const auto result =
+      run_python("import xml.etree.ElementTree as ET\nET.fromstring('" + escaped + "')\nprint('ok')\n");
   EXPECT_EQ(result.exit_code, 0) << result.output;
 }
 
@@ -159,9 +159,9 @@ TEST(Svg, FixedLimitsAreSharedAndClipPointsOutside) {
 TEST(Svg, BarHeightsAreProportionalToValues) {
   BarOptions options;
   options.title = "proportions";
-  const std::string svg = bar_chart_svg({"B cells", "T cells", "NK"},
-                                        {{"real", "#4e79a7", {0.2, 0.6, 0.0}}, {"generated", "#f28e2b", {0.1, 0.3, 0.3}}},
-                                        options);
+  const std::string svg = bar_chart_svg(
+      {"B cells", "T cells", "NK"},
+      {{"real", "#4e79a7", {0.2, 0.6, 0.0}}, {"generated", "#f28e2b", {0.1, 0.3, 0.3}}}, options);
   const auto b = bars(svg);
   ASSERT_EQ(b.size(), 5u);  // the zero bar is not drawn
   // Order: category-major; real 0.2, generated 0.1, real 0.6, generated 0.3, generated 0.3.
@@ -183,7 +183,8 @@ TEST(Svg, PageIsSelfContainedAndEscaped) {
   page.add_figures({scatter_svg({{"x", "red", {1, 2}, {3, 4}}}, {})}, "caption");
   const std::string html = page.render();
   EXPECT_NE(html.find("<title>Report &lt;pbmc3k&gt;</title>"), std::string::npos);
-  EXPECT_NE(html.find("<th>a&amp;b</th><td class=\"num\">1</td>"), std::string::npos) << "numbers align right";
+  EXPECT_NE(html.find("<th>a&amp;b</th><td class=\"num\">1</td>"), std::string::npos)
+      << "numbers align right";
   EXPECT_NE(html.find("<td>CD4 T</td>"), std::string::npos) << "text aligns left";
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_EQ(html.find("src="), std::string::npos);
