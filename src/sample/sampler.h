@@ -35,6 +35,9 @@ std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps);
 std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logits, double temperature,
                                                        at::Generator& generator);
 
+// The `n_commit[row]` masked positions of highest `score` in each row (ties by position): bool [B, L].
+torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& score, const torch::Tensor& n_commit);
+
 // Commits, in each row, the `n_commit[row]` masked positions of highest `score` (ties by
 // position). tokens, proposals: [B, L] int64; masked: [B, L] bool; score: [B, L] float64.
 // Returns {new tokens, new masked}.
