@@ -235,6 +235,17 @@ TEST(Trainer, BadInputsAreClearUserErrors) {
   EXPECT_THROW(read_model_metadata(dir / "nothing"), UserError);
 }
 
+TEST(Trainer, MinutesBudgetStopsOnTimeAndEndsTheScheduleThere) {
+  testing::TempDir dir;
+  const auto sim = simulated(100, 40, 2, 8);
+  auto o = tiny_options(dir / "m", 0);
+  o.minutes = 0.04;  // 2.4 s
+  const auto r = train_model(sim.data, o);
+  EXPECT_GT(r.steps, 10);                   // got past the speed probe
+  EXPECT_LT(r.seconds, 0.04 * 60 + 2.0);    // and stopped near the budget
+  EXPECT_EQ(r.steps, r.total_steps);        // the schedule ended where training did
+}
+
 TEST(BatchLoader, BackgroundBatchesMatchDirectEncodingInStreamOrder) {
   const auto sim = simulated(50, 30, 2, 7);
   const auto tokenizer = Tokenizer::fit(sim.data.X, {16, 8, 0.9999});
