@@ -28,9 +28,10 @@ void run_baseline(BaselineArgs& args) {
   if (args.quiet) Progress::set_enabled(false);
   args.options.threads = args.threads;
   const PredictionPairs pairs = read_prediction_pairs(args.pairs);
-  // The default context column applies only when the pairs file has it: a file listing just
-  // perturbations predicts without contexts.
-  if (args.context_option->count() == 0 && pairs.column(args.options.context_col) < 0) {
+  // The default context column applies only when the pairs file has it (and it is not the
+  // perturbation column): a file listing just perturbations predicts without contexts.
+  if (args.context_option->count() == 0 &&
+      (pairs.column(args.options.context_col) < 0 || args.options.context_col == args.options.pert_col)) {
     args.options.context_col.clear();
   }
   const AnnData train = read_h5ad(args.train);

@@ -188,32 +188,45 @@ double mean_log_value(const std::vector<std::pair<int64_t, int64_t>>& counts, in
 }
 
 // The Poisson rate whose stratified draws have mean log1p(k * scale) closest to `target`.
+// `lambda` carries the previous round's rate in (0 = none) and this round's out: rounds move it a
+// little, so the search starts from a tight bracket around it.
 std::vector<std::pair<int64_t, int64_t>> solve_gene_counts(
-    double target, int64_t n, double scale, std::vector<std::pair<int64_t, int64_t>>& scratch) {
+    double target, int64_t n, double scale, double& lambda,
+    std::vector<std::pair<int64_t, int64_t>>& scratch) {
   std::vector<std::pair<int64_t, int64_t>> best;
   if (!(target > 0)) {
+    lambda = 0;
     stratified_poisson(0, n, best);
     return best;
   }
-  double lo = 0, hi = std::max(std::expm1(target) / scale, 1e-6);
-  for (int i = 0; i < 80; ++i) {
-    stratified_poisson(hi, n, scratch);
-    if (mean_log_value(scratch, n, scale) >= target) break;
+  auto mean_at = [&](double rate) {
+    stratified_poisson(rate, n, scratch);
+    return mean_log_value(scratch, n, scale);
+  };
+  const double start = lambda > 0 ? lambda : std::max(std::expm1(target) / scale, 1e-6);
+  double lo = start / 1.25, hi = start * 1.25;
+  for (int i = 0; i < 80 && mean_at(hi) < target; ++i) {
     lo = hi;
     hi *= 2;
   }
-  for (int i = 0; i < 60 && hi - lo > 1e-9 * hi; ++i) {
-    const double mid = 0.5 * (lo + hi);
-    stratified_poisson(mid, n, scratch);
-    (mean_log_value(scratch, n, scale) < target ? lo : hi) = mid;
+  for (int i = 0; i < 80 && lo > 1e-12 && mean_at(lo) >= target; ++i) {
+    hi = lo;
+    lo /= 2;
+  }
+  // Bisect in log space down to a relative width of 1e-7: finer than any step of the mean.
+  for (int i = 0; i < 60 && hi - lo > 1e-7 * hi; ++i) {
+    const double mid = lo > 0 ? std::sqrt(lo * hi) : 0.5 * hi;
+    (mean_at(mid) < target ? lo : hi) = mid;
   }
   // The mean is a step function of lambda: take whichever side of the step lands closer.
   std::vector<std::pair<int64_t, int64_t>> low;
   stratified_poisson(lo, n, low);
   stratified_poisson(hi, n, best);
   if (std::abs(mean_log_value(low, n, scale) - target) < std::abs(mean_log_value(best, n, scale) - target)) {
+    lambda = lo;
     return low;
   }
+  lambda = hi;
   return best;
 }
 
@@ -272,6 +285,7 @@ CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_ce
   const int workers = resolve_thread_count(threads);
   std::vector<double> aim(target.begin(), target.end());
   std::vector<GeneCells> genes(static_cast<size_t>(n_genes));
+  std::vector<double> lambda(static_cast<size_t>(n_genes), 0.0);
   CsrMatrix best;
   double best_error = std::numeric_limits<double>::infinity();
   constexpr int kMaxRounds = 8;
@@ -281,7 +295,8 @@ CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_ce
       std::vector<std::pair<int64_t, int64_t>> scratch;
       std::vector<int32_t> order;
       for (int64_t j = begin; j < end; ++j) {
-        const auto counts = solve_gene_counts(aim[static_cast<size_t>(j)], n_cells, scale, scratch);
+        const auto counts = solve_gene_counts(aim[static_cast<size_t>(j)], n_cells, scale,
+                                              lambda[static_cast<size_t>(j)], scratch);
         scatter_counts(counts, n_cells, seed, j, order, genes[static_cast<size_t>(j)]);
       }
     });
@@ -538,6 +553,12 @@ BaselinePrediction predict_baseline(BaselineKind kind, const AnnData& train, con
         fmt::format("the pairs file has no '{}' column (its header names: {}); name the perturbation "
                     "column with --pert-col",
                     options.pert_col, fmt::join(pairs.columns, ", ")));
+  }
+  if (options.context_col == options.pert_col) {
+    throw UserError(
+        fmt::format("the context and perturbation columns are both '{}'; name the context column with "
+                    "--context-col (or '' for none)",
+                    options.pert_col));
   }
   const int context_at = options.context_col.empty() ? -1 : pairs.column(options.context_col);
   if (!options.context_col.empty() && context_at < 0) {

@@ -115,6 +115,12 @@ struct FileLabels {
 
 FileLabels read_labels(const AnnData& data, const PerturbationEvalOptions& options,
                        const std::string& which) {
+  if (options.context_col == options.pert_col) {
+    throw UserError(
+        fmt::format("--context-col and --pert-col both name '{}'; the context is another column "
+                    "(cell type, cell line, donor)",
+                    options.pert_col));
+  }
   FileLabels labels;
   labels.pert = cell_labels(require_obs_column(data, options.pert_col, which, "--pert-col"));
   if (options.context_col.empty()) {
