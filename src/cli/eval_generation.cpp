@@ -28,16 +28,6 @@ struct EvalGenerationArgs {
   GenerationOptions metrics;
 };
 
-// Fails before the long part when an output could not be written at the end.
-void require_writable_parent(const std::string& path, const char* option) {
-  if (path.empty()) return;
-  const auto parent = std::filesystem::absolute(path).parent_path();
-  if (!std::filesystem::is_directory(parent)) {
-    throw UserError(
-        fmt::format("{} {}: the folder {} does not exist; create it first", option, path, parent.string()));
-  }
-}
-
 std::string command_line(const EvalGenerationArgs& a) {
   std::string line =
       fmt::format("lingshu eval generation {} {} --seed {}", a.real, a.generated, a.metrics.seed);

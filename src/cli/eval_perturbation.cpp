@@ -32,16 +32,6 @@ struct EvalPerturbationArgs {
   PerturbationEvalOptions options;
 };
 
-// Fails before the long part when an output could not be written at the end.
-void require_writable_parent(const std::string& path, const char* option) {
-  if (path.empty()) return;
-  const auto parent = std::filesystem::absolute(path).parent_path();
-  if (!std::filesystem::is_directory(parent)) {
-    throw UserError(
-        fmt::format("{} {}: the folder {} does not exist; create it first", option, path, parent.string()));
-  }
-}
-
 std::string format_value(double v) {
   return std::isnan(v) ? std::string("n/a") : fmt::format("{:.4f}", v);
 }

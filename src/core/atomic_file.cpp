@@ -34,6 +34,15 @@ void write_atomically(const fs::path& path, const std::function<void(const fs::p
   }
 }
 
+void require_writable_parent(const std::string& path, const char* option) {
+  if (path.empty()) return;
+  const fs::path parent = fs::absolute(path).parent_path();
+  if (!fs::is_directory(parent)) {
+    throw UserError(fmt::format("{} {}: the folder {} does not exist; create it first", option, path,
+                                parent.string()));
+  }
+}
+
 void write_text_atomically(const fs::path& path, const std::string& text) {
   write_atomically(path, [&](const fs::path& tmp) {
     std::ofstream out(tmp, std::ios::binary);

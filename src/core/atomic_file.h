@@ -12,6 +12,10 @@ namespace lingshu {
 void write_atomically(const std::filesystem::path& path,
                       const std::function<void(const std::filesystem::path& tmp_path)>& write);
 
+// Throws UserError naming `option` (e.g. "--report") when `path`'s folder does not exist, so a
+// command fails before its long part rather than at the end. An empty path is fine (no output).
+void require_writable_parent(const std::string& path, const char* option);
+
 // Convenience for text outputs (JSON, CSV, HTML).
 void write_text_atomically(const std::filesystem::path& path, const std::string& text);
 

@@ -43,3 +43,21 @@ TEST(AtomicFile, MissingFolderIsAUserError) {
 
 }  // namespace
 }  // namespace lingshu
+
+namespace lingshu {
+namespace {
+
+TEST(AtomicFile, RequireWritableParentChecksTheFolderUpFront) {
+  testing::TempDir dir;
+  EXPECT_NO_THROW(require_writable_parent((dir / "out.json").string(), "--out"));
+  EXPECT_NO_THROW(require_writable_parent("", "--out"));
+  try {
+    require_writable_parent((dir / "missing/out.json").string(), "--report");
+    FAIL() << "expected a UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--report"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace lingshu
