@@ -18,6 +18,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/allocator.h"
 #include "data/simulator.h"
 #include "data/tokenizer.h"
 #include "io/h5ad.h"
@@ -168,6 +169,7 @@ std::vector<std::string> split(const std::string& text) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  lingshu::keep_freed_memory_in_process();
   std::string presets = "tiny,small", data = "../shared/data/pbmc3k.h5ad", precisions = "fp32,bf16";
   int threads = static_cast<int>(std::thread::hardware_concurrency());
   for (int i = 1; i + 1 < argc; i += 2) {

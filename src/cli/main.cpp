@@ -5,9 +5,11 @@
 #include <exception>
 
 #include "cli/command.h"
+#include "core/allocator.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
+  lingshu::keep_freed_memory_in_process();
   CLI::App app{
       "lingshu: a masked discrete diffusion model of whole single-cell transcriptomes.\n"
       "Reads and writes AnnData .h5ad files of raw counts."};

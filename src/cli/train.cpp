@@ -44,9 +44,10 @@ AnnData keep_listed_genes(const AnnData& data, const std::string& genes_file) {
     }
   }
   if (!missing.empty()) {
-    throw UserError(fmt::format("--genes: {} of the listed genes are not in the data (first: '{}'); list names "
-                                "exactly as in var_names",
-                                missing.size(), missing.front()));
+    throw UserError(
+        fmt::format("--genes: {} of the listed genes are not in the data (first: '{}'); list names "
+                    "exactly as in var_names",
+                    missing.size(), missing.front()));
   }
   if (cols.empty()) throw UserError(fmt::format("--genes: {} lists no genes", genes_file));
   AnnData out;
@@ -80,10 +81,11 @@ void run_train(const TrainArgs& args) {
                options.resume ? " (resuming)" : "");
   }
   const TrainResult r = train_model(data, options);
-  fmt::print("trained {} of {} steps in {:.1f} min ({:.1f} cells/s, {}); train loss {:.4f}, validation loss "
-             "{:.4f} (masked-gene cross-entropy {:.4f}); model in {}\n",
-             r.steps, r.total_steps, r.seconds / 60, r.cells_per_second, r.precision, r.train_loss, r.val_loss,
-             r.val_masked_ce, args.out);
+  fmt::print(
+      "trained {} of {} steps in {:.1f} min ({:.1f} cells/s, {}); train loss {:.4f}, validation loss "
+      "{:.4f} (masked-gene cross-entropy {:.4f}); model in {}\n",
+      r.steps, r.total_steps, r.seconds / 60, r.cells_per_second, r.precision, r.train_loss, r.val_loss,
+      r.val_masked_ce, args.out);
 }
 
 void setup_train(CLI::App& cmd) {
@@ -92,29 +94,36 @@ void setup_train(CLI::App& cmd) {
   cmd.footer(
       "Presets (P = genes per token; tokens per cell = genes / P):\n"
       "  tiny   d=64   2 layers  2 heads  (tests, smoke runs)\n"
-      "  small  d=256  4 layers  4 heads  (CPU: pbmc3k-sized data in well under an hour)\n"
+      "  small  d=128  3 layers  4 heads  (CPU: pbmc3k-sized data in well under an hour)\n"
       "  base   d=512  8 layers  8 heads  (GPU)\n"
       "  large  d=1024 16 layers 16 heads (GPU)\n"
       "Example: lingshu train pbmc3k.h5ad --out pbmc_model --preset small --minutes 45\n"
+      "Conditional: lingshu train kang.h5ad --out kang_model --condition cell_type --perturbation condition "
+      "\\\n"
+      "  --control control --holdout cell_type=CD4T,condition=stimulated --minutes 20\n"
       "Interrupted? Run the same command with --resume: it continues from the last checkpoint with the\n"
       "same optimiser state and data order.");
   cmd.add_option("data", args->data, ".h5ad file (or 10x folder) of raw UMI counts, cells x genes")
       ->required();
   cmd.add_option("--out,-o", args->out, "model directory to write")->required();
   cmd.add_option("--preset", args->preset, "model size: tiny, small, base, large")->capture_default_str();
-  cmd.add_option("--patch-size,-P", args->patch_size, "genes per token (1, 8, 32, ...)")->capture_default_str();
+  cmd.add_option("--patch-size,-P", args->patch_size, "genes per token (1, 8, 32, ...)")
+      ->capture_default_str();
   cmd.add_option("--d-model", args->d_model, "override the preset's transformer width");
   cmd.add_option("--layers", args->layers, "override the preset's number of layers");
   cmd.add_option("--heads", args->heads, "override the preset's number of attention heads");
   cmd.add_option("--gene-dim", args->gene_dim, "override the preset's per-gene embedding width");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
   cmd.add_option("--steps", o.steps, "optimiser steps (default 2000 unless --minutes is given)");
-  cmd.add_option("--minutes", o.minutes,
-                 "wall-clock budget: the LR schedule is planned for the steps that fit at the measured speed");
+  cmd.add_option(
+      "--minutes", o.minutes,
+      "wall-clock budget: the LR schedule is planned for the steps that fit at the measured speed");
   cmd.add_option("--batch-size,-b", o.batch_size, "cells per step")->capture_default_str();
-  cmd.add_option("--lr", o.lr, "peak learning rate (AdamW, warm-up then cosine decay)")->capture_default_str();
+  cmd.add_option("--lr", o.lr, "peak learning rate (AdamW, warm-up then cosine decay)")
+      ->capture_default_str();
   cmd.add_option("--warmup", o.warmup, "warm-up steps (at most a tenth of the run)")->capture_default_str();
-  cmd.add_option("--weight-decay", o.weight_decay, "AdamW weight decay of weight matrices")->capture_default_str();
+  cmd.add_option("--weight-decay", o.weight_decay, "AdamW weight decay of weight matrices")
+      ->capture_default_str();
   cmd.add_option("--grad-clip", o.grad_clip, "gradient norm clip")->capture_default_str();
   cmd.add_option("--val-fraction", o.val_fraction, "share of cells held out for the validation loss")
       ->capture_default_str();
@@ -127,7 +136,26 @@ void setup_train(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
   cmd.add_option("--layer", args->layer, "read counts from layers/NAME (or 'raw' for raw/X) instead of X");
-  cmd.add_option("--genes", args->genes_file, "text file of gene names (one per line) to train on; default: all");
+  cmd.add_option("--genes", args->genes_file,
+                 "text file of gene names (one per line) to train on; default: all");
+  cmd.add_option("--condition", o.condition_fields,
+                 "obs column to condition on (repeatable): one token per column, generated with --condition")
+      ->expected(1)
+      ->take_all();
+  cmd.add_option(
+      "--perturbation", o.perturbation,
+      "obs column of perturbation labels (a condition; labels naming genes, e.g. KLF1 or A+B, also "
+      "embed their target genes)");
+  cmd.add_option("--control", o.control, "label of unperturbed cells in --perturbation")
+      ->capture_default_str();
+  cmd.add_option("--p-uncond", o.p_uncond, "chance of dropping each condition to NULL (for --cfg guidance)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd.add_option(
+         "--holdout", o.holdouts,
+         "remove cells matching col=value[,col=value] from training (repeatable; recorded in the model)")
+      ->expected(1)
+      ->take_all();
   cmd.add_flag("--resume", o.resume, "continue training the model in --out from its last checkpoint");
   cmd.add_flag("--quiet,-q", args->quiet, "no progress output");
   add_threads_option(cmd, args->threads);
@@ -136,7 +164,7 @@ void setup_train(CLI::App& cmd) {
 
 }  // namespace
 
-static const bool registered = register_command(
-    {"train", "Train a masked diffusion model on raw counts (.h5ad)", 20, &setup_train});
+static const bool registered =
+    register_command({"train", "Train a masked diffusion model on raw counts (.h5ad)", 20, &setup_train});
 
 }  // namespace lingshu::cli

@@ -86,9 +86,10 @@ ConditionField make_perturbation_field(const DataFrame& obs, const std::string& 
                                        const std::string& control) {
   ConditionField field = make_condition_field(obs, column);
   if (!field.find(control)) {
-    throw UserError(fmt::format("control label '{}' does not occur in obs column '{}'; its values: {}; "
-                                "set --control to the label of unperturbed cells",
-                                control, column, join_labels(field.labels)));
+    throw UserError(
+        fmt::format("control label '{}' does not occur in obs column '{}'; its values: {}; "
+                    "set --control to the label of unperturbed cells",
+                    control, column, join_labels(field.labels)));
   }
   field.is_perturbation = true;
   field.control = control;
@@ -103,7 +104,8 @@ std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<C
     const ConditionField& field = fields[static_cast<size_t>(f)];
     const Column& col = obs.require(field.column, "obs");
     std::map<std::string, int64_t> lookup;
-    for (size_t i = 0; i < field.labels.size(); ++i) lookup.emplace(field.labels[i], static_cast<int64_t>(i) + 1);
+    for (size_t i = 0; i < field.labels.size(); ++i)
+      lookup.emplace(field.labels[i], static_cast<int64_t>(i) + 1);
     for (int64_t i = 0; i < n; ++i) {
       const auto label = col.label(i);
       if (!label) continue;
@@ -126,6 +128,33 @@ std::vector<int32_t> perturbation_targets(const std::string& label, const std::s
   return targets;
 }
 
+std::vector<int32_t> target_positions(const ConditionField& field, const std::string& label,
+                                      const std::vector<std::string>& gene_names,
+                                      const GenePatching& patching) {
+  if (!field.is_perturbation) return {};
+  std::map<std::string, int32_t> gene_index;
+  for (size_t j = 0; j < gene_names.size(); ++j) gene_index.emplace(gene_names[j], static_cast<int32_t>(j));
+  std::vector<int32_t> position_of(gene_names.size(), -1);
+  for (size_t pos = 0; pos < patching.order.size(); ++pos) {
+    position_of[static_cast<size_t>(patching.order[pos])] = static_cast<int32_t>(pos);
+  }
+  std::vector<int32_t> positions;
+  for (const int32_t gene : perturbation_targets(label, field.control, gene_index)) {
+    positions.push_back(position_of[static_cast<size_t>(gene)]);
+  }
+  return positions;
+}
+
+std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField& field,
+                                                            const std::vector<std::string>& gene_names,
+                                                            const GenePatching& patching) {
+  std::vector<std::vector<int32_t>> out(static_cast<size_t>(field.vocab_size()));
+  for (size_t i = 0; i < field.labels.size(); ++i) {
+    out[i + 1] = target_positions(field, field.labels[i], gene_names, patching);
+  }
+  return out;
+}
+
 ConditionSpec ConditionSpec::parse(const std::string& text) {
   ConditionSpec spec;
   size_t start = 0;
@@ -134,9 +163,10 @@ ConditionSpec ConditionSpec::parse(const std::string& text) {
     const std::string term = text.substr(start, comma - start);
     const size_t eq = term.find('=');
     if (eq == std::string::npos || eq == 0 || eq + 1 == term.size()) {
-      throw UserError(fmt::format("cannot read condition '{}': expected column=value[,column=value...], "
-                                  "e.g. cell_type=CD4T,condition=stimulated",
-                                  text));
+      throw UserError(
+          fmt::format("cannot read condition '{}': expected column=value[,column=value...], "
+                      "e.g. cell_type=CD4T,condition=stimulated",
+                      text));
     }
     spec.terms.emplace_back(term.substr(0, eq), term.substr(eq + 1));
     start = comma + 1;
@@ -146,7 +176,8 @@ ConditionSpec ConditionSpec::parse(const std::string& text) {
 
 std::string ConditionSpec::to_string() const {
   std::string out;
-  for (const auto& [column, label] : terms) out += fmt::format("{}{}={}", out.empty() ? "" : ",", column, label);
+  for (const auto& [column, label] : terms)
+    out += fmt::format("{}{}={}", out.empty() ? "" : ",", column, label);
   return out;
 }
 

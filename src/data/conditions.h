@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "data/frame.h"
+#include "data/tokenizer.h"
 
 namespace lingshu {
 
@@ -18,7 +19,7 @@ struct ConditionField {
   std::string column;               // obs column name
   std::vector<std::string> labels;  // token i + 1 is labels[i]
   bool is_perturbation = false;
-  std::string control;              // the unperturbed label of a perturbation field
+  std::string control;  // the unperturbed label of a perturbation field
 
   int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
   // Token of `label`, or nullopt when the field has never seen it.
@@ -43,6 +44,18 @@ std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<C
 // that are not genes (cytokines, drugs): those are plain categories.
 std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
                                           const std::map<std::string, int32_t>& gene_index);
+
+// Sequence positions (GenePatching order) of the target genes of `label` in a perturbation field;
+// empty for other fields, the control, and labels that are not all genes of `gene_names`. Works
+// for labels the field has never seen.
+std::vector<int32_t> target_positions(const ConditionField& field, const std::string& label,
+                                      const std::vector<std::string>& gene_names,
+                                      const GenePatching& patching);
+
+// target_positions of every token of `field` (token 0 = NULL has none).
+std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField& field,
+                                                            const std::vector<std::string>& gene_names,
+                                                            const GenePatching& patching);
 
 // "cell_type=CD4T,condition=stimulated": cells matching every term.
 struct ConditionSpec {

@@ -46,8 +46,8 @@ ModelConfig ModelConfig::from_preset(const std::string& name) {
       return c;
     }
   }
-  throw UserError(fmt::format("unknown model preset '{}'; choose one of: {}", name,
-                              fmt::join(preset_names(), ", ")));
+  throw UserError(
+      fmt::format("unknown model preset '{}'; choose one of: {}", name, fmt::join(preset_names(), ", ")));
 }
 
 void ModelConfig::validate() const {
@@ -70,38 +70,51 @@ void ModelConfig::validate() const {
   for (const int64_t v : condition_vocab_sizes) {
     if (v < 1) fail("a condition vocabulary needs at least its NULL entry");
   }
+  if (perturbation_field < -1 || perturbation_field >= n_conditions()) {
+    fail(fmt::format("perturbation field {} is not one of the {} condition fields", perturbation_field,
+                     n_conditions()));
+  }
 }
 
 int64_t ModelConfig::n_parameters() const {
   const int64_t d = d_model, L = n_positions(), P = patch_size, K = n_tokens, g = gene_dim;
-  int64_t n = (K + 1) * g + L * g;                         // value and gene-identity embeddings
-  n += P * g * d + d + n_patches() * d;                    // patch projection, patch positions
+  int64_t n = (K + 1) * g + L * g;                           // value and gene-identity embeddings
+  n += P * g * d + d + n_patches() * d;                      // patch projection, patch positions
   for (const int64_t v : condition_vocab_sizes) n += v * d;  // condition tokens
+  if (perturbation_field >= 0) n += g * d;                   // target-gene projection
   const int64_t hidden = static_cast<int64_t>(mlp_ratio) * d;
-  const int64_t block = 2 * 2 * d                          // two LayerNorms
-                        + d * 3 * d + 3 * d + d * d + d    // attention projections
+  const int64_t block = 2 * 2 * d                        // two LayerNorms
+                        + d * 3 * d + 3 * d + d * d + d  // attention projections
                         + d * hidden + hidden + hidden * d + d;
   n += n_layers * block;
-  n += 2 * d;                                              // final LayerNorm
-  n += d * P * K + P * K + L * K;                          // output head + per-gene logit bias
+  n += 2 * d;                      // final LayerNorm
+  n += d * P * K + P * K + L * K;  // output head + per-gene logit bias
   return n;
 }
 
 double ModelConfig::forward_flops_per_cell() const {
   const double d = d_model, T = static_cast<double>(sequence_length()), NP = static_cast<double>(n_patches());
   const double P = patch_size, K = n_tokens, g = gene_dim, hidden = static_cast<double>(mlp_ratio) * d;
-  double f = 2 * NP * P * g * d;                                   // patch projection
-  f += n_layers * (2 * T * (3 * d * d + d * d + 2 * d * hidden)   // projections + MLP
-                   + 2 * 2 * T * T * d);                           // q k^T and attn v
-  f += 2 * NP * d * P * K;                                         // output head
+  double f = 2 * NP * P * g * d;                                 // patch projection
+  f += n_layers * (2 * T * (3 * d * d + d * d + 2 * d * hidden)  // projections + MLP
+                   + 2 * 2 * T * T * d);                         // q k^T and attn v
+  f += 2 * NP * d * P * K;                                       // output head
   return f;
 }
 
 nlohmann::json ModelConfig::to_json() const {
-  return {{"preset", preset},         {"n_genes", n_genes},     {"patch_size", patch_size},
-          {"n_tokens", n_tokens},     {"gene_dim", gene_dim},   {"d_model", d_model},
-          {"n_layers", n_layers},     {"n_heads", n_heads},     {"mlp_ratio", mlp_ratio},
-          {"dropout", dropout},       {"condition_vocab_sizes", condition_vocab_sizes}};
+  return {{"preset", preset},
+          {"n_genes", n_genes},
+          {"patch_size", patch_size},
+          {"n_tokens", n_tokens},
+          {"gene_dim", gene_dim},
+          {"d_model", d_model},
+          {"n_layers", n_layers},
+          {"n_heads", n_heads},
+          {"mlp_ratio", mlp_ratio},
+          {"dropout", dropout},
+          {"condition_vocab_sizes", condition_vocab_sizes},
+          {"perturbation_field", perturbation_field}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -118,6 +131,7 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.mlp_ratio = j.at("mlp_ratio").get<int>();
     c.dropout = j.at("dropout").get<double>();
     c.condition_vocab_sizes = j.at("condition_vocab_sizes").get<std::vector<int64_t>>();
+    c.perturbation_field = j.value("perturbation_field", -1);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

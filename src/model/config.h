@@ -10,18 +10,22 @@ namespace lingshu {
 
 struct ModelConfig {
   std::string preset = "small";
-  int64_t n_genes = 0;   // genes of the training file (all of them, in the file's order)
-  int patch_size = 32;   // P genes per token
-  int n_tokens = 64;     // K value tokens per gene; MASK is token K
-  int gene_dim = 16;     // width of one gene's value + identity embedding
-  int d_model = 128;     // transformer width
+  int64_t n_genes = 0;  // genes of the training file (all of them, in the file's order)
+  int patch_size = 32;  // P genes per token
+  int n_tokens = 64;    // K value tokens per gene; MASK is token K
+  int gene_dim = 16;    // width of one gene's value + identity embedding
+  int d_model = 128;    // transformer width
   int n_layers = 3;
   int n_heads = 4;
-  int mlp_ratio = 4;     // hidden width of the feed-forward block = mlp_ratio * d_model
+  int mlp_ratio = 4;  // hidden width of the feed-forward block = mlp_ratio * d_model
   double dropout = 0.0;
   // One prepended, never-masked token per condition field; entry 0 of each vocabulary is NULL.
   // Empty for an unconditional model.
   std::vector<int64_t> condition_vocab_sizes;
+  // The condition field whose labels name target genes (-1: none). Its token adds a learned
+  // projection of the targets' summed gene-identity embeddings, so an unseen label whose targets
+  // are genes of the model still has a meaningful token.
+  int perturbation_field = -1;
 
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);

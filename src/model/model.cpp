@@ -59,6 +59,10 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   for (const int64_t vocab : config_.condition_vocab_sizes) {
     condition_emb_->push_back(torch::nn::Embedding(vocab, d));
   }
+  if (config_.perturbation_field >= 0) {
+    target_proj_ =
+        register_module("target_proj", torch::nn::Linear(torch::nn::LinearOptions(g, d).bias(false)));
+  }
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config_.n_layers; ++i) blocks_->push_back(TransformerBlock(config_));
   ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -71,6 +75,7 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   for (const auto& m : *condition_emb_) {
     torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.02);
   }
+  if (target_proj_) torch::nn::init::normal_(target_proj_->weight, 0.0, 0.02);
   torch::nn::init::normal_(head_->weight, 0.0, 0.02);
   torch::nn::init::zeros_(head_->bias);
 }
@@ -84,26 +89,37 @@ torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& token
   return patch_in_(patches) + patch_pos_;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::embed_conditions(
-    const torch::Tensor& conditions, const std::optional<torch::Tensor>& extra_condition) {
+torch::Tensor MaskedDiffusionModelImpl::embed_targets(const torch::Tensor& targets) {
+  // Sum of the targets' gene-identity embeddings (padding -1 contributes nothing), projected.
+  const auto valid = targets.ge(0);
+  const auto rows =
+      gene_emb_.index_select(0, targets.clamp_min(0).flatten()).view({targets.size(0), targets.size(1), -1});
+  return target_proj_((rows * valid.unsqueeze(-1).to(rows.scalar_type())).sum(1));  // [B, d]
+}
+
+torch::Tensor MaskedDiffusionModelImpl::embed_conditions(const torch::Tensor& conditions,
+                                                         const torch::Tensor& targets) {
   std::vector<torch::Tensor> fields;
   for (int64_t f = 0; f < config_.n_conditions(); ++f) {
-    fields.push_back(condition_emb_[f]->as<torch::nn::Embedding>()->forward(conditions.select(1, f)));
+    auto token = condition_emb_[f]->as<torch::nn::Embedding>()->forward(conditions.select(1, f));
+    if (f == config_.perturbation_field && targets.defined() && targets.size(1) > 0) {
+      TORCH_CHECK(targets.dim() == 2 && targets.size(0) == conditions.size(0), "targets must be [B, T]");
+      token = token + embed_targets(targets);
+    }
+    fields.push_back(token);
   }
-  auto tokens = torch::stack(fields, 1);  // [B, F, d]
-  if (extra_condition) tokens = tokens + *extra_condition;
-  return tokens;
+  return torch::stack(fields, 1);  // [B, F, d]
 }
 
 torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                                                const std::optional<torch::Tensor>& extra_condition) {
+                                                const torch::Tensor& targets) {
   const int64_t B = tokens.size(0), F = config_.n_conditions();
   auto x = embed_patches(tokens);
   if (F > 0) {
-    TORCH_CHECK(conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B &&
-                    conditions.size(1) == F,
-                "conditions must be [B, ", F, "]");
-    x = torch::cat({embed_conditions(conditions, extra_condition).to(x.scalar_type()), x}, 1);
+    TORCH_CHECK(
+        conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B && conditions.size(1) == F,
+        "conditions must be [B, ", F, "]");
+    x = torch::cat({embed_conditions(conditions, targets).to(x.scalar_type()), x}, 1);
   }
   x = drop_(x);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
@@ -114,8 +130,17 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
   return logits.to(torch::kFloat32) + gene_logit_bias_;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::gene_embedding(const torch::Tensor& positions) const {
-  return gene_emb_.index_select(0, positions);
+torch::Tensor padded_targets(const std::vector<std::vector<int32_t>>& rows) {
+  size_t longest = 1;
+  for (const auto& r : rows) longest = std::max(longest, r.size());
+  auto out =
+      torch::full({static_cast<int64_t>(rows.size()), static_cast<int64_t>(longest)}, -1, torch::kLong);
+  auto acc = out.accessor<int64_t, 2>();
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (size_t j = 0; j < rows[i].size(); ++j)
+      acc[static_cast<int64_t>(i)][static_cast<int64_t>(j)] = rows[i][j];
+  }
+  return out;
 }
 
 }  // namespace lingshu

@@ -16,7 +16,7 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
-#include <optional>
+#include <vector>
 
 #include "model/config.h"
 
@@ -45,20 +45,18 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
 
   // tokens: [B, n_positions] int64 in [0, K] (K = MASK; padding positions may hold anything).
   // conditions: [B, n_conditions] int64 (0 = NULL); may be undefined for an unconditional model.
-  // extra_condition: optional [B, n_conditions, d_model] added to the condition tokens (hook for
-  // perturbations that name genes). Returns float32 logits [B, n_positions, K].
+  // targets: optional [B, T] int64 sequence positions of each cell's perturbation target genes
+  // (-1 = none), added to the perturbation field's token (config().perturbation_field).
+  // Returns float32 logits [B, n_positions, K].
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& conditions = {},
-                        const std::optional<torch::Tensor>& extra_condition = std::nullopt);
-
-  // Gene-identity embeddings [n, gene_dim] of the given sequence positions (for condition hooks).
-  torch::Tensor gene_embedding(const torch::Tensor& positions) const;
+                        const torch::Tensor& targets = {});
 
   const ModelConfig& config() const { return config_; }
 
  private:
   torch::Tensor embed_patches(const torch::Tensor& tokens);
-  torch::Tensor embed_conditions(const torch::Tensor& conditions,
-                                 const std::optional<torch::Tensor>& extra_condition);
+  torch::Tensor embed_conditions(const torch::Tensor& conditions, const torch::Tensor& targets);
+  torch::Tensor embed_targets(const torch::Tensor& targets);
 
   ModelConfig config_;
   torch::nn::Embedding value_emb_{nullptr};  // K values + MASK
@@ -66,12 +64,16 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::nn::Linear patch_in_{nullptr};      // P * gene_dim -> d_model
   torch::Tensor patch_pos_;                  // [n_patches, d_model]
   torch::nn::ModuleList condition_emb_{nullptr};
+  torch::nn::Linear target_proj_{nullptr};  // gene_dim -> d_model (perturbation models only)
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_final_{nullptr};
-  torch::nn::Linear head_{nullptr};          // d_model -> P * K
-  torch::Tensor gene_logit_bias_;            // [n_positions, K]: each gene's marginal, learned directly
+  torch::nn::Linear head_{nullptr};  // d_model -> P * K
+  torch::Tensor gene_logit_bias_;    // [n_positions, K]: each gene's marginal, learned directly
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);
+
+// Target positions per row padded with -1: [rows, max(1, longest row)] int64 (forward's `targets`).
+torch::Tensor padded_targets(const std::vector<std::vector<int32_t>>& rows);
 
 }  // namespace lingshu

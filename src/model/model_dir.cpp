@@ -16,7 +16,9 @@ constexpr const char* kFormatName = "lingshu-model";
 
 nlohmann::json read_json(const fs::path& path) {
   std::ifstream in(path);
-  if (!in) throw UserError(fmt::format("model file {} is missing; the model directory is incomplete", path.string()));
+  if (!in)
+    throw UserError(
+        fmt::format("model file {} is missing; the model directory is incomplete", path.string()));
   try {
     return nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception&) {
@@ -24,18 +26,24 @@ nlohmann::json read_json(const fs::path& path) {
   }
 }
 
-void write_json(const fs::path& path, const nlohmann::json& j) { write_text_atomically(path, j.dump(1) + "\n"); }
+void write_json(const fs::path& path, const nlohmann::json& j) {
+  write_text_atomically(path, j.dump(1) + "\n");
+}
 }  // namespace
 
-bool is_model_dir(const fs::path& dir) { return fs::is_regular_file(dir / "config.json"); }
+bool is_model_dir(const fs::path& dir) {
+  return fs::is_regular_file(dir / "config.json");
+}
 
 void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
   fs::create_directories(dir);
   write_json(dir / "tokenizer.json", m.tokenizer.to_json());
   write_json(dir / "genes.json", {{"names", m.gene_names}, {"patching", m.patching.to_json()}});
-  nlohmann::json fields = nlohmann::json::array();
-  for (const auto& f : m.conditions) fields.push_back({{"name", f.name}, {"categories", f.categories}});
-  write_json(dir / "conditions.json", {{"fields", fields}});
+  nlohmann::json fields = nlohmann::json::array(), combinations = nlohmann::json::array();
+  for (const auto& f : m.conditions) fields.push_back(f.to_json());
+  for (const auto& c : m.combinations) combinations.push_back({{"labels", c.labels}, {"n_cells", c.n_cells}});
+  write_json(dir / "conditions.json",
+             {{"fields", fields}, {"holdouts", m.holdouts}, {"training_combinations", combinations}});
   // config.json last: its presence marks a complete model directory.
   write_json(dir / "config.json", {{"format", kFormatName},
                                    {"format_version", kModelFormatVersion},
@@ -45,7 +53,8 @@ void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
 
 ModelMetadata read_model_metadata(const fs::path& dir) {
   if (!fs::is_directory(dir)) {
-    throw UserError(fmt::format("model directory {} does not exist; train one with `lingshu train`", dir.string()));
+    throw UserError(
+        fmt::format("model directory {} does not exist; train one with `lingshu train`", dir.string()));
   }
   if (!is_model_dir(dir)) {
     throw UserError(fmt::format("{} is not a lingshu model directory (no config.json)", dir.string()));
@@ -68,14 +77,30 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
   const auto genes = read_json(dir / "genes.json");
   m.gene_names = genes.at("names").get<std::vector<std::string>>();
   m.patching = GenePatching::from_json(genes.at("patching"));
-  for (const auto& f : read_json(dir / "conditions.json").at("fields")) {
-    m.conditions.push_back({f.at("name").get<std::string>(), f.at("categories").get<std::vector<std::string>>()});
+  try {
+    const auto conditions = read_json(dir / "conditions.json");
+    for (const auto& f : conditions.at("fields")) m.conditions.push_back(ConditionField::from_json(f));
+    m.holdouts = conditions.value("holdouts", std::vector<std::string>{});
+    for (const auto& c : conditions.value("training_combinations", nlohmann::json::array())) {
+      m.combinations.push_back(
+          {c.at("labels").get<std::vector<std::string>>(), c.at("n_cells").get<int64_t>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(
+        fmt::format("{}/conditions.json is malformed ({}); retrain the model", dir.string(), e.what()));
   }
-  if (static_cast<int64_t>(m.gene_names.size()) != m.config.n_genes || m.patching.n_genes != m.config.n_genes ||
-      m.tokenizer.n_genes() != m.config.n_genes) {
-    throw UserError(fmt::format("model directory {} is inconsistent (gene counts of config, genes.json and "
-                                "tokenizer.json differ); retrain the model",
-                                dir.string()));
+  if (static_cast<int64_t>(m.conditions.size()) != m.config.n_conditions()) {
+    throw UserError(
+        fmt::format("model directory {} is inconsistent ({} condition fields in conditions.json, {} in "
+                    "config.json); retrain the model",
+                    dir.string(), m.conditions.size(), m.config.n_conditions()));
+  }
+  if (static_cast<int64_t>(m.gene_names.size()) != m.config.n_genes ||
+      m.patching.n_genes != m.config.n_genes || m.tokenizer.n_genes() != m.config.n_genes) {
+    throw UserError(
+        fmt::format("model directory {} is inconsistent (gene counts of config, genes.json and "
+                    "tokenizer.json differ); retrain the model",
+                    dir.string()));
   }
   return m;
 }

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "data/conditions.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 
@@ -24,17 +25,21 @@ namespace lingshu {
 // Bumped whenever the layout or the meaning of a stored tensor changes.
 inline constexpr int kModelFormatVersion = 1;
 
-struct ConditionField {
-  std::string name;                     // obs column
-  std::vector<std::string> categories;  // categories[0] is "NULL"
+// How many training cells carried one combination of condition labels (one label per field,
+// "" where missing): `lingshu generate` without --condition follows these proportions.
+struct ConditionCombination {
+  std::vector<std::string> labels;
+  int64_t n_cells = 0;
 };
 
 struct ModelMetadata {
   ModelConfig config;
   Tokenizer tokenizer;
   GenePatching patching;
-  std::vector<std::string> gene_names;  // training genes, in the training file's order
-  std::vector<ConditionField> conditions;
+  std::vector<std::string> gene_names;                 // training genes, in the training file's order
+  std::vector<ConditionField> conditions;              // one per condition token, in token order
+  std::vector<std::string> holdouts;                   // --holdout specs removed from training
+  std::vector<ConditionCombination> combinations;      // training cells per label combination
   nlohmann::json training = nlohmann::json::object();  // settings the model was trained with
 };
 

@@ -4,12 +4,16 @@
 #include <fmt/format.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+#include <numeric>
 #include <optional>
 #include <random>
 
 #include "core/error.h"
 #include "core/progress.h"
-#include "model/model_dir.h"
+#include "data/conditions.h"
+#include "eval/perturbation_baselines.h"
+#include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
 #include "sample/sampler.h"
@@ -30,6 +34,13 @@ UnmaskOrder parse_order(const std::string& name) {
   throw UserError(fmt::format("unknown --order '{}'; use confidence or random", name));
 }
 
+void validate(const SamplingSettings& s) {
+  if (s.steps < 1) throw UserError("--steps must be at least 1");
+  if (s.batch_size < 1) throw UserError("--batch-size must be at least 1");
+  if (s.temperature < 0) throw UserError("--temperature must be 0 or more");
+  if (s.cfg < 0) throw UserError("--cfg must be 0 or more");
+}
+
 // Tokens of one cell in sequence order -> counts in the training file's gene order.
 void decode_cell(const int64_t* tokens, const ModelMetadata& meta, std::mt19937_64& rng,
                  std::vector<uint8_t>& gene_tokens, std::vector<float>& counts) {
@@ -38,49 +49,177 @@ void decode_cell(const int64_t* tokens, const ModelMetadata& meta, std::mt19937_
   }
   meta.tokenizer.decode_row(gene_tokens, rng, counts);
 }
+
+// Condition tokens and target positions of one label combination.
+struct EncodedLabels {
+  std::vector<int64_t> tokens;   // one per field
+  std::vector<int32_t> targets;  // perturbation targets (sequence positions)
+};
+
+EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels) {
+  if (labels.size() != meta.conditions.size()) {
+    throw UserError(fmt::format("{} condition labels given; the model has {} condition fields", labels.size(),
+                                meta.conditions.size()));
+  }
+  EncodedLabels out;
+  for (size_t f = 0; f < labels.size(); ++f) {
+    const ConditionField& field = meta.conditions[f];
+    if (labels[f].empty()) {
+      out.tokens.push_back(0);
+      continue;
+    }
+    const auto token = field.find(labels[f]);
+    const auto targets = target_positions(field, labels[f], meta.gene_names, meta.patching);
+    if (!token && targets.empty()) {
+      // Raises the error that lists the known labels.
+      static_cast<void>(field.token(labels[f]));
+    }
+    out.tokens.push_back(token.value_or(0));  // an unseen label: NULL plus its targets' embedding
+    if (field.is_perturbation) out.targets = targets;
+  }
+  return out;
+}
+
+struct Row {
+  size_t group;
+  int64_t cell;  // index within the group
+};
+
+// Categorical obs columns (one per field) of the generated cells.
+void add_condition_columns(const ModelMetadata& meta, const std::vector<CellGroup>& groups, DataFrame& obs) {
+  for (size_t f = 0; f < meta.conditions.size(); ++f) {
+    std::vector<std::string> labels;
+    for (const auto& g : groups) labels.insert(labels.end(), static_cast<size_t>(g.n_cells), g.labels[f]);
+    Column column = Column::categorical(meta.conditions[f].column, labels);
+    // "" marks an unconditioned field: missing in AnnData terms.
+    const auto empty = std::find(column.categories.begin(), column.categories.end(), std::string());
+    if (empty != column.categories.end()) {
+      const auto code = static_cast<int32_t>(empty - column.categories.begin());
+      column.categories.erase(empty);
+      for (auto& c : column.codes) c = c == code ? -1 : (c > code ? c - 1 : c);
+    }
+    obs.set(std::move(column));
+  }
+}
 }  // namespace
 
-AnnData generate_cells(const GenerateOptions& options) {
-  if (options.n_cells < 1) throw UserError("--n must be at least 1");
-  if (options.steps < 1) throw UserError("--steps must be at least 1");
-  if (options.batch_size < 1) throw UserError("--batch-size must be at least 1");
-  if (options.temperature < 0) throw UserError("--temperature must be 0 or more");
-  const SamplerOptions sampler{options.steps, options.temperature, parse_order(options.order)};
-  const ModelMetadata meta = read_model_metadata(options.model_dir);
-  if (meta.config.n_conditions() > 0) {
-    throw UserError(fmt::format("{} is a conditional model; conditional generation is not available yet",
-                                options.model_dir.string()));
+std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std::vector<std::string>& terms) {
+  std::vector<std::string> labels(meta.conditions.size());
+  for (const auto& text : terms) {
+    for (const auto& [column, label] : ConditionSpec::parse(text).terms) {
+      const auto it = std::find_if(meta.conditions.begin(), meta.conditions.end(),
+                                   [&](const ConditionField& f) { return f.column == column; });
+      if (it == meta.conditions.end()) {
+        std::string known;
+        for (const auto& f : meta.conditions) known += (known.empty() ? "" : ", ") + f.column;
+        throw UserError(fmt::format("'{}' is not a condition of this model; its conditions: {}", column,
+                                    known.empty() ? "none (an unconditional model)" : known));
+      }
+      labels[static_cast<size_t>(it - meta.conditions.begin())] = label;
+    }
   }
-  const auto device = resolve_device(options.device);
-  const auto precision = resolve_precision(options.precision, device);
-  auto model = load_weights(options.model_dir, meta.config, device);
+  return labels;
+}
+
+std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n) {
+  const auto& combos = meta.combinations;
+  if (combos.empty()) return {{std::vector<std::string>(meta.conditions.size()), n, {}}};
+  double total = 0;
+  for (const auto& c : combos) total += static_cast<double>(c.n_cells);
+  std::vector<CellGroup> groups;
+  std::vector<std::pair<double, size_t>> remainders;
+  int64_t assigned = 0;
+  for (size_t i = 0; i < combos.size(); ++i) {
+    const double exact = static_cast<double>(n) * static_cast<double>(combos[i].n_cells) / total;
+    const auto whole = static_cast<int64_t>(exact);
+    groups.push_back({combos[i].labels, whole, {}});
+    remainders.emplace_back(exact - static_cast<double>(whole), i);
+    assigned += whole;
+  }
+  std::stable_sort(remainders.begin(), remainders.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (int64_t k = 0; k < n - assigned; ++k) ++groups[remainders[static_cast<size_t>(k)].second].n_cells;
+  std::erase_if(groups, [](const CellGroup& g) { return g.n_cells == 0; });
+  return groups;
+}
+
+AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& groups,
+                        const SamplingSettings& settings) {
+  validate(settings);
+  const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order)};
+  const ModelMetadata meta = read_model_metadata(model_dir);
+  const ModelConfig& config = meta.config;
+  const int64_t F = config.n_conditions();
+
+  std::vector<EncodedLabels> encoded;
+  std::vector<Row> rows;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].n_cells < 1) throw UserError("every group of cells needs n_cells >= 1");
+    if (!groups[g].prefilled.empty() &&
+        static_cast<int64_t>(groups[g].prefilled.size()) != groups[g].n_cells) {
+      throw UserError("pre-filled genes must be given for every cell of a group, or for none");
+    }
+    encoded.push_back(encode_labels(meta, groups[g].labels));
+    for (int64_t i = 0; i < groups[g].n_cells; ++i) rows.push_back({g, i});
+  }
+  if (rows.empty()) throw UserError("no cells to generate");
+  if (settings.cfg > 0 && F == 0) {
+    throw UserError("--cfg needs a conditional model (trained with --condition); this one is unconditional");
+  }
+
+  const auto device = resolve_device(settings.device);
+  const auto precision = resolve_precision(settings.precision, device);
+  auto model = load_weights(model_dir, config, device);
   torch::NoGradGuard no_grad;
 
-  const ModelConfig& config = meta.config;
-  const int64_t mask_token = config.n_tokens;
-  auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
+  const int64_t mask_token = config.n_tokens, L = config.n_positions();
+  auto is_gene = torch::zeros({L}, torch::kBool);
   is_gene.slice(0, 0, config.n_genes).fill_(true);
-  const auto conditions = torch::zeros({options.batch_size, 0}, torch::kLong).to(device);
+  size_t max_targets = 1;
+  for (const auto& e : encoded) max_targets = std::max(max_targets, e.targets.size());
 
   AnnData out;
   out.X.n_cols = config.n_genes;
   std::vector<uint8_t> gene_tokens(static_cast<size_t>(config.n_genes));
   std::vector<float> counts(static_cast<size_t>(config.n_genes));
+  const auto n_total = static_cast<int64_t>(rows.size());
   std::optional<Progress> progress;
-  if (!options.quiet) progress.emplace("generate", options.n_cells, "cells");
-  for (int64_t begin = 0, batch = 0; begin < options.n_cells; begin += options.batch_size, ++batch) {
-    const int64_t n = std::min(options.batch_size, options.n_cells - begin);
-    const auto cond = conditions.slice(0, 0, n);
+  if (!settings.quiet) progress.emplace("generate", n_total, "cells");
+  for (int64_t begin = 0, batch = 0; begin < n_total; begin += settings.batch_size, ++batch) {
+    const int64_t n = std::min(settings.batch_size, n_total - begin);
+    auto initial = torch::full({n, L}, mask_token, torch::kLong);
+    auto conditions = torch::zeros({n, F}, torch::kLong);
+    auto targets = torch::full({n, static_cast<int64_t>(max_targets)}, -1, torch::kLong);
+    for (int64_t i = 0; i < n; ++i) {
+      const Row& row = rows[static_cast<size_t>(begin + i)];
+      const EncodedLabels& e = encoded[row.group];
+      for (int64_t f = 0; f < F; ++f) conditions[i][f] = e.tokens[static_cast<size_t>(f)];
+      for (size_t k = 0; k < e.targets.size(); ++k) targets[i][static_cast<int64_t>(k)] = e.targets[k];
+      const auto& prefilled = groups[row.group].prefilled;
+      if (!prefilled.empty()) {
+        auto cell = initial[i];
+        for (const auto& [pos, token] : prefilled[static_cast<size_t>(row.cell)]) cell[pos] = token;
+      }
+    }
+    conditions = conditions.to(device);
+    targets = targets.to(device);
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
-      return model->forward(z, cond);
+      if (settings.cfg <= 0) return model->forward(z, conditions, targets);
+      // Conditional and unconditional (all fields NULL) rows in one forward pass.
+      const auto both =
+          model->forward(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
+                         torch::cat({targets, torch::full_like(targets, -1)}));
+      const auto cond = both.slice(0, 0, n), uncond = both.slice(0, n);
+      return uncond + (settings.cfg + 1.0) * (cond - uncond);
     };
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(options.seed, static_cast<uint64_t>(batch)));
-    const auto initial = torch::full({n, config.n_positions()}, mask_token, torch::TensorOptions(torch::kLong).device(device));
-    const auto tokens = sample_tokens(denoiser, initial, is_gene, mask_token, sampler, generator).to(torch::kCPU).contiguous();
+    auto generator =
+        at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
+    const auto tokens = sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator)
+                            .to(torch::kCPU)
+                            .contiguous();
     for (int64_t i = 0; i < n; ++i) {
-      std::mt19937_64 rng(mix_seed(options.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
-      decode_cell(tokens.data_ptr<int64_t>() + i * config.n_positions(), meta, rng, gene_tokens, counts);
+      std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
+      decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);
       out.X.append_dense_row(counts);
       out.obs.index.push_back(fmt::format("gen_{}", begin + i));
     }
@@ -88,14 +227,39 @@ AnnData generate_cells(const GenerateOptions& options) {
   }
   if (progress) progress->finish();
   out.var.index = meta.gene_names;
+  add_condition_columns(meta, groups, out.obs);
   out.uns_strings = {
-      {"lingshu_model", options.model_dir.string()},
+      {"lingshu_model", model_dir.string()},
       {"lingshu_preset", config.preset},
       {"lingshu_sampler",
-       fmt::format("steps={} temperature={} order={} seed={} batch_size={} precision={}", options.steps,
-                   options.temperature, options.order, options.seed, options.batch_size, precision_name(precision))},
+       fmt::format("steps={} temperature={} order={} cfg={} seed={} batch_size={} precision={}",
+                   settings.steps, settings.temperature, settings.order, settings.cfg, settings.seed,
+                   settings.batch_size, precision_name(precision))},
   };
   return out;
+}
+
+AnnData generate_cells(const GenerateOptions& options) {
+  const ModelMetadata meta = read_model_metadata(options.model_dir);
+  std::vector<CellGroup> groups;
+  if (!options.plan.empty()) {
+    if (!options.conditions.empty()) throw UserError("give --plan or --condition, not both");
+    const PredictionPairs plan = read_prediction_pairs(options.plan);
+    for (size_t r = 0; r < plan.rows.size(); ++r) {
+      std::vector<std::string> terms;
+      for (size_t c = 0; c < plan.columns.size(); ++c)
+        terms.push_back(plan.columns[c] + "=" + plan.rows[r][c]);
+      groups.push_back({labels_from_terms(meta, terms), plan.n_cells[r], {}});
+    }
+  } else {
+    if (options.n_cells < 1) throw UserError("--n must be at least 1");
+    if (!options.conditions.empty()) {
+      groups.push_back({labels_from_terms(meta, options.conditions), options.n_cells, {}});
+    } else {
+      groups = training_proportions(meta, options.n_cells);
+    }
+  }
+  return generate_groups(options.model_dir, groups, options.sampling);
 }
 
 }  // namespace lingshu

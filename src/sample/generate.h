@@ -1,28 +1,64 @@
 #pragma once
-// `lingshu generate`: unconditional cells from a trained model directory, decoded to integer
-// counts, as an AnnData with the training genes as var. Free of LibTorch so the CLI stays light.
+// `lingshu generate` and the engine behind `lingshu predict`: cells from a trained model directory,
+// unconditional or for chosen condition labels (with classifier-free guidance), decoded to integer
+// counts, as an AnnData with the training genes as var and one obs column per condition field.
+// Free of LibTorch so the CLI stays light.
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "data/anndata.h"
+#include "model/model_dir.h"
 
 namespace lingshu {
 
-struct GenerateOptions {
-  std::filesystem::path model_dir;
-  int64_t n_cells = 1000;
-  int steps = 32;                  // unmasking steps
+struct SamplingSettings {
+  int steps = 32;  // unmasking steps
   double temperature = 1.0;
   std::string order = "random";  // random (the MDLM ancestral sampler), confidence
-  int64_t batch_size = 32;         // cells per forward pass
-  uint64_t seed = 0;               // same seed (and batch size) -> same cells
+  double cfg = 0;                // guidance weight w: l_u + (w + 1)(l_c - l_u); 0 = conditional only
+  int64_t batch_size = 32;       // cells per forward pass (guidance doubles the rows)
+  uint64_t seed = 0;             // same seed (and batch size) -> same cells
   std::string device = "cpu";
   std::string precision = "auto";  // auto, fp32, bf16
   bool quiet = false;
 };
 
-// Cells x training genes (X = counts), obs index gen_0 .., uns notes of the model and settings.
+// A gene fixed before sampling and never re-masked: (sequence position, token).
+using PrefilledGene = std::pair<int32_t, uint8_t>;
+
+// Cells to generate with one combination of condition labels.
+struct CellGroup {
+  std::vector<std::string> labels;  // one per model condition field, "" = NULL (unconditioned)
+  int64_t n_cells = 0;
+  std::vector<std::vector<PrefilledGene>> prefilled;  // empty, or one list per cell
+};
+
+// Generates every group's cells in order. Labels must be known to the model, except perturbation
+// labels whose targets are genes of the model (their token is NULL plus the targets' embedding).
+// obs: index gen_0 .., one categorical column per condition field; uns: model and settings.
+AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& groups,
+                        const SamplingSettings& settings);
+
+// The label combination of `--condition` terms ("col=value", several per string allowed): labels for
+// the named fields, NULL for the others. UserError for a column that is not a condition of the model.
+std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std::vector<std::string>& terms);
+
+// `n` cells split over the training label combinations in proportion (largest remainders).
+std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n);
+
+struct GenerateOptions {
+  std::filesystem::path model_dir;
+  int64_t n_cells = 1000;
+  std::vector<std::string> conditions;  // --condition col=value terms: one combination
+  std::filesystem::path plan;           // --plan CSV: condition columns + n_cells per row
+  SamplingSettings sampling;
+};
+
+// `lingshu generate`: --plan rows, else n cells of the --condition combination, else (for a
+// conditional model) n cells in the training proportions.
 AnnData generate_cells(const GenerateOptions& options);
 
 }  // namespace lingshu

@@ -2,9 +2,9 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
-#include <torch/types.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
+#include <torch/types.h>
 
 #include <chrono>
 #include <cmath>
@@ -23,6 +23,7 @@
 #include "model/weights.h"
 #include "train/batch_loader.h"
 #include "train/checkpoint.h"
+#include "train/conditioning.h"
 #include "train/lr_schedule.h"
 #include "train/objective.h"
 
@@ -51,15 +52,27 @@ at::Generator step_generator(uint64_t seed, int64_t step) {
 }
 
 nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
-  return {{"batch_size", o.batch_size},     {"steps", o.steps},
-          {"minutes", o.minutes},           {"lr", o.lr},
-          {"min_lr_ratio", o.min_lr_ratio}, {"warmup", o.warmup},
-          {"weight_decay", o.weight_decay}, {"grad_clip", o.grad_clip},
-          {"val_fraction", o.val_fraction}, {"max_val_cells", o.max_val_cells},
-          {"eval_every", o.eval_every},     {"log_every", o.log_every},
-          {"checkpoint_every", o.checkpoint_every}, {"seed", o.seed},
-          {"precision", o.precision},       {"p_uncond", o.p_uncond},
-          {"condition_fields", o.condition_fields}, {"n_cells", n_cells}};
+  return {{"batch_size", o.batch_size},
+          {"steps", o.steps},
+          {"minutes", o.minutes},
+          {"lr", o.lr},
+          {"min_lr_ratio", o.min_lr_ratio},
+          {"warmup", o.warmup},
+          {"weight_decay", o.weight_decay},
+          {"grad_clip", o.grad_clip},
+          {"val_fraction", o.val_fraction},
+          {"max_val_cells", o.max_val_cells},
+          {"eval_every", o.eval_every},
+          {"log_every", o.log_every},
+          {"checkpoint_every", o.checkpoint_every},
+          {"seed", o.seed},
+          {"precision", o.precision},
+          {"p_uncond", o.p_uncond},
+          {"condition_fields", o.condition_fields},
+          {"perturbation", o.perturbation},
+          {"control", o.control},
+          {"holdouts", o.holdouts},
+          {"n_cells", n_cells}};
 }
 
 // The stored settings of a model directory, with this invocation's run-time choices kept.
@@ -82,6 +95,9 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   o.precision = j.at("precision");
   o.p_uncond = j.at("p_uncond");
   o.condition_fields = j.at("condition_fields").get<std::vector<std::string>>();
+  o.perturbation = j.value("perturbation", std::string());
+  o.control = j.value("control", std::string("control"));
+  o.holdouts = j.value("holdouts", std::vector<std::string>{});
   return o;
 }
 
@@ -91,7 +107,8 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();
-    const bool is_table = name.find("emb") != std::string::npos || name == "patch_pos" || name == "gene_logit_bias";
+    const bool is_table =
+        name.find("emb") != std::string::npos || name == "patch_pos" || name == "gene_logit_bias";
     (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
   }
   const auto options = torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).eps(1e-8);
@@ -104,7 +121,8 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
 }
 
 void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
 // Held-out cells with fixed diffusion times (evenly spaced in (eps, 1)) and fixed masks, so every
@@ -113,19 +131,54 @@ struct ValidationSet {
   torch::Tensor tokens, t, mask, conditions;
 };
 
+// The perturbation field's target genes, looked up per cell from its label token.
+struct TargetTable {
+  int field = -1;
+  torch::Tensor positions;  // [vocab, T] int64, -1 = none
+
+  torch::Tensor of(const torch::Tensor& conditions) const {
+    if (field < 0) return {};
+    return positions.index_select(0, conditions.select(1, field).cpu()).to(conditions.device());
+  }
+};
+
+struct ConditionInputs {
+  torch::Tensor conditions, targets;
+};
+
+// Classifier-free-guidance dropout: each field's token becomes NULL with probability p (its targets
+// with it). A perturbation token whose label names genes also loses only its label with
+// probability p, keeping its targets: the targets-only tokens that unseen labels get at generation.
+ConditionInputs drop_for_guidance(const torch::Tensor& labels, double p, const TargetTable& table,
+                                  at::Generator& generator) {
+  ConditionInputs out{drop_conditions(labels, p, generator), table.of(labels)};
+  if (table.field < 0 || p <= 0) return out;
+  out.conditions = out.conditions.clone();
+  auto field = out.conditions.select(1, table.field);
+  out.targets.masked_fill_(field.eq(0).unsqueeze(1), -1);
+  const auto has_targets = out.targets.ge(0).any(1);
+  const auto label_only = (at::rand({labels.size(0)}, generator, at::kFloat) < p).logical_and(has_targets);
+  field.masked_fill_(label_only, 0);
+  return out;
+}
+
 ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                   const GenePatching& patching, const torch::Tensor& is_gene, uint64_t seed,
-                                  int64_t n_fields) {
+                                  const std::vector<std::vector<int64_t>>& codes) {
   ValidationSet v;
   std::vector<int64_t> rows(static_cast<size_t>(counts.n_rows));
   std::iota(rows.begin(), rows.end(), 0);
   v.tokens = encode_cells(counts, rows, tokenizer, patching);
   const auto n = static_cast<double>(counts.n_rows);
-  v.t = (kMinDiffusionTime + (1 - kMinDiffusionTime) * (torch::arange(counts.n_rows, torch::kDouble) + 0.5) / n)
-            .to(torch::kFloat);
+  v.t =
+      (kMinDiffusionTime + (1 - kMinDiffusionTime) * (torch::arange(counts.n_rows, torch::kDouble) + 0.5) / n)
+          .to(torch::kFloat);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0xDA7AULL << 32));
   v.mask = forward_mask(v.t, is_gene, generator);
-  v.conditions = torch::zeros({counts.n_rows, n_fields}, torch::kLong);
+  v.conditions = torch::zeros({counts.n_rows, static_cast<int64_t>(codes.size())}, torch::kLong);
+  for (size_t f = 0; f < codes.size(); ++f) {
+    v.conditions.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(codes[f], torch::kLong));
+  }
   return v;
 }
 
@@ -134,8 +187,9 @@ struct ValidationLoss {
   double masked_ce = std::numeric_limits<double>::quiet_NaN();
 };
 
-ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v, int64_t batch_size,
-                               Precision precision, const torch::Device& device, int64_t n_genes, int64_t mask_token) {
+ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v,
+                               const TargetTable& targets, int64_t batch_size, Precision precision,
+                               const torch::Device& device, int64_t n_genes, int64_t mask_token) {
   if (!v.tokens.defined() || v.tokens.size(0) == 0) return {};
   torch::NoGradGuard no_grad;
   model->eval();
@@ -149,9 +203,11 @@ ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet&
     torch::Tensor logits;
     {
       const AutocastScope autocast(precision, device);
-      logits = model->forward(apply_mask(tokens, mask, mask_token), v.conditions.slice(0, begin, end).to(device));
+      const auto conditions = v.conditions.slice(0, begin, end).to(device);
+      logits = model->forward(apply_mask(tokens, mask, mask_token), conditions, targets.of(conditions));
     }
-    loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() * static_cast<double>(end - begin);
+    loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() *
+                static_cast<double>(end - begin);
     const double m = mask.sum().item<double>();
     ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
     masked += m;
@@ -189,7 +245,8 @@ Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, u
   std::iota(order.begin(), order.end(), 0);
   std::mt19937_64 rng(mix_seed(seed, 0x5B117ULL << 32));
   std::shuffle(order.begin(), order.end(), rng);
-  int64_t n_val = val_fraction > 0 ? std::max<int64_t>(1, std::llround(val_fraction * static_cast<double>(n_cells))) : 0;
+  int64_t n_val =
+      val_fraction > 0 ? std::max<int64_t>(1, std::llround(val_fraction * static_cast<double>(n_cells))) : 0;
   n_val = std::min({n_val, max_val_cells, n_cells / 2});
   Split s;
   s.validation.assign(order.begin(), order.begin() + n_val);
@@ -210,49 +267,83 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     try {
       options = options_from_json(meta.training, requested);
     } catch (const nlohmann::json::exception&) {
-      throw UserError(fmt::format("{}/config.json lacks the training settings; it cannot be resumed", dir.string()));
+      throw UserError(
+          fmt::format("{}/config.json lacks the training settings; it cannot be resumed", dir.string()));
     }
     const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
     if (meta.gene_names != data.gene_names() || stored_cells != data.n_obs()) {
-      throw UserError(fmt::format(
-          "--resume: the data ({} cells x {} genes) is not the file this model was trained on ({} cells x {} genes); "
-          "pass the same file and --layer/--genes",
-          data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
+      throw UserError(
+          fmt::format("--resume: the data ({} cells x {} genes) is not the file this model was trained on "
+                      "({} cells x {} genes); "
+                      "pass the same file and --layer/--genes",
+                      data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
     }
     remove_stale_temporaries(dir);
   } else if (is_model_dir(dir)) {
-    throw UserError(fmt::format("{} already holds a model; pass --resume to continue training it, or choose "
-                                "another --out",
-                                dir.string()));
+    throw UserError(
+        fmt::format("{} already holds a model; pass --resume to continue training it, or choose "
+                    "another --out",
+                    dir.string()));
   }
   if (options.steps <= 0 && options.minutes <= 0) {
     throw UserError("give a training length: --steps N and/or --minutes M");
   }
   if (options.batch_size < 1) throw UserError("--batch-size must be at least 1");
   if (data.n_obs() < kMinCells) {
-    throw UserError(fmt::format("only {} cells in the data; training needs at least {} (more is better: "
-                                "thousands)",
-                                data.n_obs(), kMinCells));
+    throw UserError(
+        fmt::format("only {} cells in the data; training needs at least {} (more is better: "
+                    "thousands)",
+                    data.n_obs(), kMinCells));
   }
   require_counts(data, "the training data");
   const auto device = resolve_device(options.device);
   const auto precision = resolve_precision(options.precision, device);
 
-  const Split split = split_cells(data.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
-  const CsrMatrix train_counts = data.X.select_rows(split.train);
-  const CsrMatrix val_counts = data.X.select_rows(split.validation);
+  std::optional<AnnData> reduced;
+  const AnnData& cells =
+      options.holdouts.empty() ? data : reduced.emplace(remove_holdouts(data, options.holdouts));
+  if (cells.n_obs() < kMinCells) {
+    throw UserError(fmt::format("only {} cells are left after --holdout; training needs at least {}",
+                                cells.n_obs(), kMinCells));
+  }
+  const ConditioningRequest request{options.condition_fields, options.perturbation, options.control,
+                                    options.holdouts};
+  const auto fields = resuming ? meta.conditions : build_condition_fields(cells.obs, request);
+  const auto codes = condition_codes(cells.obs, fields);
+  const Split split = split_cells(cells.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
+  const CsrMatrix train_counts = cells.X.select_rows(split.train);
+  const CsrMatrix val_counts = cells.X.select_rows(split.validation);
+  const auto codes_of = [&](const std::vector<int64_t>& rows) {
+    std::vector<std::vector<int64_t>> out(codes.size());
+    for (size_t f = 0; f < codes.size(); ++f) {
+      for (const int64_t r : rows) out[f].push_back(codes[f][static_cast<size_t>(r)]);
+    }
+    return out;
+  };
+  const auto train_codes = codes_of(split.train), val_codes = codes_of(split.validation);
 
   if (!resuming) {
     meta.config = options.model;
     meta.config.n_genes = data.n_vars();
     meta.config.n_tokens = options.tokenizer.n_tokens;
     meta.config.condition_vocab_sizes.clear();
+    for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
+    meta.config.perturbation_field = perturbation_field_index(fields);
     meta.config.validate();
     meta.tokenizer = Tokenizer::fit(train_counts, options.tokenizer);
     meta.patching = GenePatching::make(data.n_vars(), meta.config.patch_size, options.seed);
     meta.gene_names = data.gene_names();
+    meta.conditions = fields;
+    meta.holdouts = options.holdouts;
+    meta.combinations = count_combinations(cells.obs, fields);
     meta.training = options_to_json(options, data.n_obs());
     write_model_metadata(dir, meta);
+  }
+  TargetTable target_table;
+  target_table.field = meta.config.perturbation_field;
+  if (target_table.field >= 0) {
+    target_table.positions = padded_targets(target_positions_by_token(
+        meta.conditions[static_cast<size_t>(target_table.field)], meta.gene_names, meta.patching));
   }
   const ModelConfig& config = meta.config;
   const int64_t mask_token = config.n_tokens;
@@ -263,7 +354,9 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   model->train();
   auto optimizer = make_optimizer(model, options);
 
-  nlohmann::json state = {{"step", 0}, {"total_steps", options.steps}, {"planned", options.minutes <= 0},
+  nlohmann::json state = {{"step", 0},
+                          {"total_steps", options.steps},
+                          {"planned", options.minutes <= 0},
                           {"elapsed_seconds", 0.0}};
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   if (resuming && fs::exists(checkpoint_path)) {
@@ -289,9 +382,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
   is_gene.slice(0, 0, config.n_genes).fill_(true);
   const auto validation =
-      make_validation_set(val_counts, meta.tokenizer, meta.patching, is_gene, options.seed, config.n_conditions());
-  const std::vector<std::vector<int64_t>> no_conditions;
-  BatchLoader loader(train_counts, meta.tokenizer, meta.patching, no_conditions, options.batch_size,
+      make_validation_set(val_counts, meta.tokenizer, meta.patching, is_gene, options.seed, val_codes);
+  BatchLoader loader(train_counts, meta.tokenizer, meta.patching, train_codes, options.batch_size,
                      options.seed, step);
   TrainLog log(dir / "train_log.jsonl");
   const auto is_gene_device = is_gene.to(device);
@@ -307,7 +399,9 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   int64_t timed_steps = 0;
 
   const auto save_all = [&] {
-    state = {{"step", step}, {"total_steps", total_steps}, {"planned", planned},
+    state = {{"step", step},
+             {"total_steps", total_steps},
+             {"planned", planned},
              {"elapsed_seconds", elapsed_total()}};
     save_checkpoint(checkpoint_path, model, optimizer, state);
     save_weights(dir, model);
@@ -320,13 +414,15 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     auto generator = step_generator(options.seed, step);
     const auto t = sample_diffusion_times(options.batch_size, generator);
     const auto mask = forward_mask(t, is_gene, generator);
-    const auto conditions = drop_conditions(batch.conditions, options.p_uncond, generator);
+    const auto inputs = drop_for_guidance(batch.conditions, options.p_uncond, target_table, generator);
     const auto tokens = batch.tokens.to(device);
     const auto mask_d = mask.to(device);
     torch::Tensor loss;
     {
       const AutocastScope autocast(precision, device);
-      const auto logits = model->forward(apply_mask(tokens, mask_d, mask_token), conditions.to(device));
+      const auto logits =
+          model->forward(apply_mask(tokens, mask_d, mask_token), inputs.conditions.to(device),
+                         inputs.targets.defined() ? inputs.targets.to(device) : torch::Tensor());
       loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device), config.n_genes);
     }
     const double lr = schedule.at(step);
@@ -337,8 +433,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     optimizer.step();
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value)) {
-      throw UserError(fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step, loss_value,
-                                  options.lr));
+      throw UserError(fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step,
+                                  loss_value, options.lr));
     }
     ++step;
     ++steps_this_run;
@@ -360,7 +456,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
       if (options.steps > 0) planned_total = std::min(planned_total, options.steps);
       planned_total = std::max(planned_total, step + 1);
       const bool first_plan = !planned;
-      const bool moved = std::abs(static_cast<double>(planned_total - total_steps)) > 0.05 * static_cast<double>(total_steps);
+      const bool moved = std::abs(static_cast<double>(planned_total - total_steps)) >
+                         0.05 * static_cast<double>(total_steps);
       total_steps = planned_total;
       schedule = schedule_for(total_steps);
       planned = true;
@@ -372,7 +469,9 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     }
     if (step % options.log_every == 0 || (planned && step == total_steps)) {
       result.train_loss = window_loss / static_cast<double>(window_steps);
-      log.write({{"step", step}, {"lr", lr}, {"loss", result.train_loss},
+      log.write({{"step", step},
+                 {"lr", lr},
+                 {"loss", result.train_loss},
                  {"cells_per_s", steps_per_second * static_cast<double>(options.batch_size)},
                  {"elapsed_s", elapsed_total()}});
       window_loss = 0;
@@ -380,13 +479,15 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     }
     const bool last = planned && step == total_steps;
     if (step % options.eval_every == 0 || last) {
-      val = validation_loss(model, validation, options.batch_size * 2, precision, device, config.n_genes, mask_token);
+      val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
+                            config.n_genes, mask_token);
       log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
     }
     if (step % options.checkpoint_every == 0 && !last) save_all();
     if (progress) {
-      progress->update(step, std::isnan(val.loss) ? fmt::format("loss {:.4f}", loss_value)
-                                                  : fmt::format("loss {:.4f} | val {:.4f}", loss_value, val.loss));
+      progress->update(step, std::isnan(val.loss)
+                                 ? fmt::format("loss {:.4f}", loss_value)
+                                 : fmt::format("loss {:.4f} | val {:.4f}", loss_value, val.loss));
     }
   }
   if (window_steps > 0) result.train_loss = window_loss / static_cast<double>(window_steps);
@@ -394,7 +495,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   if (out_of_time() && !finished) {
     // The budget ended before the planned steps (the machine slowed down): finish here.
     total_steps = step;
-    val = validation_loss(model, validation, options.batch_size * 2, precision, device, config.n_genes, mask_token);
+    val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
+                          config.n_genes, mask_token);
     log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
   }
   save_all();

@@ -35,6 +35,9 @@ struct TrainOptions {
   std::string device = "cpu";      // cpu, cuda
   double p_uncond = 0.1;           // condition dropout to NULL (classifier-free guidance)
   std::vector<std::string> condition_fields;  // obs columns (empty: unconditional)
+  std::string perturbation;        // obs column whose labels may name target genes ("" = none)
+  std::string control = "control"; // the unperturbed label of that column
+  std::vector<std::string> holdouts;  // "col=value[,col=value]": cells removed from training
   bool quiet = false;              // no progress output
   // Stops after this many steps of this invocation without finishing the run (tests of --resume).
   int64_t stop_after_steps = 0;

@@ -35,7 +35,7 @@ TEST(ModelConfig, PatchLargerThanGeneCountIsAUserError) {
   EXPECT_THROW(c.validate(), UserError);
   c.patch_size = 8;
   EXPECT_NO_THROW(c.validate());
-  EXPECT_EQ(c.n_patches(), 3);    // 20 genes in patches of 8: the last one padded
+  EXPECT_EQ(c.n_patches(), 3);  // 20 genes in patches of 8: the last one padded
   EXPECT_EQ(c.n_positions(), 24);
 }
 
@@ -43,13 +43,15 @@ TEST(ModelConfig, JsonRoundTripKeepsEveryField) {
   auto c = tiny_config(100, 8, {3, 5});
   c.d_model = 48;
   c.n_heads = 3;
+  c.perturbation_field = 1;
   const auto back = ModelConfig::from_json(c.to_json());
   EXPECT_EQ(back.to_json(), c.to_json());
 }
 
 TEST(ModelConfig, ParameterCountMatchesTheModule) {
   for (const int P : {1, 8, 32}) {
-    const auto c = tiny_config(70, P, {4});
+    auto c = tiny_config(70, P, {4, 3});
+    c.perturbation_field = P == 8 ? 1 : -1;  // with and without the target projection
     const MaskedDiffusionModel model(c);
     int64_t n = 0;
     for (const auto& p : model->parameters()) n += p.numel();
@@ -84,18 +86,33 @@ TEST(Model, AttentionIsBidirectional) {
   EXPECT_TRUE(torch::allclose(after[1], before[1]));
 }
 
-TEST(Model, ConditionTokensAndTheExtraEmbeddingChangeThePrediction) {
+TEST(Model, ConditionTokensAndPerturbationTargetsChangeThePrediction) {
   torch::manual_seed(2);
-  const auto c = tiny_config(40, 8, {3});
+  auto c = tiny_config(40, 8, {3, 4});
+  c.perturbation_field = 1;
   MaskedDiffusionModel model(c);
   const auto tokens = torch::full({1, c.n_positions()}, c.n_tokens, torch::kLong);
-  const auto null_logits = model->forward(tokens, torch::zeros({1, 1}, torch::kLong));
-  const auto cond_logits = model->forward(tokens, torch::ones({1, 1}, torch::kLong));
+  const auto null_logits = model->forward(tokens, torch::zeros({1, 2}, torch::kLong));
+  const auto cond_logits = model->forward(tokens, torch::tensor({{1, 0}}, torch::kLong));
   EXPECT_GT((null_logits - cond_logits).abs().max().item<float>(), 1e-6);
-  const auto extra = model->gene_embedding(torch::tensor({5}, torch::kLong)).sum() *
-                     torch::ones({1, 1, c.d_model});
-  const auto extra_logits = model->forward(tokens, torch::zeros({1, 1}, torch::kLong), extra);
-  EXPECT_GT((null_logits - extra_logits).abs().max().item<float>(), 1e-9);
+  // Targets add to the perturbation token; padding (-1) adds nothing.
+  const auto target_logits =
+      model->forward(tokens, torch::zeros({1, 2}, torch::kLong), torch::tensor({{5, -1}}));
+  EXPECT_GT((null_logits - target_logits).abs().max().item<float>(), 1e-9);
+  const auto padded_only =
+      model->forward(tokens, torch::zeros({1, 2}, torch::kLong), torch::tensor({{-1, -1}}));
+  EXPECT_TRUE(torch::equal(null_logits, padded_only));
+  // The same target twice in different rows of a batch gives the same logits as alone.
+  const auto pair = model->forward(tokens.expand({2, -1}), torch::zeros({2, 2}, torch::kLong),
+                                   torch::tensor({{5, -1}, {-1, -1}}));
+  EXPECT_TRUE(torch::allclose(pair[0], target_logits[0], 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(pair[1], null_logits[0], 1e-5, 1e-6));
+}
+
+TEST(Model, PaddedTargetsFillWithMinusOne) {
+  const auto t = padded_targets({{3, 4}, {}, {7}});
+  EXPECT_TRUE(torch::equal(t, torch::tensor({{3, 4}, {-1, -1}, {7, -1}})));
+  EXPECT_EQ(padded_targets({{}, {}}).size(1), 1);
 }
 
 TEST(Model, Bf16AutocastGivesCloseFloatLogits) {

@@ -139,12 +139,12 @@ TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   GenerateOptions g;
   g.model_dir = dir / "model";
   g.n_cells = 300;
-  g.steps = 16;
-  g.batch_size = 100;
-  g.seed = 3;
-  g.quiet = true;
-  g.precision = "fp32";
-  g.order = "random";  // the ancestral sampler (confidence order collapses onto the modal type)
+  g.sampling.steps = 16;
+  g.sampling.batch_size = 100;
+  g.sampling.seed = 3;
+  g.sampling.quiet = true;
+  g.sampling.precision = "fp32";
+  g.sampling.order = "random";  // the ancestral sampler (confidence order collapses onto the modal type)
   const AnnData generated = generate_cells(g);
   ASSERT_EQ(generated.n_obs(), 300);
   ASSERT_EQ(generated.gene_names(), sim.data.gene_names());
@@ -186,13 +186,13 @@ TEST(Trainer, SameSeedGivesTheSameCells) {
   GenerateOptions g;
   g.model_dir = dir / "m";
   g.n_cells = 7;
-  g.steps = 4;
-  g.batch_size = 4;
-  g.quiet = true;
-  g.precision = "fp32";
+  g.sampling.steps = 4;
+  g.sampling.batch_size = 4;
+  g.sampling.quiet = true;
+  g.sampling.precision = "fp32";
   const auto a = generate_cells(g);
   const auto b = generate_cells(g);
-  g.seed = 1;
+  g.sampling.seed = 1;
   const auto c = generate_cells(g);
   EXPECT_EQ(a.X.values, b.X.values);
   EXPECT_EQ(a.X.indices, b.X.indices);

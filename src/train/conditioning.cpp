@@ -1,0 +1,106 @@
+#include "train/conditioning.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+
+namespace lingshu {
+
+AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts) {
+  std::vector<bool> held(static_cast<size_t>(data.n_obs()), false);
+  for (const auto& text : holdouts) {
+    const auto matches = ConditionSpec::parse(text).matches(data.obs);
+    const auto n = std::count(matches.begin(), matches.end(), true);
+    if (n == 0) {
+      throw UserError(
+          fmt::format("--holdout '{}' matches no cell; check the column values (`lingshu info` lists "
+                      "them)",
+                      text));
+    }
+    for (size_t i = 0; i < held.size(); ++i) held[i] = held[i] || matches[i];
+  }
+  std::vector<int64_t> kept;
+  for (size_t i = 0; i < held.size(); ++i) {
+    if (!held[i]) kept.push_back(static_cast<int64_t>(i));
+  }
+  if (kept.empty()) throw UserError("--holdout removes every cell; nothing is left to train on");
+  if (kept.size() == held.size()) return data;
+  AnnData out;
+  out.X = data.X.select_rows(kept);
+  out.obs = data.obs.select_rows(kept);
+  out.var = data.var;
+  out.uns_strings = data.uns_strings;
+  return out;
+}
+
+namespace {
+// Drops labels no cell carries (unused categories, labels of held-out cells only): their tokens
+// would never be trained, and generation treats such labels like unseen ones.
+void keep_occurring_labels(ConditionField& field, const DataFrame& obs) {
+  const Column& col = obs.require(field.column, "obs");
+  std::set<std::string> seen;
+  for (int64_t i = 0; i < col.size(); ++i) {
+    if (auto label = col.label(i)) seen.insert(*label);
+  }
+  std::erase_if(field.labels, [&](const std::string& l) { return !seen.contains(l); });
+}
+}  // namespace
+
+std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request) {
+  std::vector<std::string> columns = request.columns;
+  if (!request.perturbation.empty() &&
+      std::find(columns.begin(), columns.end(), request.perturbation) == columns.end()) {
+    columns.push_back(request.perturbation);
+  }
+  std::vector<ConditionField> fields;
+  std::set<std::string> seen;
+  for (const auto& column : columns) {
+    if (!seen.insert(column).second) throw UserError(fmt::format("--condition '{}' is given twice", column));
+    ConditionField field = column == request.perturbation
+                               ? make_perturbation_field(obs, column, request.control)
+                               : make_condition_field(obs, column);
+    keep_occurring_labels(field, obs);
+    fields.push_back(std::move(field));
+  }
+  return fields;
+}
+
+int perturbation_field_index(const std::vector<ConditionField>& fields) {
+  for (size_t f = 0; f < fields.size(); ++f) {
+    if (fields[f].is_perturbation) return static_cast<int>(f);
+  }
+  return -1;
+}
+
+std::vector<ConditionCombination> count_combinations(const DataFrame& obs,
+                                                     const std::vector<ConditionField>& fields) {
+  std::vector<const Column*> columns;
+  for (const auto& f : fields) columns.push_back(&obs.require(f.column, "obs"));
+  std::map<std::vector<std::string>, size_t> index;
+  std::vector<ConditionCombination> out;
+  for (int64_t i = 0; i < obs.size(); ++i) {
+    std::vector<std::string> labels;
+    for (const Column* c : columns) labels.push_back(c->label(i).value_or(""));
+    const auto [it, inserted] = index.emplace(labels, out.size());
+    if (inserted) out.push_back({labels, 0});
+    ++out[it->second].n_cells;
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> condition_codes(const DataFrame& obs,
+                                                  const std::vector<ConditionField>& fields) {
+  const auto flat = encode_conditions(obs, fields);
+  const size_t n_fields = fields.size();
+  std::vector<std::vector<int64_t>> out(n_fields, std::vector<int64_t>(static_cast<size_t>(obs.size())));
+  for (size_t i = 0; i < static_cast<size_t>(obs.size()); ++i) {
+    for (size_t f = 0; f < n_fields; ++f) out[f][i] = flat[i * n_fields + f];
+  }
+  return out;
+}
+
+}  // namespace lingshu
