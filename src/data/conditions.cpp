@@ -28,7 +28,9 @@ std::vector<std::string> distinct_labels(const Column& column) {
   return out;
 }
 
-std::vector<std::string> split_targets(const std::string& label) {
+}  // namespace
+
+std::vector<std::string> split_perturbation_label(const std::string& label) {
   std::vector<std::string> parts;
   std::string current;
   for (const char c : label) {
@@ -43,7 +45,6 @@ std::vector<std::string> split_targets(const std::string& label) {
   return parts;
 }
 
-}  // namespace
 
 std::optional<int64_t> ConditionField::find(const std::string& label) const {
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -120,7 +121,7 @@ std::vector<int32_t> perturbation_targets(const std::string& label, const std::s
                                           const std::map<std::string, int32_t>& gene_index) {
   if (label == control || label.empty()) return {};
   std::vector<int32_t> targets;
-  for (const auto& part : split_targets(label)) {
+  for (const auto& part : split_perturbation_label(label)) {
     const auto it = gene_index.find(part);
     if (it == gene_index.end()) return {};  // not every part is a gene: a plain category
     targets.push_back(it->second);

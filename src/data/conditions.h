@@ -39,6 +39,9 @@ ConditionField make_perturbation_field(const DataFrame& obs, const std::string& 
 // Tokens of every cell for every field, row-major [n_cells x n_fields]. Missing labels -> NULL.
 std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields);
 
+// The parts of a perturbation label split on '+', '_', ',' or ';' ("KLF1+MAP2K6" -> KLF1, MAP2K6).
+std::vector<std::string> split_perturbation_label(const std::string& label);
+
 // Target genes of a perturbation label: the label split on '+', '_', ',' or ';' when every part
 // names a gene (`gene_index` maps name -> column). Empty for the control label and for labels
 // that are not genes (cytokines, drugs): those are plain categories.

@@ -197,15 +197,23 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
     if (pred.pert[i] && pred.context[i]) pred_perts[*pred.context[i]].insert(*pred.pert[i]);
   }
   std::vector<ContextPlan> plans;
-  int64_t ignored_pred = 0;
+  int64_t ignored_pred = 0, unpredicted = 0;
   for (const auto& [context, perts] : real_perts) {
     ContextPlan plan;
     plan.name = context;
+    // Scored: the real perturbations that the prediction covers (a prediction of held-out pairs
+    // is scored against the whole real file without subsetting it first).
+    const auto& predicted = pred_perts[context];
     for (const auto& p : perts) {
-      if (p != options.control) plan.perts.push_back(p);
+      if (p == options.control) continue;
+      if (predicted.contains(p)) {
+        plan.perts.push_back(p);
+      } else {
+        ++unpredicted;
+      }
     }
     if (plan.perts.empty()) {
-      notes.push_back(fmt::format("real context '{}' has only control cells; skipped", context));
+      if (perts.size() == 1) notes.push_back(fmt::format("real context '{}' has only control cells; skipped", context));
       continue;
     }
     for (const auto& p : pred_perts[context]) {
@@ -217,11 +225,20 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
     require_enough_cells(plan, plan.pred, "the predicted file", options.control);
     plans.push_back(std::move(plan));
   }
+  if (plans.empty() && unpredicted > 0) {
+    throw UserError(fmt::format("the predicted file covers none of the real file's {} (context, perturbation) pairs; "
+                                "check --pert-col, --context-col and the labels",
+                                unpredicted));
+  }
   if (plans.empty()) {
     throw UserError(
         fmt::format("the real file has no perturbed cells: every labelled cell in obs '{}' is the "
                     "control '{}'; check --pert-col and --control",
                     options.pert_col, options.control));
+  }
+  if (unpredicted > 0) {
+    notes.push_back(fmt::format("{} real (context, perturbation) pair(s) not in the prediction were not scored",
+                                unpredicted));
   }
   if (ignored_pred > 0) {
     notes.push_back(

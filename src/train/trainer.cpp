@@ -1,10 +1,11 @@
 #include "train/trainer.h"
 
+#include <torch/types.h>  // first: clip_grad.h uses torch::Tensor without including it
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <torch/nn/utils/clip_grad.h>
 #include <torch/optim/adamw.h>
-#include <torch/types.h>
 
 #include <chrono>
 #include <cmath>

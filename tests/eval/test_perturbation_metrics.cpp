@@ -91,6 +91,20 @@ TEST(PerturbationMetrics, IdenticalFilesScoreBest) {
   EXPECT_NEAR(eval.metric("spearman_deg"), 1.0, 1e-12);
 }
 
+TEST(PerturbationMetrics, APredictionOfSomePairsScoresOnlyThose) {
+  const AnnData real = screen([](ScreenSpec& s) { s.perts = {"P0", "P1", "P2"}; });
+  const AnnData without_p2 = real.select_cells(testing::cells_where(real, "condition", {"P2"}, false));
+  const auto full = evaluate_perturbations(real, real, {});
+  const auto eval = evaluate_perturbations(real, without_p2, {});
+  ASSERT_EQ(eval.scores.size(), 2u);
+  for (const auto& s : eval.scores) EXPECT_NE(s.perturbation, "P2");
+  bool noted = false;
+  for (const auto& n : eval.notes) noted = noted || n.find("1 real (context, perturbation) pair") != std::string::npos;
+  EXPECT_TRUE(noted);
+  // The scored pairs get the same scores as in the full evaluation (per-perturbation FDR).
+  EXPECT_DOUBLE_EQ(eval.scores[0].pearson_delta, full.scores[0].pearson_delta);
+}
+
 TEST(PerturbationMetrics, SwappedLabelsLosePdsForThatPair) {
   // P1 and P2 swapped in the prediction: each predicted delta is exactly the other's real delta,
   // which therefore ranks first (the score is at most 1 - 1/3) while P0 stays exact.
@@ -266,8 +280,8 @@ TEST(PerturbationMetrics, InputErrorsAreUserErrors) {
   expect_error(real, real, with(&PerturbationEvalOptions::control, std::string("NT")), "no control cells");
   expect_error(real, real, with(&PerturbationEvalOptions::context_col, std::string("donor")),
                "no obs column 'donor'");
-  const AnnData without_p2 = real.select_cells(testing::cells_where(real, "condition", {"P2"}, false));
-  expect_error(real, without_p2, {}, "no cells of perturbation 'P2'");
+  const AnnData only_control = real.select_cells(testing::cells_where(real, "condition", {"control"}));
+  expect_error(real, only_control, {}, "covers none of the real file's");
   auto one_p1 = testing::cells_where(real, "condition", {"P1"}, false);
   one_p1.push_back(testing::cells_where(real, "condition", {"P1"}).front());
   expect_error(real, real.select_cells(one_p1), {}, "single cell of 'P1'");

@@ -1,0 +1,35 @@
+#pragma once
+// `lingshu predict MODEL --pairs pairs.csv --out pred.h5ad`: for every (context, perturbation) row
+// of the pairs file, generate the perturbed cells, plus generated control cells of each context,
+// labelled with the model's condition columns, so `lingshu eval perturbation` scores the file
+// directly against real cells. Optional biological prior injection (README "Prior injection").
+// Free of LibTorch.
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "data/anndata.h"
+#include "data/prior.h"
+#include "sample/generate.h"
+
+namespace lingshu {
+
+struct PredictOptions {
+  std::filesystem::path model_dir;
+  std::filesystem::path pairs;       // CSV: condition columns (as in obs) + n_cells
+  std::filesystem::path prior_data;  // training counts for --prior ("" = no prior)
+  std::string prior_layer;           // --layer of that file
+  PriorOptions prior;
+  int64_t n_control = 0;             // control cells per context (0: the largest n_cells of its rows)
+  SamplingSettings sampling;
+};
+
+struct Prediction {
+  AnnData cells;
+  std::vector<std::string> notes;  // what the prior pre-filled, per row
+};
+
+Prediction predict_perturbations(const PredictOptions& options);
+
+}  // namespace lingshu
