@@ -5,6 +5,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "data/conditions.h"
 #include "eval/perturbation_baselines.h"
 #include "io/h5ad.h"
 
@@ -17,6 +18,7 @@ struct BaselineArgs {
   std::string train;
   std::string pairs;
   std::string out;
+  std::vector<std::string> holdouts;
   bool quiet = false;
   int threads = 0;
   BaselineOptions options;
@@ -34,7 +36,7 @@ void run_baseline(BaselineArgs& args) {
       (pairs.column(args.options.context_col) < 0 || args.options.context_col == args.options.pert_col)) {
     args.options.context_col.clear();
   }
-  const AnnData train = read_h5ad(args.train);
+  const AnnData train = remove_holdouts(read_h5ad(args.train), args.holdouts);
   const BaselinePrediction prediction = predict_baseline(args.kind, train, pairs, args.options);
   write_h5ad(args.out, prediction.cells);
   if (!args.quiet) {
@@ -77,6 +79,11 @@ void setup_baseline(CLI::App& cmd, BaselineKind kind) {
   cmd.add_option("--pairs", args->pairs, "CSV of (context, perturbation, n_cells) rows to predict")
       ->required()
       ->check(CLI::ExistingFile);
+  cmd.add_option(
+         "--holdout", args->holdouts,
+         "leave out training cells matching col=value[,col=value] (repeatable; as in `lingshu train`)")
+      ->expected(1)
+      ->take_all();
   cmd.add_option("--out,-o", args->out, ".h5ad file to write (counts in X, obs columns as in PAIRS.csv)")
       ->required();
   cmd.add_option("--pert-col", args->options.pert_col, "obs column naming each cell's perturbation")

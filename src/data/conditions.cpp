@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -44,7 +45,6 @@ std::vector<std::string> split_perturbation_label(const std::string& label) {
   parts.push_back(current);
   return parts;
 }
-
 
 std::optional<int64_t> ConditionField::find(const std::string& label) const {
   for (size_t i = 0; i < labels.size(); ++i) {
@@ -193,6 +193,33 @@ std::vector<bool> ConditionSpec::matches(const DataFrame& obs) const {
     }
   }
   return match;
+}
+
+AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts) {
+  std::vector<bool> held(static_cast<size_t>(data.n_obs()), false);
+  for (const auto& text : holdouts) {
+    const auto matches = ConditionSpec::parse(text).matches(data.obs);
+    const auto n = std::count(matches.begin(), matches.end(), true);
+    if (n == 0) {
+      throw UserError(
+          fmt::format("--holdout '{}' matches no cell; check the column values (`lingshu info` lists "
+                      "them)",
+                      text));
+    }
+    for (size_t i = 0; i < held.size(); ++i) held[i] = held[i] || matches[i];
+  }
+  std::vector<int64_t> kept;
+  for (size_t i = 0; i < held.size(); ++i) {
+    if (!held[i]) kept.push_back(static_cast<int64_t>(i));
+  }
+  if (kept.empty()) throw UserError("--holdout removes every cell; nothing is left to train on");
+  if (kept.size() == held.size()) return data;
+  AnnData out;
+  out.X = data.X.select_rows(kept);
+  out.obs = data.obs.select_rows(kept);
+  out.var = data.var;
+  out.uns_strings = data.uns_strings;
+  return out;
 }
 
 }  // namespace lingshu

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "data/anndata.h"
 #include "data/frame.h"
 #include "data/tokenizer.h"
 
@@ -70,5 +71,9 @@ struct ConditionSpec {
   // Per cell: does it match every term? UserError when a column is missing from obs.
   std::vector<bool> matches(const DataFrame& obs) const;
 };
+
+// `data` without the cells matching any of the `holdouts` specs (--holdout of train and the
+// baselines). UserError when a spec matches no cell or names a column obs lacks, or when nothing is left.
+AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts);
 
 }  // namespace lingshu

@@ -213,7 +213,8 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
       }
     }
     if (plan.perts.empty()) {
-      if (perts.size() == 1) notes.push_back(fmt::format("real context '{}' has only control cells; skipped", context));
+      if (perts.size() == 1)
+        notes.push_back(fmt::format("real context '{}' has only control cells; skipped", context));
       continue;
     }
     for (const auto& p : pred_perts[context]) {
@@ -226,9 +227,10 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
     plans.push_back(std::move(plan));
   }
   if (plans.empty() && unpredicted > 0) {
-    throw UserError(fmt::format("the predicted file covers none of the real file's {} (context, perturbation) pairs; "
-                                "check --pert-col, --context-col and the labels",
-                                unpredicted));
+    throw UserError(
+        fmt::format("the predicted file covers none of the real file's {} (context, perturbation) pairs; "
+                    "check --pert-col, --context-col and the labels",
+                    unpredicted));
   }
   if (plans.empty()) {
     throw UserError(
@@ -237,8 +239,8 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
                     options.pert_col, options.control));
   }
   if (unpredicted > 0) {
-    notes.push_back(fmt::format("{} real (context, perturbation) pair(s) not in the prediction were not scored",
-                                unpredicted));
+    notes.push_back(fmt::format(
+        "{} real (context, perturbation) pair(s) not in the prediction were not scored", unpredicted));
   }
   if (ignored_pred > 0) {
     notes.push_back(

@@ -34,7 +34,8 @@ std::string field_list(const ModelMetadata& meta) {
 // Column of each model condition field in the pairs file (-1 = absent: NULL).
 std::vector<int> pairs_columns(const ModelMetadata& meta, const PredictionPairs& pairs, int pert_field) {
   for (const auto& c : pairs.columns) {
-    if (std::none_of(meta.conditions.begin(), meta.conditions.end(), [&](auto& f) { return f.column == c; })) {
+    if (std::none_of(meta.conditions.begin(), meta.conditions.end(),
+                     [&](auto& f) { return f.column == c; })) {
       throw UserError(fmt::format("pairs column '{}' is not a condition of this model; its conditions: {}", c,
                                   field_list(meta)));
     }
@@ -53,10 +54,14 @@ class PriorInjector {
  public:
   PriorInjector(const PredictOptions& options, const ModelMetadata& meta, const ConditionField& pert_field,
                 std::string context_col)
-      : options_(options), meta_(meta), pert_(pert_field), context_col_(std::move(context_col)),
+      : options_(options),
+        meta_(meta),
+        pert_(pert_field),
+        context_col_(std::move(context_col)),
         data_(read_counts_file(options.prior_data, options.prior_layer)) {
     std::map<std::string, int32_t> data_column;
-    for (int64_t j = 0; j < data_.n_vars(); ++j) data_column.emplace(data_.gene_names()[j], static_cast<int32_t>(j));
+    for (int64_t j = 0; j < data_.n_vars(); ++j)
+      data_column.emplace(data_.gene_names()[j], static_cast<int32_t>(j));
     std::vector<int32_t> position_of(meta.gene_names.size());
     for (size_t pos = 0; pos < meta.patching.order.size(); ++pos) {
       position_of[static_cast<size_t>(meta.patching.order[pos])] = static_cast<int32_t>(pos);
@@ -67,8 +72,9 @@ class PriorInjector {
       if (it != data_column.end()) position_of_column_.emplace(it->second, position_of[g]);
     }
     if (position_of_column_.empty()) {
-      throw UserError(fmt::format("--prior {}: none of the model's genes is in this file; pass the training data",
-                                  options.prior_data.string()));
+      throw UserError(
+          fmt::format("--prior {}: none of the model's genes is in this file; pass the training data",
+                      options.prior_data.string()));
     }
     position_of_gene_ = std::move(position_of);
     data_.obs.require(context_col_, "obs");
@@ -85,8 +91,9 @@ class PriorInjector {
                                               perturbation, context, options_.prior);
     const auto controls = cells_of(context, pert_.control);
     if (controls.empty()) {
-      throw UserError(fmt::format("--prior: context '{}' has no '{}' cells in {} to start perturbed cells from",
-                                  context, pert_.control, options_.prior_data.string()));
+      throw UserError(
+          fmt::format("--prior: context '{}' has no '{}' cells in {} to start perturbed cells from", context,
+                      pert_.control, options_.prior_data.string()));
     }
     // Targets: pre-filled at zero as a knock-down only when no other context measured the
     // perturbation; otherwise the data decide (a target that went down is in `down`).
@@ -111,19 +118,24 @@ class PriorInjector {
       const auto vals = data_.X.row_values(source);
       for (const auto& [pos, gene] : thinned) {
         const auto at = std::lower_bound(cols.begin(), cols.end(), gene->gene);
-        const float count = at != cols.end() && *at == gene->gene ? vals[static_cast<size_t>(at - cols.begin())] : 0.f;
+        const float count =
+            at != cols.end() && *at == gene->gene ? vals[static_cast<size_t>(at - cols.begin())] : 0.f;
         const int64_t kept = std::binomial_distribution<int64_t>(static_cast<int64_t>(count),
                                                                  std::clamp(gene->ratio, 0.0, 1.0))(rng);
         cell.emplace_back(pos, static_cast<uint8_t>(meta_.tokenizer.encode(static_cast<float>(kept))));
       }
-      for (const int32_t pos : zero_targets) cell.emplace_back(pos, static_cast<uint8_t>(meta_.tokenizer.encode(0.f)));
+      for (const int32_t pos : zero_targets)
+        cell.emplace_back(pos, static_cast<uint8_t>(meta_.tokenizer.encode(0.f)));
     }
-    std::string note = fmt::format("prior for {} in {}: {} genes consistently down in other contexts thinned from "
-                                   "{} control cells",
-                                   perturbation, context, thinned.size(), controls.size());
-    if (!zero_targets.empty()) note += fmt::format("; {} target gene(s) set to 0 (knock-down)", zero_targets.size());
+    std::string note = fmt::format(
+        "prior for {} in {}: {} genes consistently down in other contexts thinned from "
+        "{} control cells",
+        perturbation, context, thinned.size(), controls.size());
+    if (!zero_targets.empty())
+      note += fmt::format("; {} target gene(s) set to 0 (knock-down)", zero_targets.size());
     if (!measured_elsewhere && zero_targets.empty() && thinned.empty()) {
-      note += " (no other context measured it and its targets are not genes of the model: nothing to pre-fill)";
+      note +=
+          " (no other context measured it and its targets are not genes of the model: nothing to pre-fill)";
     }
     return {std::move(cells), note};
   }
@@ -138,9 +150,10 @@ class PriorInjector {
       if (!gene_index_.contains(p)) missing.push_back(p);
     }
     if (!missing.empty() && missing.size() < parts.size()) {
-      throw UserError(fmt::format("--prior: target '{}' of '{}' is not a gene of the model; fix the label or "
-                                  "train on a gene list that includes it",
-                                  missing.front(), perturbation));
+      throw UserError(
+          fmt::format("--prior: target '{}' of '{}' is not a gene of the model; fix the label or "
+                      "train on a gene list that includes it",
+                      missing.front(), perturbation));
     }
   }
 
@@ -195,8 +208,9 @@ Prediction predict_perturbations(const PredictOptions& options) {
       if (c != pert_field.column) contexts.push_back(c);
     }
     if (contexts.size() != 1) {
-      throw UserError(fmt::format("--prior needs exactly one context column beside '{}' in the pairs file; it has {}",
-                                  pert_field.column, contexts.size()));
+      throw UserError(
+          fmt::format("--prior needs exactly one context column beside '{}' in the pairs file; it has {}",
+                      pert_field.column, contexts.size()));
     }
     prior.emplace(options, meta, pert_field, contexts.front());
   }
@@ -233,7 +247,8 @@ Prediction predict_perturbations(const PredictOptions& options) {
   groups.insert(groups.end(), controls.begin(), controls.end());
   out.cells = generate_groups(options.model_dir, groups, options.sampling);
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
-  out.cells.uns_strings.emplace_back("lingshu_prior", options.prior_data.empty() ? "none" : options.prior_data.string());
+  out.cells.uns_strings.emplace_back("lingshu_prior",
+                                     options.prior_data.empty() ? "none" : options.prior_data.string());
   return out;
 }
 

@@ -21,7 +21,7 @@ struct PredictOptions {
   std::filesystem::path prior_data;  // training counts for --prior ("" = no prior)
   std::string prior_layer;           // --layer of that file
   PriorOptions prior;
-  int64_t n_control = 0;             // control cells per context (0: the largest n_cells of its rows)
+  int64_t n_control = 0;  // control cells per context (0: the largest n_cells of its rows)
   SamplingSettings sampling;
 };
 

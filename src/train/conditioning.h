@@ -19,10 +19,6 @@ struct ConditioningRequest {
   std::vector<std::string> holdouts;  // --holdout specs
 };
 
-// `data` without the cells matching any holdout. UserError when a spec matches no cell (or names a
-// column that obs lacks), or when nothing is left.
-AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts);
-
 // The condition fields for `obs` (training cells only): vocabularies hold the labels that occur.
 std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request);
 

@@ -99,7 +99,8 @@ TEST(PerturbationMetrics, APredictionOfSomePairsScoresOnlyThose) {
   ASSERT_EQ(eval.scores.size(), 2u);
   for (const auto& s : eval.scores) EXPECT_NE(s.perturbation, "P2");
   bool noted = false;
-  for (const auto& n : eval.notes) noted = noted || n.find("1 real (context, perturbation) pair") != std::string::npos;
+  for (const auto& n : eval.notes)
+    noted = noted || n.find("1 real (context, perturbation) pair") != std::string::npos;
   EXPECT_TRUE(noted);
   // The scored pairs get the same scores as in the full evaluation (per-perturbation FDR).
   EXPECT_DOUBLE_EQ(eval.scores[0].pearson_delta, full.scores[0].pearson_delta);
