@@ -233,14 +233,19 @@ void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& op
   std::vector<int32_t> grouping = out.generated_types;
   m.generated_grouping = "transferred";
   m.label_agreement = kNaN;
+  std::vector<int64_t> declared_of_type(types.size(), 0), agreed_of_type(types.size(), 0);
   if (const Column* declared_column = pair.generated_obs.find(options.label)) {
     const auto declared = label_codes(*declared_column, types);
     int64_t known = 0;
     int64_t agree = 0;
     for (int64_t i = 0; i < n; ++i) {
-      if (declared[static_cast<size_t>(i)] < 0) continue;
+      const int32_t d = declared[static_cast<size_t>(i)];
+      if (d < 0) continue;
       ++known;
-      agree += declared[static_cast<size_t>(i)] == out.generated_types[static_cast<size_t>(i)] ? 1 : 0;
+      const bool same = d == out.generated_types[static_cast<size_t>(i)];
+      agree += same ? 1 : 0;
+      ++declared_of_type[static_cast<size_t>(d)];
+      agreed_of_type[static_cast<size_t>(d)] += same ? 1 : 0;
     }
     if (known > 0) {
       grouping = declared;
@@ -275,6 +280,9 @@ void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& op
     row.real_fraction = real_fraction[ts];
     row.generated_fraction = generated_fraction[ts];
     row.marker_pearson = kNaN;
+    row.agreement = declared_of_type[ts] > 0
+                        ? static_cast<double>(agreed_of_type[ts]) / static_cast<double>(declared_of_type[ts])
+                        : kNaN;
     const auto markers = marker_genes(real_means, real_sizes, t, n_genes, options.n_markers);
     for (const int64_t g : markers) row.markers.push_back(pair.genes[static_cast<size_t>(g)]);
     if (row.n_grouped_generated >= options.min_group_cells && !markers.empty()) {
@@ -553,6 +561,7 @@ nlohmann::json to_json(const GenerationMetrics& m) {
                        {"generated_fraction", number(t.generated_fraction)},
                        {"n_grouped_generated", t.n_grouped_generated},
                        {"marker_pearson", number(t.marker_pearson)},
+                       {"agreement", number(t.agreement)},
                        {"markers", t.markers}});
     }
     j["cell_types"] = {{"label", m.label},
@@ -589,11 +598,13 @@ std::string format_metrics_table(const GenerationMetrics& m) {
     row("marker-gene mean Pearson (avg)", m.marker_pearson_mean, "1");
     if (std::isfinite(m.label_agreement))
       row("declared vs transferred label agreement", m.label_agreement, "1");
-    out += fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9}\n", m.label, "real", "gen", "real %",
-                       "gen %", "markers r");
+    const bool declared = m.generated_grouping == "declared";
+    out += fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9}{}\n", m.label, "real", "gen", "real %",
+                       "gen %", "markers r", declared ? "  agreement" : "");
     for (const auto& t : m.cell_types) {
-      out += fmt::format("  {:<28} {:>8} {:>8} {:>9.1f}% {:>9.1f}% {:>9}\n", t.name, t.n_real, t.n_generated,
-                         100 * t.real_fraction, 100 * t.generated_fraction, value(t.marker_pearson));
+      out += fmt::format("  {:<28} {:>8} {:>8} {:>9.1f}% {:>9.1f}% {:>9}{}\n", t.name, t.n_real,
+                         t.n_generated, 100 * t.real_fraction, 100 * t.generated_fraction,
+                         value(t.marker_pearson), declared ? fmt::format("  {:>9}", value(t.agreement)) : "");
     }
     out += fmt::format(
         "  (generated cells labelled by kNN transfer from real cells; marker means grouped by {} "

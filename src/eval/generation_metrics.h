@@ -50,6 +50,9 @@ struct CellTypeResult {
   double generated_fraction = 0;
   int64_t n_grouped_generated = 0;  // generated cells used for its marker means
   double marker_pearson = 0;        // NaN when too few cells
+  // Conditional generation: share of the cells generated as this type (declared label) that kNN
+  // transfer from real cells also calls this type. NaN when none was declared so.
+  double agreement = 0;
   std::vector<std::string> markers;
 };
 

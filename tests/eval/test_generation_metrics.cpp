@@ -322,6 +322,18 @@ TEST(GenerationEvaluate, SameDistributionLooksRealAndOneTypeOnlyDoesNot) {
   EXPECT_EQ(good.metrics.generated_grouping, "declared");
   EXPECT_GT(good.metrics.label_agreement, 0.9) << "well-separated types transfer correctly";
   ASSERT_EQ(good.metrics.cell_types.size(), 3u);
+  // Per type, the agreements weighted by the declared counts give back the overall agreement.
+  const Column& declared = *half_b.obs.find("cell_type");
+  double weighted = 0, n_declared = 0;
+  for (const auto& t : good.metrics.cell_types) {
+    double n = 0;
+    for (int64_t i = 0; i < declared.size(); ++i) n += declared.label(i) == t.name ? 1 : 0;
+    ASSERT_TRUE(std::isfinite(t.agreement)) << t.name;
+    EXPECT_GT(t.agreement, 0.8) << t.name;
+    weighted += t.agreement * n;
+    n_declared += n;
+  }
+  EXPECT_NEAR(weighted / n_declared, good.metrics.label_agreement, 1e-12);
 
   // Generated cells all of type 0: proportions far off, the kNN classifier sees it, MMD grows.
   std::vector<int64_t> type0;
