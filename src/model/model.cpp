@@ -2,6 +2,7 @@
 
 #include <ATen/ops/_scaled_dot_product_attention.h>
 #include <torch/nn/functional/activation.h>
+#include <torch/nn/functional/linear.h>
 #include <torch/nn/init.h>
 
 #include <cmath>
@@ -111,23 +112,48 @@ torch::Tensor MaskedDiffusionModelImpl::embed_conditions(const torch::Tensor& co
   return torch::stack(fields, 1);  // [B, F, d]
 }
 
-torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                                                const torch::Tensor& targets) {
+torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                                                     const torch::Tensor& targets) {
   const int64_t B = tokens.size(0), F = config_.n_conditions();
   auto x = embed_patches(tokens);
   if (F > 0) {
-    TORCH_CHECK(
-        conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B && conditions.size(1) == F,
-        "conditions must be [B, ", F, "]");
+    TORCH_CHECK(conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B &&
+                    conditions.size(1) == F,
+                "conditions must be [B, ", F, "]");
     x = torch::cat({embed_conditions(conditions, targets).to(x.scalar_type()), x}, 1);
   }
   x = drop_(x);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
   x = ln_final_(x);
-  if (F > 0) x = x.slice(1, F);
-  const auto logits = head_(x).view({B, config_.n_positions(), config_.n_tokens});
+  return F > 0 ? x.slice(1, F) : x;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                                                const torch::Tensor& targets) {
+  const auto x = patch_states(tokens, conditions, targets);
+  const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
   return logits.to(torch::kFloat32) + gene_logit_bias_;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                                                   const torch::Tensor& targets, const torch::Tensor& rows,
+                                                   const torch::Tensor& positions) {
+  const int64_t P = config_.patch_size, K = config_.n_tokens;
+  const auto x = patch_states(tokens, conditions, targets);
+  const auto states = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
+  const auto slot = torch::remainder(positions, P);
+  const auto weight = head_->weight.view({P, K, -1});
+  const auto bias = head_->bias.view({P, K});
+  auto out = torch::empty({positions.size(0), K}, states.options().dtype(torch::kFloat32));
+  // One small product per slot of the patch: the head's rows for that slot only.
+  for (int64_t j = 0; j < P; ++j) {
+    const auto picked = slot.eq(j).nonzero().squeeze(1);
+    if (picked.numel() == 0) continue;
+    const auto logits = torch::nn::functional::linear(states.index_select(0, picked), weight[j], bias[j]);
+    out.index_copy_(0, picked, logits.to(torch::kFloat32));
+  }
+  return out + gene_logit_bias_.index_select(0, positions);
 }
 
 torch::Tensor padded_targets(const std::vector<std::vector<int32_t>>& rows) {

@@ -51,12 +51,20 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& conditions = {},
                         const torch::Tensor& targets = {});
 
+  // The same logits, only at (rows[m], positions[m]) for m < M: float32 [M, K]. The output head
+  // runs for those genes only, a 1/S share of it per sampling step (random unmasking order).
+  torch::Tensor forward_at(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                           const torch::Tensor& targets, const torch::Tensor& rows, const torch::Tensor& positions);
+
   const ModelConfig& config() const { return config_; }
 
  private:
   torch::Tensor embed_patches(const torch::Tensor& tokens);
   torch::Tensor embed_conditions(const torch::Tensor& conditions, const torch::Tensor& targets);
   torch::Tensor embed_targets(const torch::Tensor& targets);
+  // Final hidden states of the patch tokens: [B, n_patches, d_model].
+  torch::Tensor patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
+                             const torch::Tensor& targets);
 
   ModelConfig config_;
   torch::nn::Embedding value_emb_{nullptr};  // K values + MASK

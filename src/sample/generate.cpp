@@ -212,9 +212,19 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
       const auto cond = both.slice(0, 0, n), uncond = both.slice(0, n);
       return uncond + (settings.cfg + 1.0) * (cond - uncond);
     };
-    auto generator =
-        at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
-    const auto tokens = sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator)
+    const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
+                                              const torch::Tensor& pos) {
+      const AutocastScope autocast(precision, device);
+      if (settings.cfg <= 0) return model->forward_at(z, conditions, targets, r, pos);
+      const auto both = model->forward_at(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
+                                          torch::cat({targets, torch::full_like(targets, -1)}),
+                                          torch::cat({r, r + n}), torch::cat({pos, pos}));
+      const int64_t m = pos.size(0);
+      const auto cond = both.slice(0, 0, m), uncond = both.slice(0, m);
+      return uncond + (settings.cfg + 1.0) * (cond - uncond);
+    };
+    auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
+    const auto tokens = sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
                             .to(torch::kCPU)
                             .contiguous();
     for (int64_t i = 0; i < n; ++i) {

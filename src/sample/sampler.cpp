@@ -70,7 +70,8 @@ std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& toke
 }
 
 torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial, const torch::Tensor& is_gene,
-                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator) {
+                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator,
+                            const PositionDenoiser& at_positions) {
   auto tokens = initial.clone();
   auto masked = (tokens == mask_token).logical_and(is_gene.unsqueeze(0).to(tokens.device()));
   const auto n_masked = masked.sum(1);  // [B]: rows may differ when genes are pre-filled
@@ -79,16 +80,23 @@ torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initi
     // Per row, the linear schedule's share for this step (see unmask_schedule).
     const auto n_commit = at::div(n_masked * (s + 1), S, "floor") - at::div(n_masked * s, S, "floor");
     if (n_commit.max().item<int64_t>() == 0) continue;
-    const auto logits = denoiser(tokens);
     if (options.order == UnmaskOrder::Random) {
       // Which genes to commit does not depend on their values, so values are drawn only there:
       // the same distribution as drawing everywhere, S times less noise to generate.
       const auto score = at::rand(masked.sizes(), generator, at::kDouble).to(masked.device());
       const auto commit = select_highest(masked, score, n_commit);
-      const auto values = propose_values(logits.index({commit}), options.temperature, generator).first;
+      torch::Tensor logits;
+      if (at_positions) {
+        const auto where = commit.nonzero();  // row-major, the order masked_scatter fills
+        logits = at_positions(tokens, where.select(1, 0), where.select(1, 1));
+      } else {
+        logits = denoiser(tokens).index({commit});
+      }
+      const auto values = propose_values(logits, options.temperature, generator).first;
       tokens = tokens.masked_scatter(commit, values);
       masked = masked.logical_and(commit.logical_not());
     } else {
+      const auto logits = denoiser(tokens);
       auto [proposals, log_p] = propose_values(logits, options.temperature, generator);
       std::tie(tokens, masked) = commit_highest(tokens, proposals, masked, log_p, n_commit);
     }

@@ -25,6 +25,11 @@ struct SamplerOptions {
 // guided combination of conditional and unconditional passes.
 using Denoiser = std::function<torch::Tensor(const torch::Tensor& z)>;
 
+// The same logits at chosen genes only: (z, rows [M], positions [M]) -> float logits [M, K]. With
+// random unmasking the genes to commit are chosen before the model runs, so only they need logits.
+using PositionDenoiser =
+    std::function<torch::Tensor(const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions)>;
+
 // Genes committed at each of `steps` steps when `n_masked` start masked: the linear schedule
 // alpha_t = 1 - t at t_s = 1 - s/S leaves floor-rounded n_masked * (1 - s/S) masked after step s.
 // Sums to n_masked.
@@ -48,7 +53,10 @@ std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& toke
 // Runs the reverse process. `initial` [B, L] int64 holds MASK (= mask_token) where values are to
 // be generated and fixed values elsewhere (pre-filled genes, padding); `is_gene` [L] bool marks
 // real gene positions (padding is left as it is). Returns tokens [B, L] with no MASK at genes.
+// `at_positions`, when given, serves the random order (same cells for the same seed up to float
+// rounding of the logits).
 torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial, const torch::Tensor& is_gene,
-                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator);
+                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator,
+                            const PositionDenoiser& at_positions = {});
 
 }  // namespace lingshu

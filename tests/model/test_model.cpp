@@ -109,6 +109,21 @@ TEST(Model, ConditionTokensAndPerturbationTargetsChangeThePrediction) {
   EXPECT_TRUE(torch::allclose(pair[1], null_logits[0], 1e-5, 1e-6));
 }
 
+TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
+  torch::manual_seed(5);
+  auto c = tiny_config(70, 8, {3});
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);
+  const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
+  const auto full = model->forward(tokens, conditions);
+  const auto rows = torch::tensor({0, 1, 1, 0, 1}, torch::kLong);
+  const auto positions = torch::tensor({0, 7, 8, 69, 33}, torch::kLong);
+  const auto at = model->forward_at(tokens, conditions, {}, rows, positions);
+  EXPECT_TRUE(torch::allclose(at, full.index({rows, positions}), 1e-5, 1e-5));
+}
+
 TEST(Model, PaddedTargetsFillWithMinusOne) {
   const auto t = padded_targets({{3, 4}, {}, {7}});
   EXPECT_TRUE(torch::equal(t, torch::tensor({{3, 4}, {-1, -1}, {7, -1}})));

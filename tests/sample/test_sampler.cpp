@@ -126,5 +126,24 @@ TEST(Sampler, SameSeedSameTokens) {
   EXPECT_FALSE(torch::equal(a, c));
 }
 
+TEST(Sampler, PositionDenoiserGivesTheSameCellsAsTheFullOne) {
+  torch::manual_seed(4);
+  const auto logits = torch::randn({3, 40, 6});
+  const Denoiser full = [&](const torch::Tensor&) { return logits; };
+  int64_t asked = 0;
+  const PositionDenoiser at = [&](const torch::Tensor&, const torch::Tensor& rows, const torch::Tensor& positions) {
+    asked += positions.size(0);
+    return logits.index({rows, positions});
+  };
+  const auto initial = torch::full({3, 40}, 6, torch::kLong);
+  const auto is_gene = torch::ones({40}, torch::kBool);
+  const SamplerOptions options{8, 1.0, UnmaskOrder::Random};
+  auto g1 = generator(3), g2 = generator(3);
+  const auto a = sample_tokens(full, initial, is_gene, 6, options, g1);
+  const auto b = sample_tokens(full, initial, is_gene, 6, options, g2, at);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_EQ(asked, 3 * 40);  // each gene's logits asked for exactly once
+}
+
 }  // namespace
 }  // namespace lingshu
