@@ -50,11 +50,29 @@ void decode_cell(const int64_t* tokens, const ModelMetadata& meta, std::mt19937_
   meta.tokenizer.decode_row(gene_tokens, rng, counts);
 }
 
-// Condition tokens and target positions of one label combination.
-struct EncodedLabels {
-  std::vector<int64_t> tokens;   // one per field
-  std::vector<int32_t> targets;  // perturbation targets (sequence positions)
+struct Row {
+  size_t group;
+  int64_t cell;  // index within the group
 };
+
+// Categorical obs columns (one per field) of the generated cells.
+void add_condition_columns(const ModelMetadata& meta, const std::vector<CellGroup>& groups, DataFrame& obs) {
+  for (size_t f = 0; f < meta.conditions.size(); ++f) {
+    std::vector<std::string> labels;
+    for (const auto& g : groups) labels.insert(labels.end(), static_cast<size_t>(g.n_cells), g.labels[f]);
+    Column column = Column::categorical(meta.conditions[f].column, labels);
+    // "" marks an unconditioned field: missing in AnnData terms.
+    const auto empty = std::find(column.categories.begin(), column.categories.end(), std::string());
+    if (empty != column.categories.end()) {
+      const auto code = static_cast<int32_t>(empty - column.categories.begin());
+      column.categories.erase(empty);
+      for (auto& c : column.codes) c = c == code ? -1 : (c > code ? c - 1 : c);
+    }
+    obs.set(std::move(column));
+  }
+}
+
+}  // namespace
 
 EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels) {
   if (labels.size() != meta.conditions.size()) {
@@ -79,29 +97,6 @@ EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::st
   }
   return out;
 }
-
-struct Row {
-  size_t group;
-  int64_t cell;  // index within the group
-};
-
-// Categorical obs columns (one per field) of the generated cells.
-void add_condition_columns(const ModelMetadata& meta, const std::vector<CellGroup>& groups, DataFrame& obs) {
-  for (size_t f = 0; f < meta.conditions.size(); ++f) {
-    std::vector<std::string> labels;
-    for (const auto& g : groups) labels.insert(labels.end(), static_cast<size_t>(g.n_cells), g.labels[f]);
-    Column column = Column::categorical(meta.conditions[f].column, labels);
-    // "" marks an unconditioned field: missing in AnnData terms.
-    const auto empty = std::find(column.categories.begin(), column.categories.end(), std::string());
-    if (empty != column.categories.end()) {
-      const auto code = static_cast<int32_t>(empty - column.categories.begin());
-      column.categories.erase(empty);
-      for (auto& c : column.codes) c = c == code ? -1 : (c > code ? c - 1 : c);
-    }
-    obs.set(std::move(column));
-  }
-}
-}  // namespace
 
 std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std::vector<std::string>& terms) {
   std::vector<std::string> labels(meta.conditions.size());
@@ -216,17 +211,20 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
                                               const torch::Tensor& pos) {
       const AutocastScope autocast(precision, device);
       if (settings.cfg <= 0) return model->forward_at(z, conditions, targets, r, pos);
-      const auto both = model->forward_at(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
-                                          torch::cat({targets, torch::full_like(targets, -1)}),
-                                          torch::cat({r, r + n}), torch::cat({pos, pos}));
+      const auto both =
+          model->forward_at(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
+                            torch::cat({targets, torch::full_like(targets, -1)}), torch::cat({r, r + n}),
+                            torch::cat({pos, pos}));
       const int64_t m = pos.size(0);
       const auto cond = both.slice(0, 0, m), uncond = both.slice(0, m);
       return uncond + (settings.cfg + 1.0) * (cond - uncond);
     };
-    auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
-    const auto tokens = sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
-                            .to(torch::kCPU)
-                            .contiguous();
+    auto generator =
+        at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
+    const auto tokens =
+        sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
+            .to(torch::kCPU)
+            .contiguous();
     for (int64_t i = 0; i < n; ++i) {
       std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
       decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);

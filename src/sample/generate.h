@@ -36,6 +36,16 @@ struct CellGroup {
   std::vector<std::vector<PrefilledGene>> prefilled;  // empty, or one list per cell
 };
 
+// Condition tokens and target positions of one label combination.
+struct EncodedLabels {
+  std::vector<int64_t> tokens;   // one per field, 0 = NULL
+  std::vector<int32_t> targets;  // perturbation targets (sequence positions)
+};
+
+// The model's input for `labels` (one per field, "" = NULL). An unseen perturbation label whose
+// targets are genes of the model is NULL plus its targets; any other unknown label is a UserError.
+EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels);
+
 // Generates every group's cells in order. Labels must be known to the model, except perturbation
 // labels whose targets are genes of the model (their token is NULL plus the targets' embedding).
 // obs: index gen_0 .., one categorical column per condition field; uns: model and settings.

@@ -1,0 +1,378 @@
+// Conditional generation and perturbation prediction from a tiny model trained on a simulated
+// screen (2 cell types x 3 knock-downs, one (type, knock-down) pair held out): pre-filled genes,
+// training proportions, label checks, unseen gene labels, and predict_perturbations with and
+// without the prior.
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <set>
+
+#include "core/error.h"
+#include "data/simulator.h"
+#include "io/h5ad.h"
+#include "model/model_dir.h"
+#include "sample/generate.h"
+#include "sample/predict.h"
+#include "test_support.h"
+#include "train/trainer.h"
+
+namespace lingshu {
+namespace {
+
+namespace fs = std::filesystem;
+
+TrainOptions tiny_options(const fs::path& out, int64_t steps) {
+  TrainOptions o;
+  o.out = out;
+  o.model = ModelConfig::from_preset("tiny");
+  o.model.patch_size = 8;
+  o.tokenizer.n_tokens = 16;
+  o.tokenizer.exact_limit = 8;
+  o.batch_size = 16;
+  o.steps = steps;
+  o.lr = 3e-3;
+  o.warmup = 5;
+  o.eval_every = 1000000;
+  o.checkpoint_every = 1000000;
+  o.precision = "fp32";
+  o.quiet = true;
+  o.seed = 4;
+  return o;
+}
+
+SamplingSettings quick_sampling(uint64_t seed = 1) {
+  SamplingSettings s;
+  s.steps = 4;
+  s.batch_size = 16;
+  s.seed = seed;
+  s.quiet = true;
+  s.precision = "fp32";
+  return s;
+}
+
+std::string label(const AnnData& data, const std::string& column, int64_t row) {
+  return data.obs.require(column, "obs").label(row).value_or("");
+}
+
+std::map<std::pair<std::string, std::string>, int64_t> cells_per_pair(const AnnData& data) {
+  std::map<std::pair<std::string, std::string>, int64_t> n;
+  for (int64_t i = 0; i < data.n_obs(); ++i) ++n[{label(data, "cell_type", i), label(data, "condition", i)}];
+  return n;
+}
+
+double count(const AnnData& data, int64_t row, int64_t gene) {
+  return data.X.dense_row(row)[static_cast<size_t>(gene)];
+}
+
+// One model for the whole suite (training is the slow part).
+class Conditional : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = std::make_unique<testing::TempDir>();
+    SimulatorConfig c;
+    c.n_cells = 300;
+    c.n_genes = 48;
+    c.n_cell_types = 2;
+    c.n_perturbations = 3;
+    c.n_downstream = 4;
+    c.seed = 9;
+    c.lib_loc = 7.0;
+    sim_ = std::make_unique<Simulation>(simulate(c, 1));
+    pert_ = sim_->truth.perturbations[0].name;
+    auto o = tiny_options(*dir_ / "model", 30);
+    o.condition_fields = {"cell_type"};
+    o.perturbation = "condition";
+    o.holdouts = {"cell_type=type_0,condition=" + pert_};
+    train_model(sim_->data, o);
+    train_model(sim_->data, tiny_options(*dir_ / "plain", 2));
+    write_h5ad(*dir_ / "train.h5ad", sim_->data);
+  }
+  static void TearDownTestSuite() {
+    sim_.reset();
+    dir_.reset();
+  }
+
+  static fs::path model() { return *dir_ / "model"; }
+  static fs::path plain() { return *dir_ / "plain"; }
+  static const AnnData& data() { return sim_->data; }
+  static const std::vector<std::string>& genes() { return sim_->data.gene_names(); }
+  static fs::path file(const std::string& name) { return *dir_ / name; }
+
+  // Genes no perturbation touches (targets, downstream), highest mean count first.
+  static std::vector<int32_t> untouched_genes_by_mean() {
+    std::set<int32_t> touched;
+    for (const auto& p : sim_->truth.perturbations) {
+      touched.insert(p.target);
+      touched.insert(p.downstream.begin(), p.downstream.end());
+    }
+    std::vector<double> mean(static_cast<size_t>(data().n_vars()), 0.0);
+    for (int64_t i = 0; i < data().n_obs(); ++i) {
+      const auto row = data().X.dense_row(i);
+      for (size_t j = 0; j < row.size(); ++j) mean[j] += row[j];
+    }
+    std::vector<int32_t> out;
+    for (int32_t g = 0; g < static_cast<int32_t>(mean.size()); ++g) {
+      if (!touched.contains(g)) out.push_back(g);
+    }
+    std::stable_sort(out.begin(), out.end(), [&](int32_t a, int32_t b) { return mean[a] > mean[b]; });
+    return out;
+  }
+
+  static fs::path write_pairs(const std::string& name, const std::string& csv) {
+    std::ofstream(file(name)) << csv;
+    return file(name);
+  }
+
+  PredictOptions predict_options(const fs::path& pairs) const {
+    PredictOptions p;
+    p.model_dir = model();
+    p.pairs = pairs;
+    p.sampling = quick_sampling(2);
+    return p;
+  }
+
+  static inline std::unique_ptr<testing::TempDir> dir_;
+  static inline std::unique_ptr<Simulation> sim_;
+  static inline std::string pert_;
+};
+
+TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
+  const auto meta = read_model_metadata(model());
+  std::vector<int32_t> position_of(genes().size());
+  for (size_t pos = 0; pos < genes().size(); ++pos)
+    position_of[static_cast<size_t>(meta.patching.order[pos])] = static_cast<int32_t>(pos);
+  const auto top = untouched_genes_by_mean();
+  const std::vector<int32_t> zeroed(top.begin(), top.begin() + 3);  // highly expressed, pre-filled 0
+  const std::vector<int32_t> varied(top.end() - 4, top.end());      // pre-filled 1..7 (exact tokens)
+  const int64_t n = 10;
+  CellGroup group{{"type_1", "control"}, n, {}};
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<PrefilledGene> cell;
+    for (const int32_t g : zeroed) cell.emplace_back(position_of[static_cast<size_t>(g)], 0);
+    for (size_t k = 0; k < varied.size(); ++k) {
+      cell.emplace_back(position_of[static_cast<size_t>(varied[k])], static_cast<uint8_t>(1 + (i + k) % 7));
+    }
+    group.prefilled.push_back(cell);
+  }
+  const CellGroup free{{"type_1", "control"}, n, {}};
+  const AnnData out = generate_groups(model(), {group, free}, quick_sampling());
+  ASSERT_EQ(out.n_obs(), 2 * n);
+  double free_total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    for (const int32_t g : zeroed) EXPECT_EQ(count(out, i, g), 0.0) << "cell " << i << " gene " << g;
+    for (size_t k = 0; k < varied.size(); ++k) {
+      EXPECT_EQ(count(out, i, varied[k]), static_cast<double>(1 + (i + k) % 7)) << "cell " << i;
+    }
+    for (const int32_t g : zeroed) free_total += count(out, n + i, g);
+  }
+  EXPECT_GT(free_total, 0) << "without pre-filling, the most expressed genes are not all zero";
+
+  // Pre-filled genes for some cells of a group only.
+  group.prefilled.pop_back();
+  EXPECT_THROW(generate_groups(model(), {group}, quick_sampling()), UserError);
+}
+
+TEST_F(Conditional, TrainingProportionsSumToNAndFollowTheCombinations) {
+  const auto meta = read_model_metadata(model());
+  ASSERT_GT(meta.combinations.size(), 4u);
+  double total = 0;
+  for (const auto& c : meta.combinations) total += static_cast<double>(c.n_cells);
+  for (const int64_t n : {1, 7, 101, 1000}) {
+    const auto groups = training_proportions(meta, n);
+    int64_t sum = 0;
+    for (const auto& g : groups) {
+      sum += g.n_cells;
+      EXPECT_GE(g.n_cells, 1);
+      EXPECT_TRUE(g.prefilled.empty());
+      const auto it = std::find_if(meta.combinations.begin(), meta.combinations.end(),
+                                   [&](const ConditionCombination& c) { return c.labels == g.labels; });
+      ASSERT_NE(it, meta.combinations.end());
+      const double exact = static_cast<double>(n) * static_cast<double>(it->n_cells) / total;
+      EXPECT_LE(std::abs(static_cast<double>(g.n_cells) - exact), 1.0) << "n " << n;
+    }
+    EXPECT_EQ(sum, n);
+    if (n >= 101) {
+      EXPECT_EQ(groups.size(), meta.combinations.size());
+    }
+  }
+  // Generating without --condition follows them.
+  GenerateOptions g;
+  g.model_dir = model();
+  g.n_cells = 40;
+  g.sampling = quick_sampling();
+  const AnnData out = generate_cells(g);
+  std::map<std::pair<std::string, std::string>, int64_t> planned;
+  for (const auto& group : training_proportions(meta, 40))
+    planned[{group.labels[0], group.labels[1]}] += group.n_cells;
+  EXPECT_EQ(cells_per_pair(out), planned);
+  // An unconditional model: one group with no labels.
+  const auto unconditional = training_proportions(read_model_metadata(plain()), 13);
+  ASSERT_EQ(unconditional.size(), 1u);
+  EXPECT_EQ(unconditional[0].n_cells, 13);
+  EXPECT_TRUE(unconditional[0].labels.empty());
+}
+
+TEST_F(Conditional, GuidanceAndLabelErrors) {
+  GenerateOptions g;
+  g.model_dir = plain();
+  g.n_cells = 4;
+  g.sampling = quick_sampling();
+  EXPECT_EQ(generate_cells(g).n_obs(), 4);
+  g.sampling.cfg = 1.0;
+  EXPECT_THROW(generate_cells(g), UserError) << "--cfg needs a conditional model";
+  g.sampling.cfg = 0;
+  g.conditions = {"cell_type=type_0"};
+  EXPECT_THROW(generate_cells(g), UserError) << "an unconditional model has no cell_type";
+
+  g.model_dir = model();
+  g.sampling.cfg = 1.5;
+  const AnnData guided = generate_cells(g);
+  ASSERT_EQ(guided.n_obs(), 4);
+  for (int64_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(label(guided, "cell_type", i), "type_0");
+    EXPECT_EQ(label(guided, "condition", i), "");  // not named: NULL, missing in obs
+  }
+  g.sampling.cfg = -1;
+  EXPECT_THROW(generate_cells(g), UserError);
+  g.sampling.cfg = 0;
+  for (const std::string& bad :
+       std::vector<std::string>{"cell_type=type_9", "donor=d1", "condition=NOTAGENE", "condition=IFNB",
+                                "condition=" + genes()[1] + "+NOTAGENE", "cell_type"}) {
+    g.conditions = {bad};
+    EXPECT_THROW(generate_cells(g), UserError) << bad;
+  }
+  g.conditions = {};
+  std::ofstream(file("plan_bad.csv")) << "donor,n_cells\nd1,3\n";
+  g.plan = file("plan_bad.csv");
+  EXPECT_THROW(generate_cells(g), UserError);
+  std::ofstream(file("plan.csv")) << "cell_type,condition,n_cells\ntype_0,control,3\ntype_1," << pert_
+                                  << ",2\n";
+  g.plan = file("plan.csv");
+  const AnnData planned = generate_cells(g);
+  EXPECT_EQ(cells_per_pair(planned), (std::map<std::pair<std::string, std::string>, int64_t>{
+                                         {{"type_0", "control"}, 3}, {{"type_1", pert_}, 2}}));
+  g.conditions = {"cell_type=type_0"};
+  EXPECT_THROW(generate_cells(g), UserError) << "--plan and --condition together";
+}
+
+TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
+  const auto top = untouched_genes_by_mean();
+  const std::string unseen =
+      genes()[static_cast<size_t>(top[0])] + "+" + genes()[static_cast<size_t>(top[1])];
+  const auto meta = read_model_metadata(model());
+  ASSERT_FALSE(meta.conditions[1].find(unseen));
+  const int64_t n = 12;
+  const AnnData targeted = generate_groups(model(), {{{"type_1", unseen}, n, {}}}, quick_sampling(5));
+  ASSERT_EQ(targeted.n_obs(), n);
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(label(targeted, "condition", i), unseen);
+  // Its input: the NULL token plus the two genes' sequence positions (test_model checks that the
+  // targets change the logits).
+  const auto encoded = encode_labels(meta, {"type_1", unseen});
+  EXPECT_EQ(encoded.tokens, (std::vector<int64_t>{*meta.conditions[0].find("type_1"), 0}));
+  std::vector<int32_t> expected;
+  for (int64_t pos = 0; pos < meta.patching.n_genes; ++pos) {
+    const auto gene = meta.patching.order[static_cast<size_t>(pos)];
+    if (gene == top[0] || gene == top[1]) expected.push_back(static_cast<int32_t>(pos));
+  }
+  auto got = encoded.targets;
+  std::sort(got.begin(), got.end());
+  EXPECT_EQ(got, expected);
+  // A seen label keeps its own token.
+  EXPECT_EQ(encode_labels(meta, {"type_1", pert_}).tokens[1], *meta.conditions[1].find(pert_));
+  // A label of another field is never treated as targets.
+  EXPECT_THROW(generate_groups(model(), {{{genes()[0], "control"}, n, {}}}, quick_sampling()), UserError);
+}
+
+TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {
+  const std::string other = sim_->truth.perturbations[1].name;
+  const auto pairs = write_pairs("pairs.csv", fmt::format("cell_type,condition,n_cells\ntype_0,{},7\n"
+                                                          "type_1,{},5\ntype_0,{},9\n",
+                                                          pert_, pert_, other));
+  const Prediction p = predict_perturbations(predict_options(pairs));
+  const AnnData& cells = p.cells;
+  EXPECT_EQ(cells.gene_names(), genes());
+  std::vector<std::string> columns;
+  for (const auto& c : cells.obs.columns) columns.push_back(c.name);
+  EXPECT_EQ(columns, (std::vector<std::string>{"cell_type", "condition"}));
+  // Controls per context: the largest n_cells of its rows.
+  EXPECT_EQ(cells_per_pair(cells),
+            (std::map<std::pair<std::string, std::string>, int64_t>{{{"type_0", pert_}, 7},
+                                                                    {{"type_1", pert_}, 5},
+                                                                    {{"type_0", other}, 9},
+                                                                    {{"type_0", "control"}, 9},
+                                                                    {{"type_1", "control"}, 5}}));
+  EXPECT_TRUE(p.notes.empty());
+  for (const float v : cells.X.values) ASSERT_EQ(v, std::round(v));
+
+  auto fixed = predict_options(pairs);
+  fixed.n_control = 3;
+  const auto with_three = cells_per_pair(predict_perturbations(fixed).cells);
+  EXPECT_EQ(with_three.at({"type_0", "control"}), 3);
+  EXPECT_EQ(with_three.at({"type_1", "control"}), 3);
+  EXPECT_EQ(with_three.at({"type_0", other}), 9);
+}
+
+TEST_F(Conditional, PriorZeroesTheTargetsOfAPerturbationNoContextMeasured) {
+  const auto top = untouched_genes_by_mean();
+  const int32_t target = top[0];  // the most expressed gene no perturbation touched
+  const std::string gene = genes()[static_cast<size_t>(target)];
+  const auto pairs = write_pairs("prior_pairs.csv", fmt::format("cell_type,condition,n_cells\n"
+                                                                "type_0,{},8\ntype_0,{},6\n",
+                                                                gene, pert_));
+  const auto rows_of = [](const AnnData& cells, const std::string& condition) {
+    std::vector<int64_t> rows;
+    for (int64_t i = 0; i < cells.n_obs(); ++i) {
+      if (label(cells, "condition", i) == condition) rows.push_back(i);
+    }
+    return rows;
+  };
+  const Prediction without = predict_perturbations(predict_options(pairs));
+  double before = 0;
+  for (const int64_t i : rows_of(without.cells, gene)) before += count(without.cells, i, target);
+  EXPECT_GT(before, 0) << "without the prior the model gives " << gene << " counts";
+
+  auto options = predict_options(pairs);
+  options.prior_data = file("train.h5ad");
+  const Prediction with = predict_perturbations(options);
+  const auto rows = rows_of(with.cells, gene);
+  ASSERT_EQ(rows.size(), 8u);
+  for (const int64_t i : rows) EXPECT_EQ(count(with.cells, i, target), 0.0) << "cell " << i;
+  ASSERT_EQ(with.notes.size(), 2u);
+  EXPECT_NE(with.notes[0].find("set to 0"), std::string::npos) << with.notes[0];
+  // The held-out knock-down was measured in type_1: the data decide, its target is not forced to 0
+  // by the rule for unmeasured perturbations.
+  EXPECT_EQ(with.notes[1].find("set to 0"), std::string::npos) << with.notes[1];
+  EXPECT_EQ(rows_of(with.cells, pert_).size(), 6u);
+  EXPECT_EQ(rows_of(with.cells, "control").size(), 8u);
+}
+
+TEST_F(Conditional, PredictRefusesBadPairs) {
+  const auto run = [&](const std::string& name, const std::string& csv, bool prior) {
+    auto options = predict_options(write_pairs(name, csv));
+    if (prior) options.prior_data = file("train.h5ad");
+    return predict_perturbations(options);
+  };
+  const std::string g = genes()[2];
+  for (const bool prior : {false, true}) {
+    EXPECT_THROW(run("a.csv", "cell_type,condition,n_cells\ntype_9," + pert_ + ",4\n", prior), UserError)
+        << "an unknown context";
+    EXPECT_THROW(run("b.csv", "donor,condition,n_cells\nd1," + pert_ + ",4\n", prior), UserError)
+        << "an unknown column";
+    EXPECT_THROW(run("c.csv", "cell_type,condition,n_cells\ntype_0," + g + "+NOTAGENE,4\n", prior), UserError)
+        << "a label naming a gene and a non-gene";
+  }
+  EXPECT_THROW(run("d.csv", "cell_type,n_cells\ntype_0,4\n", false), UserError) << "no perturbation column";
+  auto unconditional =
+      predict_options(write_pairs("e.csv", "cell_type,condition,n_cells\ntype_0," + pert_ + ",4\n"));
+  unconditional.model_dir = plain();
+  EXPECT_THROW(predict_perturbations(unconditional), UserError);
+}
+
+}  // namespace
+}  // namespace lingshu
