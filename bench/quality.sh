@@ -2,7 +2,8 @@
 # The quality-bar runs of BENCHMARKS.md, exactly as recorded there.
 #   bench/quality.sh pbmc|kang|cellline OUT_DIR
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
-# LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget.
+# LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
+# the unmasking steps.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,8 +38,13 @@ pbmc() {
     "$lingshu" eval generation pbmc3k_B.h5ad $side.h5ad --label cell_type --max-cells 1350 --seed 0 -q \
       --out eval_$side.json
   done
-  # Declared vs transferred cell type of every generated cell, against all real cells.
+  # Declared vs transferred cell type of every generated cell, against all real cells; then 100
+  # cells of each type with >= 100 real cells under guidance.
   "$lingshu" eval generation "$real" generated.h5ad --label cell_type --seed 0 -q --out eval_agreement.json
+  printf 'cell_type,n_cells\n' > pbmc_plan.csv
+  for t in "Naive CD4 T" "Memory CD4 T" "CD14+ Mono" B "CD8 T" "FCGR3A+ Mono" NK; do echo "$t,100" >> pbmc_plan.csv; done
+  "$lingshu" generate pbmc --plan pbmc_plan.csv --cfg 2 --steps "${STEPS:-32}" --seed 0 --threads 2 --out guided.h5ad
+  "$lingshu" eval generation "$real" guided.h5ad --label cell_type --seed 0 -q --out eval_guided.json
 }
 
 # Kang IFN-beta: (CD4T, stimulated) held out, predicted, scored against the real held-out cells.
@@ -81,9 +87,10 @@ cellline() {
 predict_ablation() {
   local name=$1 real=$2 pairs=$3
   for cfg in 0 1 2; do
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --seed 0 --threads 2 -q --out ${name}_cfg$cfg.h5ad
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --seed 0 --threads 2 -q \
-      --out ${name}_cfg${cfg}_prior.h5ad
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --steps "${STEPS:-32}" --seed 0 --threads 2 -q \
+      --out ${name}_cfg$cfg.h5ad
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --steps "${STEPS:-32}" --seed 0 \
+      --threads 2 -q --out ${name}_cfg${cfg}_prior.h5ad
   done
   for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_additive ${name}_control ${name}_mean; do
     "$lingshu" eval perturbation "$real" $pred.h5ad --context-col cell_type --baseline ${name}_mean.h5ad -q \

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/sampling_options.h"
 #include "core/progress.h"
 #include "io/h5ad.h"
 
@@ -47,20 +48,9 @@ void setup_generate(CLI::App& cmd) {
       ->expected(1)
       ->take_all();
   cmd.add_option("--plan", g.plan, "CSV of condition columns plus n_cells, one combination per row");
-  cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
-      ->capture_default_str();
   cmd.add_option("--out,-o", args->out, ".h5ad file to write (counts in X, training genes as var)")
       ->required();
-  cmd.add_option("--steps", o.steps, "unmasking steps (more: slower, usually better)")->capture_default_str();
-  cmd.add_option("--temperature", o.temperature, "sampling temperature (0: most likely value)")
-      ->capture_default_str();
-  cmd.add_option("--order", o.order, "which masked genes to commit: confidence or random")
-      ->capture_default_str();
-  cmd.add_option("--batch-size,-b", o.batch_size, "cells per model pass")->capture_default_str();
-  cmd.add_option("--seed", o.seed, "random seed")->capture_default_str();
-  cmd.add_option("--precision", o.precision, "auto, fp32 or bf16")->capture_default_str();
-  cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
-  cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
+  add_sampling_options(cmd, o);
   add_threads_option(cmd, args->threads);
   cmd.callback([args] { run_generate(*args); });
 }

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "cli/command.h"
+#include "cli/sampling_options.h"
 #include "core/atomic_file.h"
 #include "core/progress.h"
 #include "io/h5ad.h"
@@ -50,8 +51,6 @@ void setup_predict(CLI::App& cmd) {
   cmd.add_option("model_dir", p.model_dir, "model directory trained with --perturbation")->required();
   cmd.add_option("--pairs", p.pairs, "CSV of condition columns plus n_cells")->required();
   cmd.add_option("--out,-o", args->out, ".h5ad file to write (counts, obs = condition columns)")->required();
-  cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
-      ->capture_default_str();
   cmd.add_option("--prior", p.prior_data, "training counts (.h5ad) for biological prior injection");
   cmd.add_option("--layer", p.prior_layer, "read the --prior counts from layers/NAME (or 'raw')");
   cmd.add_option("--prior-max-ratio", p.prior.max_ratio,
@@ -59,15 +58,7 @@ void setup_predict(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--n-control", p.n_control,
                  "control cells per context (default: the largest n_cells of its rows)");
-  cmd.add_option("--steps", o.steps, "unmasking steps")->capture_default_str();
-  cmd.add_option("--temperature", o.temperature, "sampling temperature")->capture_default_str();
-  cmd.add_option("--order", o.order, "which masked genes to commit: confidence or random")
-      ->capture_default_str();
-  cmd.add_option("--batch-size,-b", o.batch_size, "cells per model pass")->capture_default_str();
-  cmd.add_option("--seed", o.seed, "random seed")->capture_default_str();
-  cmd.add_option("--precision", o.precision, "auto, fp32 or bf16")->capture_default_str();
-  cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
-  cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
+  add_sampling_options(cmd, o);
   add_threads_option(cmd, args->threads);
   cmd.callback([args] { run_predict(*args); });
 }

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/seed.h"
 #include "data/conditions.h"
 #include "eval/perturbation_baselines.h"
 #include "model/model.h"
@@ -21,13 +22,6 @@
 namespace lingshu {
 
 namespace {
-uint64_t mix_seed(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
-
 UnmaskOrder parse_order(const std::string& name) {
   if (name == "confidence") return UnmaskOrder::Confidence;
   if (name == "random") return UnmaskOrder::Random;

@@ -48,12 +48,14 @@ std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logi
   if (tokens.empty()) {
     const auto shape = logits.sizes().vec();
     const std::vector<int64_t> out_shape(shape.begin(), shape.end() - 1);
-    return {at::empty(out_shape, logits.options().dtype(at::kLong)), at::empty(out_shape, logits.options().dtype(at::kDouble))};
+    return {at::empty(out_shape, logits.options().dtype(at::kLong)),
+            at::empty(out_shape, logits.options().dtype(at::kDouble))};
   }
   return {at::cat(tokens), at::cat(log_p)};
 }
 
-torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& score, const torch::Tensor& n_commit) {
+torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& score,
+                             const torch::Tensor& n_commit) {
   // Rank of each position by score within its row (masked positions first), then keep ranks < k.
   const auto ranked = score.masked_fill(masked.logical_not(), -std::numeric_limits<double>::infinity());
   const auto order = at::argsort(ranked, /*stable=*/true, /*dim=*/1, /*descending=*/true);
@@ -62,16 +64,18 @@ torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& s
   return (rank < n_commit.unsqueeze(1)).logical_and(masked);
 }
 
-std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& tokens, const torch::Tensor& proposals,
-                                                       const torch::Tensor& masked, const torch::Tensor& score,
+std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& tokens,
+                                                       const torch::Tensor& proposals,
+                                                       const torch::Tensor& masked,
+                                                       const torch::Tensor& score,
                                                        const torch::Tensor& n_commit) {
   const auto commit = select_highest(masked, score, n_commit);
   return {at::where(commit, proposals, tokens), masked.logical_and(commit.logical_not())};
 }
 
-torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial, const torch::Tensor& is_gene,
-                            int64_t mask_token, const SamplerOptions& options, at::Generator& generator,
-                            const PositionDenoiser& at_positions) {
+torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial,
+                            const torch::Tensor& is_gene, int64_t mask_token, const SamplerOptions& options,
+                            at::Generator& generator, const PositionDenoiser& at_positions) {
   auto tokens = initial.clone();
   auto masked = (tokens == mask_token).logical_and(is_gene.unsqueeze(0).to(tokens.device()));
   const auto n_masked = masked.sum(1);  // [B]: rows may differ when genes are pre-filled

@@ -1,6 +1,8 @@
 #include "train/trainer.h"
 
+// clang-format off
 #include <torch/types.h>  // first: clip_grad.h uses torch::Tensor without including it
+// clang-format on
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -17,6 +19,7 @@
 
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/seed.h"
 #include "data/counts_check.h"
 #include "model/model.h"
 #include "model/model_dir.h"
@@ -38,14 +41,6 @@ namespace {
 constexpr int64_t kMinCells = 10;
 constexpr int64_t kSpeedProbeSteps = 10;  // steps timed before a --minutes run plans its schedule
 constexpr int64_t kReplanEvery = 25;      // a --minutes run re-plans its step count this often
-
-// splitmix64: independent, reproducible streams from (seed, purpose, index).
-uint64_t mix_seed(uint64_t seed, uint64_t index) {
-  uint64_t z = seed + 0x9E3779B97F4A7C15ULL * (index + 1);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  return z ^ (z >> 31);
-}
 
 // The masks and times of step `step` depend only on (seed, step): a resumed run replays them.
 at::Generator step_generator(uint64_t seed, int64_t step) {

@@ -20,31 +20,15 @@
 #include "sample/generate.h"
 #include "sample/predict.h"
 #include "test_support.h"
+#include "tiny_training.h"
 #include "train/trainer.h"
 
 namespace lingshu {
 namespace {
 
-namespace fs = std::filesystem;
+using testing::tiny_train_options;
 
-TrainOptions tiny_options(const fs::path& out, int64_t steps) {
-  TrainOptions o;
-  o.out = out;
-  o.model = ModelConfig::from_preset("tiny");
-  o.model.patch_size = 8;
-  o.tokenizer.n_tokens = 16;
-  o.tokenizer.exact_limit = 8;
-  o.batch_size = 16;
-  o.steps = steps;
-  o.lr = 3e-3;
-  o.warmup = 5;
-  o.eval_every = 1000000;
-  o.checkpoint_every = 1000000;
-  o.precision = "fp32";
-  o.quiet = true;
-  o.seed = 4;
-  return o;
-}
+namespace fs = std::filesystem;
 
 SamplingSettings quick_sampling(uint64_t seed = 1) {
   SamplingSettings s;
@@ -85,12 +69,12 @@ class Conditional : public ::testing::Test {
     c.lib_loc = 7.0;
     sim_ = std::make_unique<Simulation>(simulate(c, 1));
     pert_ = sim_->truth.perturbations[0].name;
-    auto o = tiny_options(*dir_ / "model", 30);
+    auto o = tiny_train_options(*dir_ / "model", 30);
     o.condition_fields = {"cell_type"};
     o.perturbation = "condition";
     o.holdouts = {"cell_type=type_0,condition=" + pert_};
     train_model(sim_->data, o);
-    train_model(sim_->data, tiny_options(*dir_ / "plain", 2));
+    train_model(sim_->data, tiny_train_options(*dir_ / "plain", 2));
     write_h5ad(*dir_ / "train.h5ad", sim_->data);
   }
   static void TearDownTestSuite() {

@@ -9,7 +9,9 @@
 namespace lingshu {
 namespace {
 
-at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+at::Generator generator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
 
 TEST(UnmaskSchedule, CommitsEveryMaskedGeneOverTheSteps) {
   for (const int64_t n : {0L, 1L, 7L, 100L, 13714L}) {
@@ -71,8 +73,8 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
   for (const auto order : {UnmaskOrder::Confidence, UnmaskOrder::Random}) {
     auto state = std::make_shared<RecordingDenoiser>(RecordingDenoiser{mask, torch::randn({B, L, K}), {}});
     auto gen = generator(5);
-    const auto out = sample_tokens([state](const torch::Tensor& z) { return (*state)(z); }, initial, is_gene, mask,
-                                   {steps, 1.0, order}, gen);
+    const auto out = sample_tokens([state](const torch::Tensor& z) { return (*state)(z); }, initial, is_gene,
+                                   mask, {steps, 1.0, order}, gen);
     EXPECT_FALSE((out.slice(1, 0, genes) == mask).any().item<bool>());
     EXPECT_TRUE((out.slice(1, 0, genes) < K).all().item<bool>());
     EXPECT_TRUE((out.slice(1, genes) == mask).all().item<bool>());  // padding untouched
@@ -84,7 +86,8 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
       int64_t remaining = to_fill;
       for (int s = 0; s < steps; ++s) {
         // The count seen by call s (padding included), minus padding, is what was still masked.
-        EXPECT_EQ(state->masked_counts[s][b].item<int64_t>() - (L - genes), remaining) << "row " << b << " step " << s;
+        EXPECT_EQ(state->masked_counts[s][b].item<int64_t>() - (L - genes), remaining)
+            << "row " << b << " step " << s;
         remaining -= schedule[s];
       }
       EXPECT_EQ(remaining, 0);
@@ -131,7 +134,8 @@ TEST(Sampler, PositionDenoiserGivesTheSameCellsAsTheFullOne) {
   const auto logits = torch::randn({3, 40, 6});
   const Denoiser full = [&](const torch::Tensor&) { return logits; };
   int64_t asked = 0;
-  const PositionDenoiser at = [&](const torch::Tensor&, const torch::Tensor& rows, const torch::Tensor& positions) {
+  const PositionDenoiser at = [&](const torch::Tensor&, const torch::Tensor& rows,
+                                  const torch::Tensor& positions) {
     asked += positions.size(0);
     return logits.index({rows, positions});
   };

@@ -15,10 +15,14 @@
 #include "model/weights.h"
 #include "sample/generate.h"
 #include "test_support.h"
+#include "tiny_training.h"
 #include "train/trainer.h"
 
 namespace lingshu {
 namespace {
+
+using testing::stored_weights;
+using testing::tiny_train_options;
 
 Simulation screen(int64_t cells, int64_t genes, int types, int perturbations, uint64_t seed) {
   SimulatorConfig c;
@@ -34,27 +38,8 @@ Simulation screen(int64_t cells, int64_t genes, int types, int perturbations, ui
   return simulate(c, 1);
 }
 
-TrainOptions tiny_options(const std::filesystem::path& out, int64_t steps) {
-  TrainOptions o;
-  o.out = out;
-  o.model = ModelConfig::from_preset("tiny");
-  o.model.patch_size = 8;
-  o.tokenizer.n_tokens = 16;
-  o.tokenizer.exact_limit = 8;
-  o.batch_size = 16;
-  o.steps = steps;
-  o.lr = 3e-3;
-  o.warmup = 10;
-  o.eval_every = 1000000;
-  o.checkpoint_every = 1000000;
-  o.precision = "fp32";
-  o.quiet = true;
-  o.seed = 4;
-  return o;
-}
-
 TrainOptions conditional(const std::filesystem::path& out, int64_t steps, const std::string& holdout) {
-  auto o = tiny_options(out, steps);
+  auto o = tiny_train_options(out, steps);
   o.condition_fields = {"cell_type"};
   o.perturbation = "condition";
   o.control = "control";
@@ -134,14 +119,6 @@ TEST(ConditionalTraining, HoldoutsThatMatchNoCellAreUserErrorsAndWriteNothing) {
   EXPECT_EQ(train_model(sim.data, conditional(dir / "f", 2, "cell_type=type_0")).steps, 2);
 }
 
-std::map<std::string, torch::Tensor> stored_weights(const std::filesystem::path& dir) {
-  const auto meta = read_model_metadata(dir);
-  auto model = load_weights(dir, meta.config);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& item : model->named_parameters()) out[item.key()] = item.value().clone();
-  return out;
-}
-
 TEST(ConditionalTraining, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   testing::TempDir dir;
   const auto sim = screen(160, 40, 2, 2, 3);
@@ -151,7 +128,7 @@ TEST(ConditionalTraining, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   auto first = conditional(dir / "resumed", 12, holdout);
   first.stop_after_steps = 5;
   EXPECT_EQ(train_model(sim.data, first).steps, 5);
-  auto again = tiny_options(dir / "resumed", 0);  // no condition flags: the stored ones are used
+  auto again = tiny_train_options(dir / "resumed", 0);  // no condition flags: the stored ones are used
   again.resume = true;
   EXPECT_EQ(train_model(sim.data, again).steps, 12);
 
@@ -187,7 +164,7 @@ TEST(ConditionalTraining, CellsOfARequestedTypeAreNearestToThatType) {
   testing::TempDir dir;
   const int types = 3;
   const auto sim = screen(600, 96, types, 0, 4);
-  auto o = tiny_options(dir / "m", 300);
+  auto o = tiny_train_options(dir / "m", 300);
   o.batch_size = 32;
   o.condition_fields = {"cell_type"};
   train_model(sim.data, o);

@@ -13,7 +13,9 @@
 namespace lingshu {
 namespace {
 
-at::Generator generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
+at::Generator generator(uint64_t seed) {
+  return at::make_generator<at::CPUGeneratorImpl>(seed);
+}
 
 TEST(Objective, DiffusionTimesAreStratifiedOverTheBatch) {
   auto gen = generator(7);
@@ -49,8 +51,8 @@ TEST(Objective, MaskingRateIsTAndPaddingIsNeverMasked) {
 
 TEST(Objective, LossIsOneOverTWeightedCrossEntropyOfMaskedGenes) {
   // Two cells, three positions (the last is padding), two values; worked by hand.
-  const auto logits = torch::tensor({{{2.0f, 0.0f}, {0.0f, 1.0f}, {5.0f, -5.0f}},
-                                     {{1.0f, 1.0f}, {3.0f, 0.0f}, {5.0f, -5.0f}}});
+  const auto logits = torch::tensor(
+      {{{2.0f, 0.0f}, {0.0f, 1.0f}, {5.0f, -5.0f}}, {{1.0f, 1.0f}, {3.0f, 0.0f}, {5.0f, -5.0f}}});
   const auto targets = torch::tensor({{0, 0, 1}, {1, 0, 1}}, torch::kLong);
   const auto mask = torch::tensor({{true, true, false}, {false, true, false}});
   const auto t = torch::tensor({0.5f, 0.25f});
@@ -79,7 +81,8 @@ TEST(Objective, UnmaskedAndPaddingPositionsDoNotContribute) {
                             torch::randn({4, 10, 5}) * 10);
   EXPECT_DOUBLE_EQ(masked_diffusion_loss(scrambled, targets, mask, t, 8).item<double>(), before);
   const auto first_masked = mask.nonzero()[0];
-  scrambled[first_masked[0].item<int64_t>()][first_masked[1].item<int64_t>()] += torch::tensor({9.f, 0.f, -9.f, 0.f, 3.f});
+  scrambled[first_masked[0].item<int64_t>()][first_masked[1].item<int64_t>()] +=
+      torch::tensor({9.f, 0.f, -9.f, 0.f, 3.f});
   EXPECT_NE(masked_diffusion_loss(scrambled, targets, mask, t, 8).item<double>(), before);
   // The gradient reaches masked positions only.
   auto leaf = logits.clone().requires_grad_(true);

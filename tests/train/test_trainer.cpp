@@ -14,11 +14,15 @@
 #include "model/weights.h"
 #include "sample/generate.h"
 #include "test_support.h"
+#include "tiny_training.h"
 #include "train/batch_loader.h"
 #include "train/trainer.h"
 
 namespace lingshu {
 namespace {
+
+using testing::stored_weights;
+using testing::tiny_train_options;
 
 Simulation simulated(int64_t cells, int64_t genes, int types, uint64_t seed) {
   SimulatorConfig c;
@@ -32,43 +36,16 @@ Simulation simulated(int64_t cells, int64_t genes, int types, uint64_t seed) {
   return simulate(c);
 }
 
-TrainOptions tiny_options(const std::filesystem::path& out, int64_t steps) {
-  TrainOptions o;
-  o.out = out;
-  o.model = ModelConfig::from_preset("tiny");
-  o.model.patch_size = 8;
-  o.tokenizer.n_tokens = 16;
-  o.tokenizer.exact_limit = 8;
-  o.batch_size = 16;
-  o.steps = steps;
-  o.lr = 3e-3;
-  o.warmup = 10;
-  o.eval_every = 1000000;
-  o.checkpoint_every = 1000000;
-  o.precision = "fp32";
-  o.quiet = true;
-  o.seed = 4;
-  return o;
-}
-
-std::map<std::string, torch::Tensor> stored_weights(const std::filesystem::path& dir) {
-  const auto meta = read_model_metadata(dir);
-  auto model = load_weights(dir, meta.config);
-  std::map<std::string, torch::Tensor> out;
-  for (const auto& item : model->named_parameters()) out[item.key()] = item.value().clone();
-  return out;
-}
-
 TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   testing::TempDir dir;
   const auto sim = simulated(120, 64, 2, 1);
-  const auto straight = train_model(sim.data, tiny_options(dir / "straight", 12));
+  const auto straight = train_model(sim.data, tiny_train_options(dir / "straight", 12));
   EXPECT_EQ(straight.steps, 12);
 
-  auto first = tiny_options(dir / "resumed", 12);
+  auto first = tiny_train_options(dir / "resumed", 12);
   first.stop_after_steps = 5;  // as if killed after the checkpoint at step 5
   EXPECT_EQ(train_model(sim.data, first).steps, 5);
-  auto again = tiny_options(dir / "resumed", 0);
+  auto again = tiny_train_options(dir / "resumed", 0);
   again.resume = true;
   again.lr = 1.0;  // stored settings win over the command line when resuming
   const auto resumed = train_model(sim.data, again);
@@ -79,14 +56,15 @@ TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, tensor] : a) EXPECT_TRUE(torch::equal(tensor, b.at(name))) << name;
   // And the run did change the initial weights (the comparison is not vacuous).
-  auto fresh = tiny_options(dir / "fresh", 1);
+  auto fresh = tiny_train_options(dir / "fresh", 1);
   train_model(sim.data, fresh);
   EXPECT_FALSE(torch::equal(a.at("head.weight"), stored_weights(dir / "fresh").at("head.weight")));
 }
 
 // Mean over validation cells and genes of -log p(token) under each gene's training marginal
 // (add-one smoothed): the loss of a model that ignores the other genes.
-double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir, const TrainOptions& o) {
+double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir,
+                              const TrainOptions& o) {
   const auto meta = read_model_metadata(model_dir);
   const auto split = split_cells(sim.data.n_obs(), o.val_fraction, o.max_val_cells, o.seed);
   const int K = meta.tokenizer.n_tokens();
@@ -125,7 +103,7 @@ TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   testing::TempDir dir;
   const int types = 3;
   const auto sim = simulated(900, 96, types, 2);
-  auto o = tiny_options(dir / "model", 800);
+  auto o = tiny_train_options(dir / "model", 800);
   o.batch_size = 32;
   o.val_fraction = 0.1;
   o.eval_every = 400;
@@ -182,7 +160,7 @@ TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
 TEST(Trainer, SameSeedGivesTheSameCells) {
   testing::TempDir dir;
   const auto sim = simulated(100, 40, 2, 5);
-  train_model(sim.data, tiny_options(dir / "m", 5));
+  train_model(sim.data, tiny_train_options(dir / "m", 5));
   GenerateOptions g;
   g.model_dir = dir / "m";
   g.n_cells = 7;
@@ -203,21 +181,21 @@ TEST(Trainer, SameSeedGivesTheSameCells) {
 TEST(Trainer, BadInputsAreClearUserErrors) {
   testing::TempDir dir;
   const auto sim = simulated(60, 20, 2, 6);
-  auto o = tiny_options(dir / "p", 2);
+  auto o = tiny_train_options(dir / "p", 2);
   o.model.patch_size = 32;
   EXPECT_THROW(train_model(sim.data, o), UserError);  // P larger than the gene count
 
   const auto few = sim.data.select_cells({0, 1, 2, 3, 4});
-  EXPECT_THROW(train_model(few, tiny_options(dir / "few", 2)), UserError);
+  EXPECT_THROW(train_model(few, tiny_train_options(dir / "few", 2)), UserError);
 
   auto log_data = sim.data;
   for (auto& v : log_data.X.values) v = std::log1p(v) + 0.5f;
-  EXPECT_THROW(train_model(log_data, tiny_options(dir / "log", 2)), UserError);
+  EXPECT_THROW(train_model(log_data, tiny_train_options(dir / "log", 2)), UserError);
 
-  train_model(sim.data, tiny_options(dir / "m", 2));
-  EXPECT_THROW(train_model(sim.data, tiny_options(dir / "m", 2)), UserError);  // exists, no --resume
+  train_model(sim.data, tiny_train_options(dir / "m", 2));
+  EXPECT_THROW(train_model(sim.data, tiny_train_options(dir / "m", 2)), UserError);  // exists, no --resume
 
-  auto other_data = tiny_options(dir / "m", 2);
+  auto other_data = tiny_train_options(dir / "m", 2);
   other_data.resume = true;
   EXPECT_THROW(train_model(sim.data.select_cells({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), other_data), UserError);
 
@@ -238,12 +216,12 @@ TEST(Trainer, BadInputsAreClearUserErrors) {
 TEST(Trainer, MinutesBudgetStopsOnTimeAndEndsTheScheduleThere) {
   testing::TempDir dir;
   const auto sim = simulated(100, 40, 2, 8);
-  auto o = tiny_options(dir / "m", 0);
+  auto o = tiny_train_options(dir / "m", 0);
   o.minutes = 0.04;  // 2.4 s
   const auto r = train_model(sim.data, o);
-  EXPECT_GT(r.steps, 10);                   // got past the speed probe
-  EXPECT_LT(r.seconds, 0.04 * 60 + 2.0);    // and stopped near the budget
-  EXPECT_EQ(r.steps, r.total_steps);        // the schedule ended where training did
+  EXPECT_GT(r.steps, 10);                 // got past the speed probe
+  EXPECT_LT(r.seconds, 0.04 * 60 + 2.0);  // and stopped near the budget
+  EXPECT_EQ(r.steps, r.total_steps);      // the schedule ended where training did
 }
 
 TEST(BatchLoader, BackgroundBatchesMatchDirectEncodingInStreamOrder) {

@@ -1,0 +1,20 @@
+#include "cli/sampling_options.h"
+
+namespace lingshu::cli {
+
+void add_sampling_options(CLI::App& cmd, SamplingSettings& o) {
+  cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
+      ->capture_default_str();
+  cmd.add_option("--steps", o.steps, "unmasking steps (more: slower, usually better)")->capture_default_str();
+  cmd.add_option("--temperature", o.temperature, "sampling temperature (0: most likely value)")
+      ->capture_default_str();
+  cmd.add_option("--order", o.order, "which masked genes to commit: confidence or random")
+      ->capture_default_str();
+  cmd.add_option("--batch-size,-b", o.batch_size, "cells per model pass")->capture_default_str();
+  cmd.add_option("--seed", o.seed, "random seed")->capture_default_str();
+  cmd.add_option("--precision", o.precision, "auto, fp32 or bf16")->capture_default_str();
+  cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
+  cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
+}
+
+}  // namespace lingshu::cli
