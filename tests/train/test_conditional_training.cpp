@@ -21,6 +21,7 @@
 namespace lingshu {
 namespace {
 
+using testing::log_normalised;
 using testing::stored_weights;
 using testing::tiny_train_options;
 
@@ -146,20 +147,6 @@ TEST(ConditionalTraining, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   EXPECT_FALSE(torch::equal(a.at("head.weight"), stored_weights(dir / "other").at("head.weight")));
 }
 
-// log1p(counts / total * 1e4) of each row.
-std::vector<std::vector<double>> log_normalised(const CsrMatrix& x) {
-  std::vector<std::vector<double>> out;
-  for (int64_t r = 0; r < x.n_rows; ++r) {
-    const auto row = x.dense_row(r);
-    double total = 0;
-    for (const float v : row) total += v;
-    std::vector<double> e(row.size());
-    for (size_t j = 0; j < row.size(); ++j) e[j] = std::log1p(row[j] / std::max(total, 1.0) * 1e4);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 TEST(ConditionalTraining, CellsOfARequestedTypeAreNearestToThatType) {
   testing::TempDir dir;
   const int types = 3;
@@ -169,30 +156,9 @@ TEST(ConditionalTraining, CellsOfARequestedTypeAreNearestToThatType) {
   o.condition_fields = {"cell_type"};
   train_model(sim.data, o);
 
-  const auto real = log_normalised(sim.data.X);
-  const auto G = static_cast<size_t>(sim.data.n_vars());
-  std::vector<std::vector<double>> centroid(types, std::vector<double>(G, 0.0));
-  std::vector<int> members(types, 0);
-  for (size_t i = 0; i < real.size(); ++i) {
-    const int t = sim.truth.cell_type[i];
-    ++members[t];
-    for (size_t j = 0; j < G; ++j) centroid[t][j] += real[i][j];
-  }
-  for (int t = 0; t < types; ++t) {
-    for (auto& v : centroid[t]) v /= members[t];
-  }
-  const auto nearest = [&](const std::vector<double>& cell) {
-    int best = 0;
-    double best_d = INFINITY;
-    for (int t = 0; t < types; ++t) {
-      double d = 0;
-      for (size_t j = 0; j < G; ++j) d += (cell[j] - centroid[t][j]) * (cell[j] - centroid[t][j]);
-      if (d < best_d) best_d = d, best = t;
-    }
-    return best;
-  };
-
+  const testing::NearestType nearest(sim.data.X, sim.truth.cell_type, types);
   // Real cells of each type are (almost) all nearest to their own centroid here.
+  const auto real = log_normalised(sim.data.X);
   int real_hits = 0;
   for (size_t i = 0; i < real.size(); ++i) real_hits += nearest(real[i]) == sim.truth.cell_type[i];
   ASSERT_GE(real_hits, static_cast<int>(real.size()) * 95 / 100);

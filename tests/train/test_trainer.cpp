@@ -21,6 +21,7 @@
 namespace lingshu {
 namespace {
 
+using testing::log_normalised;
 using testing::stored_weights;
 using testing::tiny_train_options;
 
@@ -85,20 +86,6 @@ double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path
   return ce / static_cast<double>(split.validation.size() * G);
 }
 
-// log1p(counts / total * 1e4) of each row.
-std::vector<std::vector<double>> log_normalised(const CsrMatrix& x) {
-  std::vector<std::vector<double>> out;
-  for (int64_t r = 0; r < x.n_rows; ++r) {
-    auto row = x.dense_row(r);
-    double total = 0;
-    for (const float v : row) total += v;
-    std::vector<double> e(row.size());
-    for (size_t j = 0; j < row.size(); ++j) e[j] = std::log1p(row[j] / std::max(total, 1.0) * 1e4);
-    out.push_back(std::move(e));
-  }
-  return out;
-}
-
 TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   testing::TempDir dir;
   const int types = 3;
@@ -127,33 +114,13 @@ TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   ASSERT_EQ(generated.n_obs(), 300);
   ASSERT_EQ(generated.gene_names(), sim.data.gene_names());
 
-  // Nearest centroid of the simulated types (log-normalised expression) for each generated cell.
-  const auto real = log_normalised(sim.data.X);
-  const auto G = static_cast<size_t>(sim.data.n_vars());
-  std::vector<std::vector<double>> centroid(types, std::vector<double>(G, 0.0));
-  std::vector<int> members(types, 0);
-  for (size_t i = 0; i < real.size(); ++i) {
-    const int t = sim.truth.cell_type[i];
-    ++members[t];
-    for (size_t j = 0; j < G; ++j) centroid[t][j] += real[i][j];
-  }
-  for (int t = 0; t < types; ++t) {
-    for (auto& v : centroid[t]) v /= members[t];
-  }
+  // Nearest centroid of the simulated types for each generated cell.
+  const testing::NearestType nearest(sim.data.X, sim.truth.cell_type, types);
   std::vector<int> assigned(types, 0);
-  for (const auto& cell : log_normalised(generated.X)) {
-    int best = 0;
-    double best_d = INFINITY;
-    for (int t = 0; t < types; ++t) {
-      double d = 0;
-      for (size_t j = 0; j < G; ++j) d += (cell[j] - centroid[t][j]) * (cell[j] - centroid[t][j]);
-      if (d < best_d) best_d = d, best = t;
-    }
-    ++assigned[best];
-  }
+  for (const auto& cell : log_normalised(generated.X)) ++assigned[nearest(cell)];
   for (int t = 0; t < types; ++t) {
-    EXPECT_GE(assigned[t], 300 * members[t] / static_cast<int>(real.size()) / 3)
-        << "type " << t << " has " << members[t] << " real cells";
+    EXPECT_GE(assigned[t], 300 * nearest.members(t) / static_cast<int>(sim.data.n_obs()) / 3)
+        << "type " << t << " has " << nearest.members(t) << " real cells";
   }
 }
 
