@@ -5,6 +5,10 @@ namespace lingshu::cli {
 void add_sampling_options(CLI::App& cmd, SamplingSettings& o) {
   cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
       ->capture_default_str();
+  cmd.add_option("--guide", o.guide,
+                 "what --cfg guides: all (reference pass with every condition NULL) or perturbation "
+                 "(reference keeps the other conditions, e.g. the cell type)")
+      ->capture_default_str();
   cmd.add_option("--steps", o.steps, "unmasking steps (more: slower, usually better)")->capture_default_str();
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0: most likely value)")
       ->capture_default_str();

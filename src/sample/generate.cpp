@@ -154,6 +154,13 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
   if (settings.cfg > 0 && F == 0) {
     throw UserError("--cfg needs a conditional model (trained with --condition); this one is unconditional");
   }
+  if (settings.guide != "all" && settings.guide != "perturbation") {
+    throw UserError(fmt::format("unknown --guide '{}'; use all or perturbation", settings.guide));
+  }
+  const bool guide_perturbation = settings.guide == "perturbation";
+  if (guide_perturbation && config.perturbation_field < 0) {
+    throw UserError("--guide perturbation needs a model trained with --perturbation; use --guide all");
+  }
 
   const auto device = resolve_device(settings.device);
   const auto precision = resolve_precision(settings.precision, device);
@@ -191,27 +198,31 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
     }
     conditions = conditions.to(device);
     targets = targets.to(device);
+    // The guidance reference: every field NULL, or only the perturbation field (same context).
+    auto reference = torch::zeros_like(conditions);
+    if (guide_perturbation) {
+      reference = conditions.clone();
+      reference.select(1, config.perturbation_field).zero_();
+    }
+    const auto both_conditions = torch::cat({conditions, reference});
+    const auto both_targets = torch::cat({targets, torch::full_like(targets, -1)});
+    const auto guided = [&](const torch::Tensor& both) {
+      const int64_t m = both.size(0) / 2;
+      const auto cond = both.slice(0, 0, m), uncond = both.slice(0, m);
+      return uncond + (settings.cfg + 1.0) * (cond - uncond);
+    };
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
       if (settings.cfg <= 0) return model->forward(z, conditions, targets);
-      // Conditional and unconditional (all fields NULL) rows in one forward pass.
-      const auto both =
-          model->forward(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
-                         torch::cat({targets, torch::full_like(targets, -1)}));
-      const auto cond = both.slice(0, 0, n), uncond = both.slice(0, n);
-      return uncond + (settings.cfg + 1.0) * (cond - uncond);
+      // Conditional and reference rows in one forward pass.
+      return guided(model->forward(torch::cat({z, z}), both_conditions, both_targets));
     };
     const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
                                               const torch::Tensor& pos) {
       const AutocastScope autocast(precision, device);
       if (settings.cfg <= 0) return model->forward_at(z, conditions, targets, r, pos);
-      const auto both =
-          model->forward_at(torch::cat({z, z}), torch::cat({conditions, torch::zeros_like(conditions)}),
-                            torch::cat({targets, torch::full_like(targets, -1)}), torch::cat({r, r + n}),
-                            torch::cat({pos, pos}));
-      const int64_t m = pos.size(0);
-      const auto cond = both.slice(0, 0, m), uncond = both.slice(0, m);
-      return uncond + (settings.cfg + 1.0) * (cond - uncond);
+      return guided(model->forward_at(torch::cat({z, z}), both_conditions, both_targets,
+                                      torch::cat({r, r + n}), torch::cat({pos, pos})));
     };
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
@@ -234,9 +245,9 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
       {"lingshu_model", model_dir.string()},
       {"lingshu_preset", config.preset},
       {"lingshu_sampler",
-       fmt::format("steps={} temperature={} order={} cfg={} seed={} batch_size={} precision={}",
-                   settings.steps, settings.temperature, settings.order, settings.cfg, settings.seed,
-                   settings.batch_size, precision_name(precision))},
+       fmt::format("steps={} temperature={} order={} cfg={} guide={} seed={} batch_size={} precision={}",
+                   settings.steps, settings.temperature, settings.order, settings.cfg, settings.guide,
+                   settings.seed, settings.batch_size, precision_name(precision))},
   };
   return out;
 }

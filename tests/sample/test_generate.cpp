@@ -50,6 +50,13 @@ std::map<std::pair<std::string, std::string>, int64_t> cells_per_pair(const AnnD
   return n;
 }
 
+std::string sampler_note(const AnnData& data) {
+  for (const auto& [key, value] : data.uns_strings) {
+    if (key == "lingshu_sampler") return value;
+  }
+  return "";
+}
+
 double count(const AnnData& data, int64_t row, int64_t gene) {
   return data.X.dense_row(row)[static_cast<size_t>(gene)];
 }
@@ -222,6 +229,17 @@ TEST_F(Conditional, GuidanceAndLabelErrors) {
     EXPECT_EQ(label(guided, "cell_type", i), "type_0");
     EXPECT_EQ(label(guided, "condition", i), "");  // not named: NULL, missing in obs
   }
+  EXPECT_NE(sampler_note(guided).find("cfg=1.5 guide=all"), std::string::npos);
+  // Guiding the perturbation only: the reference pass keeps the cell type.
+  g.conditions = {"cell_type=type_0,condition=" + pert_};
+  g.sampling.guide = "perturbation";
+  const AnnData perturbation_guided = generate_cells(g);
+  EXPECT_EQ(label(perturbation_guided, "condition", 0), pert_);
+  EXPECT_NE(sampler_note(perturbation_guided).find("guide=perturbation"), std::string::npos);
+  g.sampling.guide = "context";
+  EXPECT_THROW(generate_cells(g), UserError) << "an unknown --guide";
+  g.sampling.guide = "all";
+  g.conditions = {"cell_type=type_0"};
   g.sampling.cfg = -1;
   EXPECT_THROW(generate_cells(g), UserError);
   g.sampling.cfg = 0;

@@ -193,6 +193,15 @@ TEST(ConditionalTraining, CellsOfARequestedTypeAreNearestToThatType) {
     guided += g;
   }
   EXPECT_GT(guided, plain);
+
+  // This model has no perturbation field to guide on its own.
+  GenerateOptions g;
+  g.model_dir = dir / "m";
+  g.n_cells = 2;
+  g.sampling.cfg = 1;
+  g.sampling.guide = "perturbation";
+  g.sampling.quiet = true;
+  EXPECT_THROW(generate_cells(g), UserError);
 }
 
 }  // namespace
