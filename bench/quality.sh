@@ -53,7 +53,7 @@ kang() {
   printf 'cell_type,condition,n_cells\nCD4T,stimulated,356\n' > kang_pairs.csv
   [ -e kang/weights.pt ] || "$lingshu" train "$real" --out kang --preset small --condition cell_type \
     --perturbation condition --control control --holdout cell_type=CD4T,condition=stimulated \
-    --minutes "${MINUTES:-25}" --seed 1 --threads 2
+    --minutes "${MINUTES:-20}" --seed 1 --threads 2
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs kang_pairs.csv --context-col cell_type \
       --holdout cell_type=CD4T,condition=stimulated --seed 0 --out kang_$b.h5ad
@@ -74,7 +74,7 @@ cellline() {
     echo "$ctx,$pert,$n" >> cellline_pairs.csv
   done
   [ -e cellline/weights.pt ] || "$lingshu" train "$real" --out cellline --preset small --condition cell_type \
-    --perturbation condition --control control "${flags[@]}" --minutes "${MINUTES:-12}" --seed 1 --threads 2
+    --perturbation condition --control control "${flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs cellline_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
       --out cellline_$b.h5ad
@@ -82,7 +82,8 @@ cellline() {
   predict_ablation cellline "$real" cellline_pairs.csv
 }
 
-# Predictions at --cfg 0, 1, 2 with and without --prior, and the baselines, each scored against the
+# Predictions at --cfg 0, 1, 2 with and without --prior, guided on the perturbation alone at
+# --cfg 1, 2, 4, and the baselines, each scored against the
 # real cells (normalised against the mean baseline).
 predict_ablation() {
   local name=$1 real=$2 pairs=$3
@@ -92,7 +93,11 @@ predict_ablation() {
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --steps "${STEPS:-32}" --seed 0 \
       --threads 2 -q --out ${name}_cfg${cfg}_prior.h5ad
   done
-  for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_additive ${name}_control ${name}_mean; do
+  for cfg in 1 2 4; do
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide perturbation --steps "${STEPS:-32}" --seed 0 \
+      --threads 2 -q --out ${name}_cfg${cfg}_pert.h5ad
+  done
+  for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_{additive,control,mean}; do
     "$lingshu" eval perturbation "$real" $pred.h5ad --context-col cell_type --baseline ${name}_mean.h5ad -q \
       --out eval_$pred.json
   done
