@@ -7,11 +7,10 @@
 // simulated dataset of the same shape. Prints one Markdown table; BENCHMARKS.md keeps the results.
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
+#include <benchmark/benchmark.h>
 #include <fmt/format.h>
 #include <sys/resource.h>
 #include <torch/torch.h>
-
-#include <benchmark/benchmark.h>
 
 #include <chrono>
 #include <filesystem>
@@ -33,7 +32,9 @@ namespace {
 using namespace lingshu;
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
 
 double peak_rss_mib() {
   rusage usage{};
@@ -131,9 +132,10 @@ Row train_row(const std::string& preset, Precision precision, const Setup& s, in
   return r;
 }
 
-// Cells per second of the whole sampler (S model passes + proposals) for `steps` steps.
+// Cells per second of the whole sampler (S model passes + proposals) for `steps` steps. Random
+// order runs the output head only at the genes each step commits, as `lingshu generate` does.
 Row sample_row(const std::string& preset, Precision precision, const Setup& s, int64_t batch, int steps,
-               double peak) {
+               UnmaskOrder order, double peak) {
   const auto config = config_for(preset, s);
   MaskedDiffusionModel model(config);
   model->eval();
@@ -145,11 +147,19 @@ Row sample_row(const std::string& preset, Precision precision, const Setup& s, i
     const AutocastScope autocast(precision, torch::kCPU);
     return model->forward(z);
   };
+  const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& rows,
+                                            const torch::Tensor& positions) {
+    const AutocastScope autocast(precision, torch::kCPU);
+    return model->forward_at(z, {}, {}, rows, positions);
+  };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
   const auto t0 = Clock::now();
-  const auto out = sample_tokens(denoiser, initial, is_gene, config.n_tokens, {steps, 1.0, UnmaskOrder::Confidence}, gen);
+  const auto out =
+      sample_tokens(denoiser, initial, is_gene, config.n_tokens, {steps, 1.0, order}, gen, at_positions);
   benchmark::DoNotOptimize(out.data_ptr());
-  Row r{preset, precision_name(precision), fmt::format("sample {} steps (batch {})", steps, batch)};
+  const char* order_name = order == UnmaskOrder::Random ? "random" : "confidence";
+  Row r{preset, precision_name(precision),
+        fmt::format("sample {} steps, {} (batch {})", steps, order_name, batch)};
   r.cells_per_s = static_cast<double>(batch) / seconds_since(t0);
   r.tokens_per_s = r.cells_per_s * static_cast<double>(config.sequence_length()) * steps;
   r.gflops = config.forward_flops_per_cell() * steps * r.cells_per_s / 1e9;
@@ -187,8 +197,10 @@ int main(int argc, char** argv) {
   fmt::print("data: {} ({} cells x {} genes, P = 32, {} tokens per cell); {} threads; native bf16: {}\n",
              setup.source, setup.counts.n_rows, setup.counts.n_cols, setup.patching.n_patches(), threads,
              cpu_has_native_bf16() ? "yes" : "no");
-  fmt::print("matmul peak (1024^3, same process): fp32 {:.0f} GFLOP/s, bf16 {:.0f} GFLOP/s\n\n", peak_fp32, peak_bf16);
-  fmt::print("| preset | precision | work | cells/s | tokens/s | GFLOP/s | of matmul peak | peak RSS MiB |\n");
+  fmt::print("matmul peak (1024^3, same process): fp32 {:.0f} GFLOP/s, bf16 {:.0f} GFLOP/s\n\n", peak_fp32,
+             peak_bf16);
+  fmt::print(
+      "| preset | precision | work | cells/s | tokens/s | GFLOP/s | of matmul peak | peak RSS MiB |\n");
   fmt::print("|---|---|---|---:|---:|---:|---:|---:|\n");
   for (const auto& preset : split(presets)) {
     for (const auto& p : split(precisions)) {
@@ -196,10 +208,14 @@ int main(int argc, char** argv) {
       const double peak = precision == Precision::BFloat16 ? peak_bf16 : peak_fp32;
       const int64_t batch = preset == "tiny" ? 32 : 8;
       std::vector<Row> rows = {train_row(preset, precision, setup, batch, peak)};
-      for (const int steps : {8, 32}) rows.push_back(sample_row(preset, precision, setup, batch, steps, peak));
+      for (const int steps : {8, 32}) {
+        for (const auto order : {UnmaskOrder::Confidence, UnmaskOrder::Random}) {
+          rows.push_back(sample_row(preset, precision, setup, batch, steps, order, peak));
+        }
+      }
       for (const auto& r : rows) {
-        fmt::print("| {} | {} | {} | {:.2f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} |\n", r.preset, r.precision, r.what,
-                   r.cells_per_s, r.tokens_per_s, r.gflops, 100 * r.ratio, r.mib);
+        fmt::print("| {} | {} | {} | {:.2f} | {:.0f} | {:.1f} | {:.0f}% | {:.0f} |\n", r.preset, r.precision,
+                   r.what, r.cells_per_s, r.tokens_per_s, r.gflops, 100 * r.ratio, r.mib);
         std::fflush(stdout);
       }
     }
