@@ -83,8 +83,8 @@ cellline() {
 }
 
 # Predictions at --cfg 0, 1, 2 with and without --prior, guided on the perturbation alone at
-# --cfg 1, 2, 4, and the baselines, each scored against the
-# real cells (normalised against the mean baseline).
+# --cfg 1, 2, 4, composed from single-condition experts at --cfg 0, 1, and the baselines, each
+# scored against the real cells (normalised against the mean baseline).
 predict_ablation() {
   local name=$1 real=$2 pairs=$3
   for cfg in 0 1 2; do
@@ -97,7 +97,12 @@ predict_ablation() {
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide perturbation --steps "${STEPS:-32}" --seed 0 \
       --threads 2 -q --out ${name}_cfg${cfg}_pert.h5ad
   done
-  for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_{additive,control,mean}; do
+  for cfg in 0 1; do
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide compose --steps "${STEPS:-32}" --seed 0 \
+      --threads 2 -q --out ${name}_cfg${cfg}_compose.h5ad
+  done
+  for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_cfg{0,1}_compose \
+              ${name}_{additive,control,mean}; do
     "$lingshu" eval perturbation "$real" $pred.h5ad --context-col cell_type --baseline ${name}_mean.h5ad -q \
       --out eval_$pred.json
   done

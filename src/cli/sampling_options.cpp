@@ -6,13 +6,17 @@ void add_sampling_options(CLI::App& cmd, SamplingSettings& o) {
   cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
       ->capture_default_str();
   cmd.add_option("--guide", o.guide,
-                 "what --cfg guides: all (reference pass with every condition NULL) or perturbation "
-                 "(reference keeps the other conditions, e.g. the cell type)")
+                 "what --cfg guides: all (reference pass with every condition NULL), perturbation "
+                 "(reference keeps the other conditions, e.g. the cell type) or compose (each condition "
+                 "on its own, multiplied: for combinations never seen in training)")
       ->capture_default_str();
   cmd.add_option("--steps", o.steps, "unmasking steps (more: slower, usually better)")->capture_default_str();
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0: most likely value)")
       ->capture_default_str();
   cmd.add_option("--order", o.order, "which masked genes to commit: confidence or random")
+      ->capture_default_str();
+  cmd.add_option("--schedule", o.schedule,
+                 "genes committed per step: cosine (few first, so cell-level variation survives) or linear")
       ->capture_default_str();
   cmd.add_option("--batch-size,-b", o.batch_size, "cells per model pass")->capture_default_str();
   cmd.add_option("--seed", o.seed, "random seed")->capture_default_str();

@@ -6,7 +6,8 @@
 
 namespace lingshu::cli {
 
-// --cfg, --guide, --steps, --temperature, --order, --batch-size, --seed, --precision, --device, --quiet.
+// --cfg, --guide, --steps, --temperature, --order, --schedule, --batch-size, --seed, --precision, --device,
+// --quiet.
 void add_sampling_options(CLI::App& command, SamplingSettings& settings);
 
 }  // namespace lingshu::cli

@@ -89,6 +89,9 @@ int64_t ModelConfig::n_parameters() const {
   n += n_layers * block;
   n += 2 * d;                      // final LayerNorm
   n += d * P * K + P * K + L * K;  // output head + per-gene logit bias
+  if (condition_logit_bias) {
+    for (const int64_t v : condition_vocab_sizes) n += v * L * K;  // per-label logit bias
+  }
   return n;
 }
 
@@ -114,7 +117,9 @@ nlohmann::json ModelConfig::to_json() const {
           {"mlp_ratio", mlp_ratio},
           {"dropout", dropout},
           {"condition_vocab_sizes", condition_vocab_sizes},
-          {"perturbation_field", perturbation_field}};
+          {"perturbation_field", perturbation_field},
+          {"condition_to_patches", condition_to_patches},
+          {"condition_logit_bias", condition_logit_bias}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -132,6 +137,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.dropout = j.at("dropout").get<double>();
     c.condition_vocab_sizes = j.at("condition_vocab_sizes").get<std::vector<int64_t>>();
     c.perturbation_field = j.value("perturbation_field", -1);
+    c.condition_to_patches = j.value("condition_to_patches", false);
+    c.condition_logit_bias = j.value("condition_logit_bias", false);
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -26,6 +26,15 @@ struct ModelConfig {
   // projection of the targets' summed gene-identity embeddings, so an unseen label whose targets
   // are genes of the model still has a meaningful token.
   int perturbation_field = -1;
+  // The condition tokens' sum is also added to every patch token, so each gene sees its cell
+  // type from the first layer on instead of having to learn to attend to one token among ~430
+  // (in-context conditioning alone; models saved before this existed lack the key: false).
+  bool condition_to_patches = true;
+  // Every condition label also has its own output bias [n_positions, K] (NULL's starts at zero),
+  // added to the logits: a cell type's marginals are then learned (and initialised) directly, and
+  // labels of different fields combine additively in log space for unseen combinations. The
+  // transformer learns how the cell's other genes change them. Older models: false.
+  bool condition_logit_bias = true;
 
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);

@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include <ATen/ops/_scaled_dot_product_attention.h>
+#include <fmt/format.h>
 #include <torch/nn/functional/activation.h>
 #include <torch/nn/functional/linear.h>
 #include <torch/nn/init.h>
@@ -69,16 +70,55 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   head_ = register_module("head", torch::nn::Linear(d, P * K));
   gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}));
+  if (config_.condition_logit_bias) {
+    for (size_t f = 0; f < config_.condition_vocab_sizes.size(); ++f) {
+      condition_logit_bias_.push_back(
+          register_parameter(fmt::format("condition_logit_bias_{}", f),
+                             torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K})));
+    }
+  }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
   torch::NoGradGuard no_grad;
   torch::nn::init::normal_(value_emb_->weight, 0.0, 1.0);
+  // Comparable to the patch vectors they are added to (see condition_to_patches), so cell types
+  // differ from the first step instead of after hundreds of steps of growth.
   for (const auto& m : *condition_emb_) {
-    torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.02);
+    torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.3);
   }
   if (target_proj_) torch::nn::init::normal_(target_proj_->weight, 0.0, 0.02);
   torch::nn::init::normal_(head_->weight, 0.0, 0.02);
   torch::nn::init::zeros_(head_->bias);
+}
+
+void MaskedDiffusionModelImpl::set_gene_logit_bias(const torch::Tensor& bias) {
+  TORCH_CHECK(bias.sizes() == gene_logit_bias_.sizes(), "gene logit bias must be ", gene_logit_bias_.sizes(),
+              ", got ", bias.sizes());
+  torch::NoGradGuard no_grad;
+  gene_logit_bias_.copy_(bias);
+}
+
+void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const torch::Tensor& bias) {
+  TORCH_CHECK(field >= 0 && field < static_cast<int64_t>(condition_logit_bias_.size()),
+              "no per-label logit bias for field ", field);
+  auto& table = condition_logit_bias_[static_cast<size_t>(field)];
+  TORCH_CHECK(bias.sizes() == table.sizes(), "label logit bias must be ", table.sizes(), ", got ",
+              bias.sizes());
+  torch::NoGradGuard no_grad;
+  table.copy_(bias);
+}
+
+torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
+                                                   const torch::Tensor& positions) const {
+  torch::Tensor sum;
+  for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
+    const auto labels = conditions.select(1, static_cast<int64_t>(f));
+    const auto& table = condition_logit_bias_[f];
+    auto b = positions.defined() ? table.index({labels.index_select(0, rows), positions})
+                                 : table.index_select(0, labels);
+    sum = sum.defined() ? sum + b : b;
+  }
+  return sum;
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& tokens) {
@@ -112,15 +152,18 @@ torch::Tensor MaskedDiffusionModelImpl::embed_conditions(const torch::Tensor& co
   return torch::stack(fields, 1);  // [B, F, d]
 }
 
-torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
+torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens,
+                                                     const torch::Tensor& conditions,
                                                      const torch::Tensor& targets) {
   const int64_t B = tokens.size(0), F = config_.n_conditions();
   auto x = embed_patches(tokens);
   if (F > 0) {
-    TORCH_CHECK(conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B &&
-                    conditions.size(1) == F,
-                "conditions must be [B, ", F, "]");
-    x = torch::cat({embed_conditions(conditions, targets).to(x.scalar_type()), x}, 1);
+    TORCH_CHECK(
+        conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B && conditions.size(1) == F,
+        "conditions must be [B, ", F, "]");
+    const auto condition_tokens = embed_conditions(conditions, targets).to(x.scalar_type());  // [B, F, d]
+    if (config_.condition_to_patches) x = x + condition_tokens.sum(1, /*keepdim=*/true);
+    x = torch::cat({condition_tokens, x}, 1);
   }
   x = drop_(x);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
@@ -133,10 +176,13 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
   const auto x = patch_states(tokens, conditions, targets);
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
-  return logits.to(torch::kFloat32) + gene_logit_bias_;
+  auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
+  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
+  return out;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens, const torch::Tensor& conditions,
+torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
+                                                   const torch::Tensor& conditions,
                                                    const torch::Tensor& targets, const torch::Tensor& rows,
                                                    const torch::Tensor& positions) {
   const int64_t P = config_.patch_size, K = config_.n_tokens;
@@ -153,7 +199,9 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens, 
     const auto logits = torch::nn::functional::linear(states.index_select(0, picked), weight[j], bias[j]);
     out.index_copy_(0, picked, logits.to(torch::kFloat32));
   }
-  return out + gene_logit_bias_.index_select(0, positions);
+  out = out + gene_logit_bias_.index_select(0, positions);
+  if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
+  return out;
 }
 
 torch::Tensor padded_targets(const std::vector<std::vector<int32_t>>& rows) {

@@ -54,7 +54,14 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // The same logits, only at (rows[m], positions[m]) for m < M: float32 [M, K]. The output head
   // runs for those genes only, a 1/S share of it per sampling step (random unmasking order).
   torch::Tensor forward_at(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                           const torch::Tensor& targets, const torch::Tensor& rows, const torch::Tensor& positions);
+                           const torch::Tensor& targets, const torch::Tensor& rows,
+                           const torch::Tensor& positions);
+
+  // Sets the per-gene output bias ([n_positions, K], e.g. each gene's token log-marginals), so a
+  // fresh model starts from the marginals and learns only how the other genes change them.
+  void set_gene_logit_bias(const torch::Tensor& bias);
+  // Sets field f's per-label output bias [vocab_f, n_positions, K] (condition_logit_bias models).
+  void set_condition_logit_bias(int64_t field, const torch::Tensor& bias);
 
   const ModelConfig& config() const { return config_; }
 
@@ -65,6 +72,10 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Final hidden states of the patch tokens: [B, n_patches, d_model].
   torch::Tensor patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
                              const torch::Tensor& targets);
+  // Sum over fields of each row's label bias at the given positions: [B, n_positions, K] when
+  // `positions` is undefined, else [M, K] for (rows[m], positions[m]). Undefined without biases.
+  torch::Tensor label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
+                           const torch::Tensor& positions) const;
 
   ModelConfig config_;
   torch::nn::Embedding value_emb_{nullptr};  // K values + MASK
@@ -77,6 +88,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::nn::LayerNorm ln_final_{nullptr};
   torch::nn::Linear head_{nullptr};  // d_model -> P * K
   torch::Tensor gene_logit_bias_;    // [n_positions, K]: each gene's marginal, learned directly
+  std::vector<torch::Tensor> condition_logit_bias_;  // per field [vocab, n_positions, K] (optional)
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);

@@ -17,6 +17,7 @@
 #include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
+#include "sample/guidance.h"
 #include "sample/sampler.h"
 
 namespace lingshu {
@@ -26,6 +27,12 @@ UnmaskOrder parse_order(const std::string& name) {
   if (name == "confidence") return UnmaskOrder::Confidence;
   if (name == "random") return UnmaskOrder::Random;
   throw UserError(fmt::format("unknown --order '{}'; use confidence or random", name));
+}
+
+UnmaskSchedule parse_schedule(const std::string& name) {
+  if (name == "cosine") return UnmaskSchedule::Cosine;
+  if (name == "linear") return UnmaskSchedule::Linear;
+  throw UserError(fmt::format("unknown --schedule '{}'; use cosine or linear", name));
 }
 
 void validate(const SamplingSettings& s) {
@@ -134,7 +141,8 @@ std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n
 AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& groups,
                         const SamplingSettings& settings) {
   validate(settings);
-  const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order)};
+  const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order),
+                               parse_schedule(settings.schedule)};
   const ModelMetadata meta = read_model_metadata(model_dir);
   const ModelConfig& config = meta.config;
   const int64_t F = config.n_conditions();
@@ -151,14 +159,13 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
     for (int64_t i = 0; i < groups[g].n_cells; ++i) rows.push_back({g, i});
   }
   if (rows.empty()) throw UserError("no cells to generate");
-  if (settings.cfg > 0 && F == 0) {
-    throw UserError("--cfg needs a conditional model (trained with --condition); this one is unconditional");
+  const GuideMode guide = parse_guide(settings.guide);
+  if ((settings.cfg > 0 || guide == GuideMode::Compose) && F == 0) {
+    throw UserError(
+        "--cfg and --guide compose need a conditional model (trained with --condition); this one is "
+        "unconditional");
   }
-  if (settings.guide != "all" && settings.guide != "perturbation") {
-    throw UserError(fmt::format("unknown --guide '{}'; use all or perturbation", settings.guide));
-  }
-  const bool guide_perturbation = settings.guide == "perturbation";
-  if (guide_perturbation && config.perturbation_field < 0) {
+  if (guide == GuideMode::Perturbation && config.perturbation_field < 0) {
     throw UserError("--guide perturbation needs a model trained with --perturbation; use --guide all");
   }
 
@@ -196,33 +203,33 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
         for (const auto& [pos, token] : prefilled[static_cast<size_t>(row.cell)]) cell[pos] = token;
       }
     }
-    conditions = conditions.to(device);
-    targets = targets.to(device);
-    // The guidance reference: every field NULL, or only the perturbation field (same context).
-    auto reference = torch::zeros_like(conditions);
-    if (guide_perturbation) {
-      reference = conditions.clone();
-      reference.select(1, config.perturbation_field).zero_();
+    const auto passes = guidance_passes(conditions, targets, guide, settings.cfg, config.perturbation_field);
+    const int64_t R = static_cast<int64_t>(passes.size());
+    std::vector<torch::Tensor> pass_conditions, pass_targets;
+    for (const auto& p : passes) {
+      pass_conditions.push_back(p.conditions);
+      pass_targets.push_back(p.targets);
     }
-    const auto both_conditions = torch::cat({conditions, reference});
-    const auto both_targets = torch::cat({targets, torch::full_like(targets, -1)});
-    const auto guided = [&](const torch::Tensor& both) {
-      const int64_t m = both.size(0) / 2;
-      const auto cond = both.slice(0, 0, m), uncond = both.slice(0, m);
-      return uncond + (settings.cfg + 1.0) * (cond - uncond);
+    const auto all_conditions = torch::cat(pass_conditions).to(device);
+    const auto all_targets = torch::cat(pass_targets).to(device);
+    // Every pass in one forward call; logits = sum of weight x pass.
+    const auto combine = [&](const torch::Tensor& stacked) {
+      const int64_t m = stacked.size(0) / R;
+      auto out = passes[0].weight * stacked.slice(0, 0, m);
+      for (int64_t r = 1; r < R; ++r)
+        out = out + passes[static_cast<size_t>(r)].weight * stacked.slice(0, r * m, (r + 1) * m);
+      return out;
     };
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
-      if (settings.cfg <= 0) return model->forward(z, conditions, targets);
-      // Conditional and reference rows in one forward pass.
-      return guided(model->forward(torch::cat({z, z}), both_conditions, both_targets));
+      return combine(model->forward(z.repeat({R, 1}), all_conditions, all_targets));
     };
     const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
                                               const torch::Tensor& pos) {
       const AutocastScope autocast(precision, device);
-      if (settings.cfg <= 0) return model->forward_at(z, conditions, targets, r, pos);
-      return guided(model->forward_at(torch::cat({z, z}), both_conditions, both_targets,
-                                      torch::cat({r, r + n}), torch::cat({pos, pos})));
+      const auto offsets = (torch::arange(R, r.options()) * n).repeat_interleave(r.size(0));
+      return combine(model->forward_at(z.repeat({R, 1}), all_conditions, all_targets, r.repeat({R}) + offsets,
+                                       pos.repeat({R})));
     };
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
@@ -245,9 +252,10 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
       {"lingshu_model", model_dir.string()},
       {"lingshu_preset", config.preset},
       {"lingshu_sampler",
-       fmt::format("steps={} temperature={} order={} cfg={} guide={} seed={} batch_size={} precision={}",
-                   settings.steps, settings.temperature, settings.order, settings.cfg, settings.guide,
-                   settings.seed, settings.batch_size, precision_name(precision))},
+       fmt::format(
+           "steps={} temperature={} order={} schedule={} cfg={} guide={} seed={} batch_size={} precision={}",
+           settings.steps, settings.temperature, settings.order, settings.schedule, settings.cfg,
+           settings.guide, settings.seed, settings.batch_size, precision_name(precision))},
   };
   return out;
 }

@@ -17,11 +17,12 @@ namespace lingshu {
 struct SamplingSettings {
   int steps = 32;  // unmasking steps
   double temperature = 1.0;
-  std::string order = "random";  // random (the MDLM ancestral sampler), confidence
-  double cfg = 0;                // guidance weight w: l_u + (w + 1)(l_c - l_u); 0 = conditional only
-  std::string guide = "all";     // l_u with every field NULL (all) or only the perturbation field
-  int64_t batch_size = 32;       // cells per forward pass (guidance doubles the rows)
-  uint64_t seed = 0;             // same seed (and batch size) -> same cells
+  std::string order = "random";     // random (the MDLM ancestral sampler), confidence
+  std::string schedule = "cosine";  // genes committed per step: cosine (few first) or linear
+  double cfg = 0;                   // guidance weight w: l_u + (w + 1)(l_c - l_u); 0 = conditional only
+  std::string guide = "all";        // all, perturbation or compose (see guidance_passes in generate.cpp)
+  int64_t batch_size = 32;          // cells per forward pass (guidance doubles the rows)
+  uint64_t seed = 0;                // same seed (and batch size) -> same cells
   std::string device = "cpu";
   std::string precision = "auto";  // auto, fp32, bf16
   bool quiet = false;

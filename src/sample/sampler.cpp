@@ -3,14 +3,33 @@
 #include <ATen/ATen.h>
 #include <ATen/TensorIndexing.h>
 
+#include <cmath>
 #include <limits>
+#include <numbers>
 
 namespace lingshu {
 
-std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps) {
-  std::vector<int64_t> counts(static_cast<size_t>(std::max(steps, 1)));
-  const auto S = static_cast<int64_t>(counts.size());
-  for (int64_t s = 0; s < S; ++s) counts[s] = n_masked * (s + 1) / S - n_masked * s / S;
+double committed_share(UnmaskSchedule schedule, int64_t s, int64_t steps) {
+  if (s >= steps) return 1.0;  // exact, whatever the rounding of cos(pi/2)
+  const double x = static_cast<double>(s) / static_cast<double>(steps);
+  return schedule == UnmaskSchedule::Cosine ? 1.0 - std::cos(std::numbers::pi / 2 * x) : x;
+}
+
+namespace {
+// Committed after step s of S, for every row's count of initially masked genes.
+torch::Tensor committed_after(const torch::Tensor& n_masked, UnmaskSchedule schedule, int64_t s, int64_t S) {
+  if (schedule == UnmaskSchedule::Linear) return at::div(n_masked * s, S, "floor");  // exact integers
+  return at::floor(n_masked.to(at::kDouble) * committed_share(schedule, s, S)).to(at::kLong);
+}
+}  // namespace
+
+std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps, UnmaskSchedule schedule) {
+  const int64_t S = std::max(steps, 1);
+  const auto n = at::full({1}, n_masked, at::kLong);
+  std::vector<int64_t> counts(static_cast<size_t>(S));
+  for (int64_t s = 0; s < S; ++s) {
+    counts[s] = (committed_after(n, schedule, s + 1, S) - committed_after(n, schedule, s, S)).item<int64_t>();
+  }
   return counts;
 }
 
@@ -81,8 +100,9 @@ torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initi
   const auto n_masked = masked.sum(1);  // [B]: rows may differ when genes are pre-filled
   const int64_t S = std::max(options.steps, 1);
   for (int64_t s = 0; s < S; ++s) {
-    // Per row, the linear schedule's share for this step (see unmask_schedule).
-    const auto n_commit = at::div(n_masked * (s + 1), S, "floor") - at::div(n_masked * s, S, "floor");
+    // Per row, the schedule's share for this step (see unmask_schedule).
+    const auto n_commit = committed_after(n_masked, options.schedule, s + 1, S) -
+                          committed_after(n_masked, options.schedule, s, S);
     if (n_commit.max().item<int64_t>() == 0) continue;
     if (options.order == UnmaskOrder::Random) {
       // Which genes to commit does not depend on their values, so values are drawn only there:

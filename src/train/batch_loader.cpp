@@ -29,7 +29,8 @@ torch::Tensor encode_cells(const CsrMatrix& counts, std::span<const int64_t> row
   return tokens;
 }
 
-std::vector<int64_t> BatchLoader::batch_rows(int64_t n_rows, int64_t batch_size, uint64_t seed, int64_t index) {
+std::vector<int64_t> BatchLoader::batch_rows(int64_t n_rows, int64_t batch_size, uint64_t seed,
+                                             int64_t index) {
   std::vector<int64_t> rows;
   rows.reserve(static_cast<size_t>(batch_size));
   int64_t cached_epoch = -1;

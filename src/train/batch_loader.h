@@ -19,9 +19,9 @@
 namespace lingshu {
 
 struct TokenBatch {
-  int64_t index = 0;          // batch number in the stream
-  torch::Tensor tokens;       // [B, n_positions] int64, padding = MASK
-  torch::Tensor conditions;   // [B, n_fields] int64 (0 = NULL); [B, 0] when unconditional
+  int64_t index = 0;         // batch number in the stream
+  torch::Tensor tokens;      // [B, n_positions] int64, padding = MASK
+  torch::Tensor conditions;  // [B, n_fields] int64 (0 = NULL); [B, 0] when unconditional
 };
 
 // Tokens of one cell in sequence (patched) order: n_positions values, padding = MASK.

@@ -30,6 +30,7 @@
 #include "train/conditioning.h"
 #include "train/lr_schedule.h"
 #include "train/objective.h"
+#include "train/output_prior.h"
 
 namespace lingshu {
 
@@ -212,6 +213,17 @@ ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet&
   return {loss_sum / static_cast<double>(n), ce_sum / std::max(masked, 1.0)};
 }
 
+// A fresh model's output biases: each gene's token marginals, and each label's shift of them.
+void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& counts,
+                          const std::vector<std::vector<int64_t>>& codes, const ModelMetadata& meta) {
+  model.set_gene_logit_bias(token_log_marginals(counts, meta.tokenizer, meta.patching));
+  if (!meta.config.condition_logit_bias) return;
+  const auto shifts =
+      label_log_shifts(counts, meta.tokenizer, meta.patching, codes, meta.config.condition_vocab_sizes);
+  for (size_t f = 0; f < shifts.size(); ++f)
+    model.set_condition_logit_bias(static_cast<int64_t>(f), shifts[f]);
+}
+
 void remove_stale_temporaries(const fs::path& dir) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -346,6 +358,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
 
   torch::manual_seed(mix_seed(options.seed, 0x1417ULL << 32));  // weight initialisation
   MaskedDiffusionModel model(config);
+  if (!resuming) start_from_marginals(*model, train_counts, train_codes, meta);
   model->to(device);
   model->train();
   auto optimizer = make_optimizer(model, options);

@@ -236,6 +236,12 @@ TEST_F(Conditional, GuidanceAndLabelErrors) {
   const AnnData perturbation_guided = generate_cells(g);
   EXPECT_EQ(label(perturbation_guided, "condition", 0), pert_);
   EXPECT_NE(sampler_note(perturbation_guided).find("guide=perturbation"), std::string::npos);
+  // Composing single-field experts: labels as asked, recorded in the note.
+  g.sampling.guide = "compose";
+  const AnnData composed = generate_cells(g);
+  EXPECT_EQ(label(composed, "cell_type", 0), "type_0");
+  EXPECT_EQ(label(composed, "condition", 0), pert_);
+  EXPECT_NE(sampler_note(composed).find("guide=compose"), std::string::npos);
   g.sampling.guide = "context";
   EXPECT_THROW(generate_cells(g), UserError) << "an unknown --guide";
   g.sampling.guide = "all";

@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <numbers>
 #include <numeric>
 
 #include "sample/sampler.h"
@@ -14,18 +16,32 @@ at::Generator generator(uint64_t seed) {
 }
 
 TEST(UnmaskSchedule, CommitsEveryMaskedGeneOverTheSteps) {
-  for (const int64_t n : {0L, 1L, 7L, 100L, 13714L}) {
-    for (const int steps : {1, 3, 32, 200}) {
-      const auto counts = unmask_schedule(n, steps);
-      ASSERT_EQ(counts.size(), static_cast<size_t>(steps));
-      EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), int64_t{0}), n);
-      for (size_t s = 0; s < counts.size(); ++s) {
-        // Linear schedule: after step s+1 about n * (1 - (s+1)/S) genes remain masked.
-        const int64_t committed = std::accumulate(counts.begin(), counts.begin() + s + 1, int64_t{0});
-        EXPECT_EQ(committed, n * static_cast<int64_t>(s + 1) / steps);
+  for (const auto schedule : {UnmaskSchedule::Linear, UnmaskSchedule::Cosine}) {
+    for (const int64_t n : {0L, 1L, 7L, 100L, 13714L}) {
+      for (const int steps : {1, 3, 32, 200}) {
+        const auto counts = unmask_schedule(n, steps, schedule);
+        ASSERT_EQ(counts.size(), static_cast<size_t>(steps));
+        EXPECT_EQ(std::accumulate(counts.begin(), counts.end(), int64_t{0}), n);
+        for (size_t s = 0; s < counts.size(); ++s) {
+          EXPECT_GE(counts[s], 0);
+          // After step s+1, floor(n * share) are committed: share (s+1)/S or 1 - cos(pi/2 (s+1)/S).
+          const double x = static_cast<double>(s + 1) / steps;
+          const double share =
+              schedule == UnmaskSchedule::Linear ? x : 1 - std::cos(std::numbers::pi / 2 * x);
+          const int64_t committed = std::accumulate(counts.begin(), counts.begin() + s + 1, int64_t{0});
+          if (schedule == UnmaskSchedule::Linear) {
+            EXPECT_EQ(committed, n * static_cast<int64_t>(s + 1) / steps);
+          } else {
+            EXPECT_NEAR(static_cast<double>(committed), std::floor(static_cast<double>(n) * share), 1.0);
+          }
+        }
       }
     }
   }
+  // Cosine commits few genes first and many last: 16 of 13,714 at step 1 of 32, 672 at the last.
+  const auto cosine = unmask_schedule(13714, 32, UnmaskSchedule::Cosine);
+  EXPECT_LT(cosine.front(), 13714 / 32 / 10);
+  EXPECT_GT(cosine.back(), 13714 / 32);
 }
 
 TEST(Sampler, GumbelProposalsFollowTheTemperatureScaledDistribution) {
@@ -70,11 +86,13 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
   initial.slice(1, genes).fill_(mask);  // padding stays MASK: it is not a gene
   // Row 1 has 5 genes pre-filled; they must keep their values.
   initial[1].slice(0, 10, 15).fill_(2);
-  for (const auto order : {UnmaskOrder::Confidence, UnmaskOrder::Random}) {
+  for (const auto [order, schedule] : {std::pair{UnmaskOrder::Confidence, UnmaskSchedule::Linear},
+                                       std::pair{UnmaskOrder::Random, UnmaskSchedule::Linear},
+                                       std::pair{UnmaskOrder::Random, UnmaskSchedule::Cosine}}) {
     auto state = std::make_shared<RecordingDenoiser>(RecordingDenoiser{mask, torch::randn({B, L, K}), {}});
     auto gen = generator(5);
     const auto out = sample_tokens([state](const torch::Tensor& z) { return (*state)(z); }, initial, is_gene,
-                                   mask, {steps, 1.0, order}, gen);
+                                   mask, {steps, 1.0, order, schedule}, gen);
     EXPECT_FALSE((out.slice(1, 0, genes) == mask).any().item<bool>());
     EXPECT_TRUE((out.slice(1, 0, genes) < K).all().item<bool>());
     EXPECT_TRUE((out.slice(1, genes) == mask).all().item<bool>());  // padding untouched
@@ -82,7 +100,7 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
     ASSERT_EQ(state->masked_counts.size(), static_cast<size_t>(steps));
     for (int64_t b = 0; b < B; ++b) {
       const int64_t to_fill = b == 1 ? genes - 5 : genes;
-      const auto schedule = unmask_schedule(to_fill, steps);
+      const auto schedule = unmask_schedule(to_fill, steps, schedule);
       int64_t remaining = to_fill;
       for (int s = 0; s < steps; ++s) {
         // The count seen by call s (padding included), minus padding, is what was still masked.

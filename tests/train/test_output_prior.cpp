@@ -1,0 +1,127 @@
+// Starting values of the output biases: token marginals per gene and per label, checked against
+// histograms of the encoded cells.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <numeric>
+
+#include "data/simulator.h"
+#include "train/batch_loader.h"
+#include "train/output_prior.h"
+
+namespace lingshu {
+namespace {
+
+constexpr int64_t K = 16;
+
+struct Encoded {
+  Simulation sim;
+  Tokenizer tokenizer;
+  GenePatching patching;
+  torch::Tensor tokens;  // [cells, genes] in sequence order (padding dropped)
+};
+
+Encoded encoded(int64_t cells, uint64_t seed) {
+  SimulatorConfig c;
+  c.n_cells = cells;
+  c.n_genes = 30;
+  c.n_cell_types = 3;
+  c.seed = seed;
+  c.de_prob = 0.4;
+  c.de_fac_loc = 1.5;
+  Encoded e{simulate(c), {}, GenePatching::make(30, 8, 2), {}};
+  e.tokenizer = Tokenizer::fit(e.sim.data.X, {static_cast<int>(K), 8, 0.9999});
+  std::vector<int64_t> all(static_cast<size_t>(cells));
+  std::iota(all.begin(), all.end(), 0);
+  e.tokens = encode_cells(e.sim.data.X, all, e.tokenizer, e.patching).slice(1, 0, 30);
+  return e;
+}
+
+// Per-position token histogram of the chosen cells, another way: one-hot sums of encoded cells.
+torch::Tensor token_histogram(const torch::Tensor& tokens) {
+  return torch::one_hot(tokens, K).sum(0).to(torch::kDouble);  // [genes, K]
+}
+
+TEST(OutputPrior, TokenLogMarginalsAreEachGenesSmoothedTokenFrequencies) {
+  const auto e = encoded(200, 8);
+  const auto log_p = token_log_marginals(e.sim.data.X, e.tokenizer, e.patching);
+  ASSERT_EQ(log_p.sizes(), (std::vector<int64_t>{32, K}));
+  const auto counts = token_histogram(e.tokens);
+  const auto overall = (counts.sum(0) + 1) / (counts.sum() + K);
+  const auto expected = ((counts + overall) / 201.0).clamp_min(1e-7).log();
+  EXPECT_TRUE(torch::allclose(log_p.slice(0, 0, 30).to(torch::kDouble), expected, 1e-5, 1e-5));
+  // Each gene's distribution sums to one up to the floor; padding rows get the overall one.
+  EXPECT_NEAR(log_p.slice(0, 0, 30).exp().sum(1).max().item<double>(), 1.0, K * 1e-7 + 1e-5);
+  EXPECT_TRUE(torch::allclose(log_p[31].to(torch::kDouble), overall.clamp_min(1e-7).log(), 1e-5, 1e-5));
+}
+
+TEST(OutputPrior, OneFieldShiftsGiveEachLabelItsOwnShrunkMarginals) {
+  const auto e = encoded(300, 9);
+  // Codes 1..3 from the simulated types; code 0 (NULL) has no cells.
+  std::vector<int64_t> code(300);
+  for (int64_t r = 0; r < 300; ++r)
+    code[static_cast<size_t>(r)] = e.sim.truth.cell_type[static_cast<size_t>(r)] + 1;
+  const double prior = 10;
+  const auto shifts = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {code}, {4}, prior);
+  ASSERT_EQ(shifts.size(), 1u);
+  ASSERT_EQ(shifts[0].sizes(), (std::vector<int64_t>{4, 32, K}));
+  EXPECT_TRUE((shifts[0][0] == 0).all().item<bool>());  // NULL: the overall marginals
+  const auto overall =
+      token_log_marginals(e.sim.data.X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
+  const auto codes = torch::tensor(code, torch::kLong);
+  for (int64_t label = 1; label <= 3; ++label) {
+    const auto mine = e.tokens.index_select(0, (codes == label).nonzero().squeeze(1));
+    const double n = static_cast<double>(mine.size(0));
+    const auto expected =
+        ((token_histogram(mine) + prior * overall.exp()) / (n + prior)).clamp_min(1e-7).log();
+    const auto got = overall + shifts[0][label].slice(0, 0, 30).to(torch::kDouble);
+    EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4)) << "label " << label;
+  }
+}
+
+TEST(OutputPrior, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
+  // Two contexts x two perturbation labels, one combination (context 2, label 2) absent. The label
+  // shift is the perturbation's effect within context 1, so the absent combination is predicted as
+  // context 2 plus that effect, and the three seen combinations are fitted.
+  const auto e = encoded(400, 10);
+  std::vector<int64_t> context(400), pert(400);
+  std::vector<int64_t> kept;
+  for (int64_t r = 0; r < 400; ++r) {
+    context[static_cast<size_t>(r)] = 1 + r % 2;
+    pert[static_cast<size_t>(r)] = 1 + e.sim.truth.cell_type[static_cast<size_t>(r)] % 2;
+    if (!(context[static_cast<size_t>(r)] == 2 && pert[static_cast<size_t>(r)] == 2)) kept.push_back(r);
+  }
+  const auto X = e.sim.data.X.select_rows(kept);
+  std::vector<int64_t> c_kept, p_kept;
+  for (const int64_t r : kept) {
+    c_kept.push_back(context[static_cast<size_t>(r)]);
+    p_kept.push_back(pert[static_cast<size_t>(r)]);
+  }
+  const auto shifts = label_log_shifts(X, e.tokenizer, e.patching, {c_kept, p_kept}, {3, 3}, 10);
+  // The fit is exact for three combinations and four free shifts: each seen combination's sum
+  // equals its own shrunk log-marginals (up to the backfitting's convergence).
+  const auto overall = token_log_marginals(X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
+  const auto kept_tokens = e.tokens.index_select(0, torch::tensor(kept, torch::kLong));
+  const auto ct = torch::tensor(c_kept, torch::kLong), pt = torch::tensor(p_kept, torch::kLong);
+  const auto target = [&](int64_t c, int64_t p) {
+    const auto mine = kept_tokens.index_select(0, ((ct == c) & (pt == p)).nonzero().squeeze(1));
+    const double n = static_cast<double>(mine.size(0));
+    return ((token_histogram(mine) + 10 * overall.exp()) / (n + 10)).clamp_min(1e-7).log() - overall;
+  };
+  const auto sum = [&](int64_t c, int64_t p) {
+    return (shifts[0][c] + shifts[1][p]).slice(0, 0, 30).to(torch::kDouble);
+  };
+  double worst = 0;
+  for (const auto& [c, p] : std::vector<std::pair<int64_t, int64_t>>{{1, 1}, {1, 2}, {2, 1}}) {
+    worst = std::max(worst, (sum(c, p) - target(c, p)).abs().max().item<double>());
+  }
+  EXPECT_LT(worst, 0.05);
+  // The unseen combination: context 2 plus the label-2 effect measured in context 1.
+  const auto additive = target(2, 1) + (target(1, 2) - target(1, 1));
+  EXPECT_LT((sum(2, 2) - additive).abs().max().item<double>(), 0.05);
+  EXPECT_TRUE((shifts[0][0] == 0).all().item<bool>());
+  EXPECT_TRUE((shifts[1][0] == 0).all().item<bool>());
+}
+
+}  // namespace
+}  // namespace lingshu
