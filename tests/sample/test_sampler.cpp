@@ -86,9 +86,9 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
   initial.slice(1, genes).fill_(mask);  // padding stays MASK: it is not a gene
   // Row 1 has 5 genes pre-filled; they must keep their values.
   initial[1].slice(0, 10, 15).fill_(2);
-  for (const auto [order, schedule] : {std::pair{UnmaskOrder::Confidence, UnmaskSchedule::Linear},
-                                       std::pair{UnmaskOrder::Random, UnmaskSchedule::Linear},
-                                       std::pair{UnmaskOrder::Random, UnmaskSchedule::Cosine}}) {
+  for (const auto& [order, schedule] : {std::pair{UnmaskOrder::Confidence, UnmaskSchedule::Linear},
+                                        std::pair{UnmaskOrder::Random, UnmaskSchedule::Linear},
+                                        std::pair{UnmaskOrder::Random, UnmaskSchedule::Cosine}}) {
     auto state = std::make_shared<RecordingDenoiser>(RecordingDenoiser{mask, torch::randn({B, L, K}), {}});
     auto gen = generator(5);
     const auto out = sample_tokens([state](const torch::Tensor& z) { return (*state)(z); }, initial, is_gene,
@@ -100,13 +100,13 @@ TEST(Sampler, CommitsTheScheduledNumberPerStepAndLeavesNoMask) {
     ASSERT_EQ(state->masked_counts.size(), static_cast<size_t>(steps));
     for (int64_t b = 0; b < B; ++b) {
       const int64_t to_fill = b == 1 ? genes - 5 : genes;
-      const auto schedule = unmask_schedule(to_fill, steps, schedule);
+      const auto per_step = unmask_schedule(to_fill, steps, schedule);
       int64_t remaining = to_fill;
       for (int s = 0; s < steps; ++s) {
         // The count seen by call s (padding included), minus padding, is what was still masked.
         EXPECT_EQ(state->masked_counts[s][b].item<int64_t>() - (L - genes), remaining)
             << "row " << b << " step " << s;
-        remaining -= schedule[s];
+        remaining -= per_step[s];
       }
       EXPECT_EQ(remaining, 0);
     }

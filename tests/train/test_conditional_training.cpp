@@ -182,17 +182,18 @@ TEST(ConditionalTraining, CellsOfARequestedTypeAreNearestToThatType) {
     for (const auto& cell : log_normalised(cells.X)) hits += nearest(cell) == t;
     return hits;
   };
-  // Chance is about a third. This short run reads its condition token only weakly without guidance;
-  // guidance (--cfg 2) sharpens it to nearly every cell.
+  // Chance is about a third. Each label's output bias starts at its cells' marginals, so even this
+  // short run puts nearly every cell on its type without guidance; guidance (--cfg 2) must keep it.
   int plain = 0, guided = 0;
   for (int t = 0; t < types; ++t) {
     const int p = hits_of(t, 0), g = hits_of(t, 2);
-    EXPECT_GT(p, n / 2) << "type_" << t << ", no guidance: " << p << " of " << n << " cells nearest to it";
+    EXPECT_GE(p, 5 * n / 6) << "type_" << t << ", no guidance: " << p << " of " << n
+                            << " cells nearest to it";
     EXPECT_GE(g, 5 * n / 6) << "type_" << t << ", cfg 2: " << g << " of " << n << " cells nearest to it";
     plain += p;
     guided += g;
   }
-  EXPECT_GT(guided, plain);
+  EXPECT_GE(guided, plain - n / 20);
 
   // This model has no perturbation field to guide on its own.
   GenerateOptions g;

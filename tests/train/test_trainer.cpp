@@ -16,6 +16,7 @@
 #include "test_support.h"
 #include "tiny_training.h"
 #include "train/batch_loader.h"
+#include "train/output_prior.h"
 #include "train/trainer.h"
 
 namespace lingshu {
@@ -86,6 +87,18 @@ double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path
   return ce / static_cast<double>(split.validation.size() * G);
 }
 
+// The same over the model's starting predictor: token_log_marginals of the training cells.
+double starting_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir,
+                              const TrainOptions& o) {
+  const auto meta = read_model_metadata(model_dir);
+  const auto split = split_cells(sim.data.n_obs(), o.val_fraction, o.max_val_cells, o.seed);
+  const auto log_p = token_log_marginals(sim.data.X.select_rows(split.train), meta.tokenizer, meta.patching);
+  const auto tokens = encode_cells(sim.data.X, split.validation, meta.tokenizer, meta.patching)
+                          .slice(1, 0, sim.data.n_vars());  // [cells, genes] in sequence order
+  const auto picked = log_p.slice(0, 0, sim.data.n_vars()).unsqueeze(0).expand({tokens.size(0), -1, -1});
+  return -picked.gather(2, tokens.unsqueeze(2)).mean().item<double>();
+}
+
 TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   testing::TempDir dir;
   const int types = 3;
@@ -96,10 +109,13 @@ TEST(Trainer, TinyModelLearnsSimulatedCellsAndGeneratesEveryCellType) {
   o.eval_every = 400;
   const auto result = train_model(sim.data, o);
   const double marginal = marginal_cross_entropy(sim, dir / "model", o);
-  // The model sees the unmasked genes of the cell (its type, its library size): it must beat
-  // the best predictor that ignores them, clearly.
-  // (Measured: 1.53 against 1.61 nats after 800 steps.)
-  EXPECT_LT(result.val_masked_ce, 0.97 * marginal) << "marginal " << marginal;
+  const double start = starting_cross_entropy(sim, dir / "model", o);
+  // The model sees the unmasked genes of the cell (its type, its library size): it must beat both
+  // the add-one smoothed marginals and the marginals its output biases start from. (Measured: 1.563
+  // against 1.608 and 1.603 after 800 steps. Before the biases started at the marginals this run
+  // reached 1.53: starting there speeds generation quality up but slows the masked-gene loss.)
+  EXPECT_LT(result.val_masked_ce, 0.98 * marginal);
+  EXPECT_LT(result.val_masked_ce, 0.98 * start) << "starting marginals " << start;
 
   GenerateOptions g;
   g.model_dir = dir / "model";
