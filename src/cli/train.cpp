@@ -156,6 +156,12 @@ void setup_train(CLI::App& cmd) {
          "remove cells matching col=value[,col=value] from training (repeatable; recorded in the model)")
       ->expected(1)
       ->take_all();
+  cmd.add_option(
+         "--library-bins", o.library_bins,
+         "library-size bins: each cell's total count, binned by quantile, is a condition that generation "
+         "draws from the training cells (0 = none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 64));
   cmd.add_flag("--resume", o.resume, "continue training the model in --out from its last checkpoint");
   cmd.add_flag("--quiet,-q", args->quiet, "no progress output");
   add_threads_option(cmd, args->threads);

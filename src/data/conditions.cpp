@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -60,7 +61,10 @@ int64_t ConditionField::token(const std::string& label) const {
 }
 
 nlohmann::json ConditionField::to_json() const {
-  return {{"column", column}, {"labels", labels}, {"is_perturbation", is_perturbation}, {"control", control}};
+  nlohmann::json j = {
+      {"column", column}, {"labels", labels}, {"is_perturbation", is_perturbation}, {"control", control}};
+  if (is_library) j["library_edges"] = library_edges;
+  return j;
 }
 
 ConditionField ConditionField::from_json(const nlohmann::json& j) {
@@ -69,6 +73,14 @@ ConditionField ConditionField::from_json(const nlohmann::json& j) {
   f.labels = j.at("labels").get<std::vector<std::string>>();
   f.is_perturbation = j.value("is_perturbation", false);
   f.control = j.value("control", std::string());
+  if (j.contains("library_edges")) {
+    f.is_library = true;
+    f.library_edges = j.at("library_edges").get<std::vector<double>>();
+    if (f.library_edges.size() + 1 != f.labels.size()) {
+      throw UserError(fmt::format("conditions.json: library field '{}' has {} labels for {} bin edges",
+                                  f.column, f.labels.size(), f.library_edges.size()));
+    }
+  }
   return f;
 }
 
@@ -95,6 +107,50 @@ ConditionField make_perturbation_field(const DataFrame& obs, const std::string& 
   field.is_perturbation = true;
   field.control = control;
   return field;
+}
+
+std::optional<ConditionField> make_library_field(const std::vector<double>& totals, int bins) {
+  if (totals.empty() || bins < 2) return std::nullopt;
+  std::vector<double> sorted = totals;
+  std::sort(sorted.begin(), sorted.end());
+  const auto n = static_cast<double>(sorted.size());
+  ConditionField field;
+  field.column = kLibraryColumn;
+  field.is_library = true;
+  for (int b = 1; b < bins; ++b) {
+    // Lower edge of bin b: the total of the cell at quantile b / bins (edges are totals that occur,
+    // so no bin is empty).
+    const double edge = sorted[static_cast<size_t>(std::floor(n * b / bins))];
+    if (edge > sorted.front() && (field.library_edges.empty() || edge > field.library_edges.back())) {
+      field.library_edges.push_back(edge);
+    }
+  }
+  if (field.library_edges.empty()) return std::nullopt;
+  for (size_t b = 0; b <= field.library_edges.size(); ++b) {
+    const double lo = b == 0 ? sorted.front() : field.library_edges[b - 1];
+    if (b == field.library_edges.size()) {
+      field.labels.push_back(fmt::format("{:.0f}+", lo));
+    } else {
+      field.labels.push_back(fmt::format("{:.0f}-{:.0f}", lo, field.library_edges[b] - 1));
+    }
+  }
+  return field;
+}
+
+std::vector<std::string> library_labels(const ConditionField& field, const std::vector<double>& totals) {
+  std::vector<std::string> out;
+  out.reserve(totals.size());
+  for (const double t : totals) {
+    const auto bin = std::upper_bound(field.library_edges.begin(), field.library_edges.end(), t) -
+                     field.library_edges.begin();
+    out.push_back(field.labels[static_cast<size_t>(bin)]);
+  }
+  return out;
+}
+
+int library_field_index(const std::vector<ConditionField>& fields) {
+  const auto it = std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_library; });
+  return it == fields.end() ? -1 : static_cast<int>(it - fields.begin());
 }
 
 std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields) {

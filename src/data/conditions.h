@@ -21,6 +21,10 @@ struct ConditionField {
   std::vector<std::string> labels;  // token i + 1 is labels[i]
   bool is_perturbation = false;
   std::string control;  // the unperturbed label of a perturbation field
+  // A library-size field (make_library_field): label i covers total counts in
+  // [library_edges[i - 1], library_edges[i]).
+  bool is_library = false;
+  std::vector<double> library_edges;
 
   int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
   // Token of `label`, or nullopt when the field has never seen it.
@@ -36,6 +40,22 @@ struct ConditionField {
 ConditionField make_condition_field(const DataFrame& obs, const std::string& column);
 ConditionField make_perturbation_field(const DataFrame& obs, const std::string& column,
                                        const std::string& control);
+
+// The obs column of the library-size field that `lingshu train` adds (--library-bins).
+inline constexpr const char* kLibraryColumn = "library_size";
+
+// A field of library-size bins: quantiles of the cells' total counts, at most `bins` of them
+// (fewer when quantiles tie). Labels name each bin's range of totals ("1210-1509"). nullopt when
+// fewer than two bins remain (every cell about the same size). Why a field: a cell's size is the
+// largest source of variation within a cell type, and a masked model sampling hundreds of genes
+// per step never agrees on it; drawn first as a label, every gene sees it.
+std::optional<ConditionField> make_library_field(const std::vector<double>& totals, int bins);
+
+// The label of each total in a library field.
+std::vector<std::string> library_labels(const ConditionField& field, const std::vector<double>& totals);
+
+// Index of the library-size field in `fields`, or -1.
+int library_field_index(const std::vector<ConditionField>& fields);
 
 // Tokens of every cell for every field, row-major [n_cells x n_fields]. Missing labels -> NULL.
 std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields);

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -117,28 +118,91 @@ std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std:
   return labels;
 }
 
+namespace {
+// `n` split in proportion to `weights` (largest remainders; ties to the earlier entry).
+std::vector<int64_t> apportion(const std::vector<double>& weights, int64_t n) {
+  double total = 0;
+  for (const double w : weights) total += w;
+  std::vector<int64_t> out;
+  std::vector<std::pair<double, size_t>> remainders;
+  int64_t assigned = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const double exact = static_cast<double>(n) * weights[i] / total;
+    out.push_back(static_cast<int64_t>(exact));
+    remainders.emplace_back(exact - static_cast<double>(out.back()), i);
+    assigned += out.back();
+  }
+  std::stable_sort(remainders.begin(), remainders.end(), [](auto& a, auto& b) { return a.first > b.first; });
+  for (int64_t k = 0; k < n - assigned; ++k) ++out[remainders[static_cast<size_t>(k)].second];
+  return out;
+}
+
+// Training cells per library label among the combinations that agree with `labels` on every set
+// field that `compare` accepts.
+std::vector<double> library_weights(const ModelMetadata& meta, const std::vector<std::string>& labels,
+                                    size_t library, const std::function<bool(size_t)>& compare) {
+  const ConditionField& field = meta.conditions[library];
+  std::vector<double> weights(field.labels.size(), 0.0);
+  for (const auto& c : meta.combinations) {
+    bool agrees = true;
+    for (size_t f = 0; f < labels.size() && agrees; ++f) {
+      agrees = f == library || labels[f].empty() || !compare(f) || c.labels[f] == labels[f];
+    }
+    const auto token = field.find(c.labels[library]);
+    if (agrees && token) weights[static_cast<size_t>(*token - 1)] += static_cast<double>(c.n_cells);
+  }
+  return weights;
+}
+}  // namespace
+
 std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n) {
   const auto& combos = meta.combinations;
   if (combos.empty()) return {{std::vector<std::string>(meta.conditions.size()), n, {}}};
-  double total = 0;
-  for (const auto& c : combos) total += static_cast<double>(c.n_cells);
+  std::vector<double> weights;
+  for (const auto& c : combos) weights.push_back(static_cast<double>(c.n_cells));
+  const auto counts = apportion(weights, n);
   std::vector<CellGroup> groups;
-  std::vector<std::pair<double, size_t>> remainders;
-  int64_t assigned = 0;
   for (size_t i = 0; i < combos.size(); ++i) {
-    const double exact = static_cast<double>(n) * static_cast<double>(combos[i].n_cells) / total;
-    const auto whole = static_cast<int64_t>(exact);
-    groups.push_back({combos[i].labels, whole, {}});
-    remainders.emplace_back(exact - static_cast<double>(whole), i);
-    assigned += whole;
+    if (counts[i] > 0) groups.push_back({combos[i].labels, counts[i], {}});
   }
-  std::stable_sort(remainders.begin(), remainders.end(), [](auto& a, auto& b) { return a.first > b.first; });
-  for (int64_t k = 0; k < n - assigned; ++k) ++groups[remainders[static_cast<size_t>(k)].second].n_cells;
-  std::erase_if(groups, [](const CellGroup& g) { return g.n_cells == 0; });
   return groups;
 }
 
-AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& groups,
+std::vector<CellGroup> with_library_labels(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
+  const int library = library_field_index(meta.conditions);
+  if (library < 0) return groups;
+  const auto lib = static_cast<size_t>(library);
+  const auto pert = static_cast<size_t>(meta.config.perturbation_field);  // npos-like when -1
+  const std::vector<std::function<bool(size_t)>> fallbacks = {
+      [](size_t) { return true; }, [pert](size_t f) { return f != pert; }, [](size_t) { return false; }};
+  std::vector<CellGroup> out;
+  for (const auto& g : groups) {
+    if (g.labels.size() != meta.conditions.size() || !g.labels[lib].empty()) {
+      out.push_back(g);  // encode_labels reports a wrong label count
+      continue;
+    }
+    std::vector<double> weights;
+    for (const auto& compare : fallbacks) {
+      weights = library_weights(meta, g.labels, lib, compare);
+      if (std::any_of(weights.begin(), weights.end(), [](double w) { return w > 0; })) break;
+    }
+    const auto counts = apportion(weights, g.n_cells);
+    int64_t first = 0;
+    for (size_t b = 0; b < counts.size(); ++b) {
+      if (counts[b] == 0) continue;
+      CellGroup part{g.labels, counts[b], {}};
+      part.labels[lib] = meta.conditions[lib].labels[b];
+      if (!g.prefilled.empty()) {
+        part.prefilled.assign(g.prefilled.begin() + first, g.prefilled.begin() + first + counts[b]);
+      }
+      first += counts[b];
+      out.push_back(std::move(part));
+    }
+  }
+  return out;
+}
+
+AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& requested,
                         const SamplingSettings& settings) {
   validate(settings);
   const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order),
@@ -146,21 +210,24 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
   const ModelMetadata meta = read_model_metadata(model_dir);
   const ModelConfig& config = meta.config;
   const int64_t F = config.n_conditions();
+  const int64_t library = library_field_index(meta.conditions);
+  for (const auto& g : requested) {
+    if (g.n_cells < 1) throw UserError("every group of cells needs n_cells >= 1");
+    if (!g.prefilled.empty() && static_cast<int64_t>(g.prefilled.size()) != g.n_cells) {
+      throw UserError("pre-filled genes must be given for every cell of a group, or for none");
+    }
+  }
+  const std::vector<CellGroup> groups = with_library_labels(meta, requested);
 
   std::vector<EncodedLabels> encoded;
   std::vector<Row> rows;
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (groups[g].n_cells < 1) throw UserError("every group of cells needs n_cells >= 1");
-    if (!groups[g].prefilled.empty() &&
-        static_cast<int64_t>(groups[g].prefilled.size()) != groups[g].n_cells) {
-      throw UserError("pre-filled genes must be given for every cell of a group, or for none");
-    }
     encoded.push_back(encode_labels(meta, groups[g].labels));
     for (int64_t i = 0; i < groups[g].n_cells; ++i) rows.push_back({g, i});
   }
   if (rows.empty()) throw UserError("no cells to generate");
   const GuideMode guide = parse_guide(settings.guide);
-  if ((settings.cfg > 0 || guide == GuideMode::Compose) && F == 0) {
+  if ((settings.cfg > 0 || guide == GuideMode::Compose) && F - (library >= 0 ? 1 : 0) == 0) {
     throw UserError(
         "--cfg and --guide compose need a conditional model (trained with --condition); this one is "
         "unconditional");
@@ -203,7 +270,8 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
         for (const auto& [pos, token] : prefilled[static_cast<size_t>(row.cell)]) cell[pos] = token;
       }
     }
-    const auto passes = guidance_passes(conditions, targets, guide, settings.cfg, config.perturbation_field);
+    const auto passes =
+        guidance_passes(conditions, targets, guide, settings.cfg, config.perturbation_field, library);
     const int64_t R = static_cast<int64_t>(passes.size());
     std::vector<torch::Tensor> pass_conditions, pass_targets;
     for (const auto& p : passes) {

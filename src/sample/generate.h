@@ -61,6 +61,13 @@ std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std:
 // `n` cells split over the training label combinations in proportion (largest remainders).
 std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n);
 
+// `groups` with the library-size label filled in where a model has a library field and a group
+// leaves it unset: each such group is split over the library bins in the proportions of the
+// training cells that carry its labels. A combination no training cell carries (an unseen
+// context-perturbation pair) takes the proportions of its labels other than the perturbation (its
+// context's cell sizes); failing that, of all training cells.
+std::vector<CellGroup> with_library_labels(const ModelMetadata& meta, const std::vector<CellGroup>& groups);
+
 struct GenerateOptions {
   std::filesystem::path model_dir;
   int64_t n_cells = 1000;

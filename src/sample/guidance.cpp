@@ -31,25 +31,27 @@ GuidancePass keep_fields(const torch::Tensor& conditions, const torch::Tensor& t
 }  // namespace
 
 std::vector<GuidancePass> guidance_passes(const torch::Tensor& conditions, const torch::Tensor& targets,
-                                          GuideMode mode, double w, int64_t perturbation_field) {
-  const auto none = [](int64_t) { return false; };
+                                          GuideMode mode, double w, int64_t perturbation_field,
+                                          int64_t library_field) {
+  const auto library = [library_field](int64_t f) { return f == library_field; };
+  const auto pass = [&](const std::function<bool(int64_t)>& keep, double weight) {
+    return keep_fields(
+        conditions, targets, perturbation_field, [&](int64_t f) { return library(f) || keep(f); }, weight);
+  };
   if (mode == GuideMode::Compose) {
-    const int64_t F = conditions.size(1);
     std::vector<GuidancePass> passes;
-    for (int64_t f = 0; f < F; ++f) {
-      passes.push_back(keep_fields(
-          conditions, targets, perturbation_field, [f](int64_t k) { return k == f; }, w + 1));
+    for (int64_t f = 0; f < conditions.size(1); ++f) {
+      if (!library(f)) passes.push_back(pass([f](int64_t k) { return k == f; }, w + 1));
     }
-    passes.push_back(
-        keep_fields(conditions, targets, perturbation_field, none, 1.0 - static_cast<double>(F) * (w + 1)));
+    const auto experts = static_cast<double>(passes.size());
+    passes.push_back(pass(library, 1.0 - experts * (w + 1)));
     return passes;
   }
   if (w <= 0) return {{conditions, targets, 1.0}};
   if (mode == GuideMode::Perturbation) {
-    const auto context = [perturbation_field](int64_t f) { return f != perturbation_field; };
-    return {{conditions, targets, w + 1}, keep_fields(conditions, targets, perturbation_field, context, -w)};
+    return {{conditions, targets, w + 1}, pass([&](int64_t f) { return f != perturbation_field; }, -w)};
   }
-  return {{conditions, targets, w + 1}, keep_fields(conditions, targets, perturbation_field, none, -w)};
+  return {{conditions, targets, w + 1}, pass(library, -w)};
 }
 
 }  // namespace lingshu

@@ -29,8 +29,10 @@ struct GuidancePass {
 // (w = 0, modes all / perturbation) one pass with weight 1. Compose at w = 0 is the product of the
 // single-field experts p(x|c1) p(x|c2) / p(x) (composable diffusion, Liu et al. 2022): it needs no
 // training cell of the combination itself, so it suits (context, perturbation) pairs never seen
-// together. Targets go with the perturbation field.
+// together. Targets go with the perturbation field. The library field (-1: none) is a drawn cell
+// size, not a condition to guide towards: every pass keeps it.
 std::vector<GuidancePass> guidance_passes(const torch::Tensor& conditions, const torch::Tensor& targets,
-                                          GuideMode mode, double w, int64_t perturbation_field);
+                                          GuideMode mode, double w, int64_t perturbation_field,
+                                          int64_t library_field = -1);
 
 }  // namespace lingshu

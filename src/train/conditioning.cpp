@@ -23,7 +23,8 @@ void keep_occurring_labels(ConditionField& field, const DataFrame& obs) {
 }
 }  // namespace
 
-std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request) {
+std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request,
+                                                   const std::vector<double>& totals) {
   std::vector<std::string> columns = request.columns;
   if (!request.perturbation.empty() &&
       std::find(columns.begin(), columns.end(), request.perturbation) == columns.end()) {
@@ -39,14 +40,28 @@ std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const C
     keep_occurring_labels(field, obs);
     fields.push_back(std::move(field));
   }
+  if (request.library_bins > 0) {
+    if (obs.find(kLibraryColumn) != nullptr) {
+      throw UserError(
+          fmt::format("obs already has a column '{}', the name of the library-size condition; "
+                      "rename it, or pass --library-bins 0",
+                      kLibraryColumn));
+    }
+    if (auto field = make_library_field(totals, request.library_bins)) fields.push_back(std::move(*field));
+  }
   return fields;
 }
 
-int perturbation_field_index(const std::vector<ConditionField>& fields) {
-  for (size_t f = 0; f < fields.size(); ++f) {
-    if (fields[f].is_perturbation) return static_cast<int>(f);
+void set_library_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
+                         const std::vector<double>& totals) {
+  for (const auto& f : fields) {
+    if (f.is_library) obs.set(Column::categorical(f.column, library_labels(f, totals)));
   }
-  return -1;
+}
+
+int perturbation_field_index(const std::vector<ConditionField>& fields) {
+  const auto it = std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; });
+  return it == fields.end() ? -1 : static_cast<int>(it - fields.begin());
 }
 
 std::vector<ConditionCombination> count_combinations(const DataFrame& obs,

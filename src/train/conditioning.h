@@ -17,10 +17,19 @@ struct ConditioningRequest {
   std::string perturbation;           // --perturbation column ("" = none)
   std::string control = "control";    // --control label of that column
   std::vector<std::string> holdouts;  // --holdout specs
+  int library_bins = 0;               // --library-bins (0 = no library-size field)
 };
 
 // The condition fields for `obs` (training cells only): vocabularies hold the labels that occur.
-std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request);
+// With request.library_bins > 0 the last field holds library-size bins of `totals` (the cells'
+// total counts); UserError if obs already has a column of that name.
+std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request,
+                                                   const std::vector<double>& totals = {});
+
+// Sets the obs column of every library field in `fields` to each cell's bin label, so that
+// library bins are encoded and counted like any obs column.
+void set_library_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
+                         const std::vector<double>& totals);
 
 // Index of the perturbation field in `fields`, or -1.
 int perturbation_field_index(const std::vector<ConditionField>& fields);

@@ -69,6 +69,7 @@ nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
           {"perturbation", o.perturbation},
           {"control", o.control},
           {"holdouts", o.holdouts},
+          {"library_bins", o.library_bins},
           {"n_cells", n_cells}};
 }
 
@@ -95,6 +96,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   o.perturbation = j.value("perturbation", std::string());
   o.control = j.value("control", std::string("control"));
   o.holdouts = j.value("holdouts", std::vector<std::string>{});
+  o.library_bins = j.value("library_bins", 0);  // models from before library fields
   return o;
 }
 
@@ -144,12 +146,15 @@ struct ConditionInputs {
 };
 
 // Classifier-free-guidance dropout: each field's token becomes NULL with probability p (its targets
-// with it). A perturbation token whose label names genes also loses only its label with
-// probability p, keeping its targets: the targets-only tokens that unseen labels get at generation.
+// with it), except the library field, which generation always fills in. A perturbation token whose
+// label names genes also loses only its label with probability p, keeping its targets: the
+// targets-only tokens that unseen labels get at generation.
 ConditionInputs drop_for_guidance(const torch::Tensor& labels, double p, const TargetTable& table,
-                                  at::Generator& generator) {
+                                  int library_field, at::Generator& generator) {
   ConditionInputs out{drop_conditions(labels, p, generator), table.of(labels)};
-  if (table.field < 0 || p <= 0) return out;
+  if (p <= 0) return out;
+  if (library_field >= 0) out.conditions.select(1, library_field).copy_(labels.select(1, library_field));
+  if (table.field < 0) return out;
   out.conditions = out.conditions.clone();
   auto field = out.conditions.select(1, table.field);
   out.targets.masked_fill_(field.eq(0).unsqueeze(1), -1);
@@ -315,9 +320,12 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
                                 cells.n_obs(), kMinCells));
   }
   const ConditioningRequest request{options.condition_fields, options.perturbation, options.control,
-                                    options.holdouts};
-  const auto fields = resuming ? meta.conditions : build_condition_fields(cells.obs, request);
-  const auto codes = condition_codes(cells.obs, fields);
+                                    options.holdouts, options.library_bins};
+  const auto totals = cells.X.row_sums();
+  const auto fields = resuming ? meta.conditions : build_condition_fields(cells.obs, request, totals);
+  DataFrame obs = cells.obs;
+  set_library_columns(obs, fields, totals);
+  const auto codes = condition_codes(obs, fields);
   const Split split = split_cells(cells.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
   const CsrMatrix train_counts = cells.X.select_rows(split.train);
   const CsrMatrix val_counts = cells.X.select_rows(split.validation);
@@ -343,10 +351,11 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     meta.gene_names = data.gene_names();
     meta.conditions = fields;
     meta.holdouts = options.holdouts;
-    meta.combinations = count_combinations(cells.obs, fields);
+    meta.combinations = count_combinations(obs, fields);
     meta.training = options_to_json(options, data.n_obs());
     write_model_metadata(dir, meta);
   }
+  const int library_field = library_field_index(meta.conditions);
   TargetTable target_table;
   target_table.field = meta.config.perturbation_field;
   if (target_table.field >= 0) {
@@ -423,7 +432,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     auto generator = step_generator(options.seed, step);
     const auto t = sample_diffusion_times(options.batch_size, generator);
     const auto mask = forward_mask(t, is_gene, generator);
-    const auto inputs = drop_for_guidance(batch.conditions, options.p_uncond, target_table, generator);
+    const auto inputs =
+        drop_for_guidance(batch.conditions, options.p_uncond, target_table, library_field, generator);
     const auto tokens = batch.tokens.to(device);
     const auto mask_d = mask.to(device);
     torch::Tensor loss;

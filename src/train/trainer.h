@@ -13,45 +13,46 @@
 namespace lingshu {
 
 struct TrainOptions {
-  std::filesystem::path out;     // model directory
-  bool resume = false;           // continue from out/checkpoint.pt with the stored settings
-  ModelConfig model;             // preset + overrides; n_genes is filled in from the data
+  std::filesystem::path out;  // model directory
+  bool resume = false;        // continue from out/checkpoint.pt with the stored settings
+  ModelConfig model;          // preset + overrides; n_genes is filled in from the data
   TokenizerConfig tokenizer;
   int64_t batch_size = 16;
-  int64_t steps = 0;             // optimiser steps (0: decided by `minutes`)
-  double minutes = 0;            // wall-clock budget (0: none); with both, whichever ends first
-  double lr = 1e-3;              // peak learning rate
-  double min_lr_ratio = 0.1;     // cosine decays to this fraction of lr
-  int64_t warmup = 100;          // warm-up steps (at most a tenth of the run)
+  int64_t steps = 0;          // optimiser steps (0: decided by `minutes`)
+  double minutes = 0;         // wall-clock budget (0: none); with both, whichever ends first
+  double lr = 1e-3;           // peak learning rate
+  double min_lr_ratio = 0.1;  // cosine decays to this fraction of lr
+  int64_t warmup = 100;       // warm-up steps (at most a tenth of the run)
   double weight_decay = 0.01;
   double grad_clip = 1.0;
-  double val_fraction = 0.05;    // held-out cells for the validation loss
+  double val_fraction = 0.05;  // held-out cells for the validation loss
   int64_t max_val_cells = 256;
-  int64_t eval_every = 200;      // validation loss every N steps (and at the end)
-  int64_t log_every = 10;        // train_log.jsonl line every N steps
+  int64_t eval_every = 200;  // validation loss every N steps (and at the end)
+  int64_t log_every = 10;    // train_log.jsonl line every N steps
   int64_t checkpoint_every = 500;
   uint64_t seed = 0;
-  std::string precision = "auto";  // auto (bf16 where the hardware has it), fp32, bf16
-  std::string device = "cpu";      // cpu, cuda
-  double p_uncond = 0.1;           // condition dropout to NULL (classifier-free guidance)
+  std::string precision = "auto";             // auto (bf16 where the hardware has it), fp32, bf16
+  std::string device = "cpu";                 // cpu, cuda
+  double p_uncond = 0.1;                      // condition dropout to NULL (classifier-free guidance)
   std::vector<std::string> condition_fields;  // obs columns (empty: unconditional)
-  std::string perturbation;        // obs column whose labels may name target genes ("" = none)
-  std::string control = "control"; // the unperturbed label of that column
-  std::vector<std::string> holdouts;  // "col=value[,col=value]": cells removed from training
-  bool quiet = false;              // no progress output
+  std::string perturbation;                   // obs column whose labels may name target genes ("" = none)
+  std::string control = "control";            // the unperturbed label of that column
+  std::vector<std::string> holdouts;          // "col=value[,col=value]": cells removed from training
+  int library_bins = 8;  // library-size condition bins (0 = none; see make_library_field)
+  bool quiet = false;    // no progress output
   // Stops after this many steps of this invocation without finishing the run (tests of --resume).
   int64_t stop_after_steps = 0;
 };
 
 struct TrainResult {
-  int64_t steps = 0;               // optimiser steps done in total
-  int64_t total_steps = 0;         // steps the schedule was planned for
-  double train_loss = 0;           // mean of the last logged window
-  double val_loss = 0;             // NaN without a validation split
-  double val_masked_ce = 0;        // mean cross-entropy of masked genes on the validation split
-  double seconds = 0;              // wall-clock of this invocation
+  int64_t steps = 0;         // optimiser steps done in total
+  int64_t total_steps = 0;   // steps the schedule was planned for
+  double train_loss = 0;     // mean of the last logged window
+  double val_loss = 0;       // NaN without a validation split
+  double val_masked_ce = 0;  // mean cross-entropy of masked genes on the validation split
+  double seconds = 0;        // wall-clock of this invocation
   double cells_per_second = 0;
-  std::string precision;           // what ran: fp32 or bf16
+  std::string precision;  // what ran: fp32 or bf16
 };
 
 // Trains on `data` (counts; every gene, in the file's order) and writes the model directory.

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <map>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -22,7 +23,8 @@ TEST(Conditions, FieldTokensStartAfterNull) {
   const DataFrame obs = toy_obs();
   const ConditionField field = make_condition_field(obs, "cell_type");
   EXPECT_EQ(field.vocab_size(), static_cast<int64_t>(field.labels.size()) + 1);
-  for (size_t i = 0; i < field.labels.size(); ++i) EXPECT_EQ(field.token(field.labels[i]), static_cast<int64_t>(i) + 1);
+  for (size_t i = 0; i < field.labels.size(); ++i)
+    EXPECT_EQ(field.token(field.labels[i]), static_cast<int64_t>(i) + 1);
   EXPECT_THROW(field.token("Macrophage"), UserError);
 
   const auto tokens = encode_conditions(obs, {field});
@@ -39,6 +41,50 @@ TEST(Conditions, JsonRoundTrip) {
   EXPECT_EQ(back.column, "condition");
   EXPECT_TRUE(back.is_perturbation);
   EXPECT_EQ(back.control, "control");
+}
+
+TEST(Conditions, LibraryBinsAreQuantilesOfTheTotalsAndLabelTheirRanges) {
+  std::vector<double> totals;
+  for (int i = 0; i < 100; ++i) totals.push_back(100 + 10 * ((i * 37) % 100));  // 100 .. 1090, shuffled
+  const auto field = make_library_field(totals, 4);
+  ASSERT_TRUE(field.has_value());
+  EXPECT_TRUE(field->is_library);
+  EXPECT_EQ(field->column, kLibraryColumn);
+  EXPECT_EQ(field->library_edges, (std::vector<double>{350, 600, 850}));
+  EXPECT_EQ(field->labels, (std::vector<std::string>{"100-349", "350-599", "600-849", "850+"}));
+  const auto labels = library_labels(*field, totals);
+  std::map<std::string, int> per_bin;
+  for (size_t i = 0; i < totals.size(); ++i) {
+    ++per_bin[labels[i]];
+    const auto token = field->token(labels[i]) - 1;  // bin index
+    if (token > 0) {
+      EXPECT_GE(totals[i], field->library_edges[static_cast<size_t>(token - 1)]);
+    }
+    if (token < 3) {
+      EXPECT_LT(totals[i], field->library_edges[static_cast<size_t>(token)]);
+    }
+  }
+  for (const auto& [bin, n] : per_bin) EXPECT_EQ(n, 25) << bin;  // equal quantile bins
+
+  const ConditionField back = ConditionField::from_json(field->to_json());
+  EXPECT_TRUE(back.is_library);
+  EXPECT_EQ(back.library_edges, field->library_edges);
+  EXPECT_EQ(back.labels, field->labels);
+  EXPECT_FALSE(ConditionField::from_json(make_condition_field(toy_obs(), "cell_type").to_json()).is_library);
+  auto broken = field->to_json();
+  broken["labels"].erase(0);
+  EXPECT_THROW(ConditionField::from_json(broken), UserError);
+
+  // Tied quantiles merge: most cells the same size leaves fewer bins; all the same leaves none.
+  std::vector<double> tied(70, 500.0);
+  for (int i = 0; i < 30; ++i) tied.push_back(1000 + i);
+  const auto few = make_library_field(tied, 8);  // edges at cells 12, 25, .., 87 of 100
+  ASSERT_TRUE(few.has_value());
+  EXPECT_EQ(few->labels, (std::vector<std::string>{"500-1004", "1005-1016", "1017+"}));
+  EXPECT_FALSE(make_library_field(std::vector<double>(50, 500.0), 8).has_value());
+  EXPECT_FALSE(make_library_field(totals, 1).has_value());
+  EXPECT_EQ(library_field_index({make_condition_field(toy_obs(), "cell_type"), *field}), 1);
+  EXPECT_EQ(library_field_index({make_condition_field(toy_obs(), "cell_type")}), -1);
 }
 
 TEST(Conditions, UnknownControlOrColumnIsAUserError) {

@@ -12,8 +12,10 @@
 #include <memory>
 #include <numeric>
 #include <set>
+#include <tuple>
 
 #include "core/error.h"
+#include "data/conditions.h"
 #include "data/simulator.h"
 #include "io/h5ad.h"
 #include "model/model_dir.h"
@@ -82,6 +84,9 @@ class Conditional : public ::testing::Test {
     o.holdouts = {"cell_type=type_0,condition=" + pert_};
     train_model(sim_->data, o);
     train_model(sim_->data, tiny_train_options(*dir_ / "plain", 2));
+    auto sized = tiny_train_options(*dir_ / "sized", 30);
+    sized.library_bins = 4;
+    train_model(sim_->data, sized);
     write_h5ad(*dir_ / "train.h5ad", sim_->data);
   }
   static void TearDownTestSuite() {
@@ -91,6 +96,7 @@ class Conditional : public ::testing::Test {
 
   static fs::path model() { return *dir_ / "model"; }
   static fs::path plain() { return *dir_ / "plain"; }
+  static fs::path sized() { return *dir_ / "sized"; }  // library bins, no other condition
   static const AnnData& data() { return sim_->data; }
   static const std::vector<std::string>& genes() { return sim_->data.gene_names(); }
   static fs::path file(const std::string& name) { return *dir_ / name; }
@@ -267,6 +273,88 @@ TEST_F(Conditional, GuidanceAndLabelErrors) {
                                          {{"type_0", "control"}, 3}, {{"type_1", pert_}, 2}}));
   g.conditions = {"cell_type=type_0"};
   EXPECT_THROW(generate_cells(g), UserError) << "--plan and --condition together";
+}
+
+double median_total(const AnnData& data) {
+  auto totals = data.X.row_sums();
+  std::nth_element(totals.begin(), totals.begin() + static_cast<long>(totals.size() / 2), totals.end());
+  return totals[totals.size() / 2];
+}
+
+TEST_F(Conditional, LibraryBinsFollowTheTrainingCellsAndSetTheCellSize) {
+  const auto meta = read_model_metadata(sized());
+  ASSERT_EQ(meta.conditions.size(), 1u);
+  const ConditionField& field = meta.conditions[0];
+  ASSERT_TRUE(field.is_library);
+  ASSERT_GE(field.labels.size(), 3u);
+  // Without --condition: every bin, in the training proportions (quantile bins: about equal).
+  GenerateOptions g;
+  g.model_dir = sized();
+  g.n_cells = 40;
+  g.sampling = quick_sampling();
+  const AnnData drawn = generate_cells(g);
+  std::map<std::string, int64_t> per_bin;
+  for (int64_t i = 0; i < drawn.n_obs(); ++i) ++per_bin[label(drawn, kLibraryColumn, i)];
+  EXPECT_EQ(per_bin.size(), field.labels.size());
+  for (const auto& [bin, n] : per_bin) EXPECT_NEAR(static_cast<double>(n), 40.0 / 4, 3) << bin;
+  // Cells asked for in the smallest bin are smaller than those of the largest.
+  g.n_cells = 24;
+  g.conditions = {fmt::format("{}={}", kLibraryColumn, field.labels.front())};
+  const double small = median_total(generate_cells(g));
+  g.conditions = {fmt::format("{}={}", kLibraryColumn, field.labels.back())};
+  const double large = median_total(generate_cells(g));
+  EXPECT_GT(large, 1.3 * small) << field.labels.front() << " vs " << field.labels.back();
+  EXPECT_LT(small, field.library_edges.front() * 1.2);
+  EXPECT_GT(large, field.library_edges.back() * 0.8);
+  // A cell size is not a condition to guide by.
+  g.sampling.cfg = 1;
+  EXPECT_THROW(generate_cells(g), UserError);
+}
+
+TEST(LibraryLabels, GroupsSplitLikeTheTrainingCellsOfTheirLabelsOrOfTheirContext) {
+  ModelMetadata meta;
+  ConditionField type, pert, size;
+  type.column = "cell_type";
+  type.labels = {"A", "B"};
+  pert.column = "condition";
+  pert.labels = {"control", "P"};
+  pert.is_perturbation = true;
+  pert.control = "control";
+  size.column = kLibraryColumn;
+  size.labels = {"s", "m", "l"};
+  size.is_library = true;
+  size.library_edges = {10, 20};
+  meta.conditions = {type, pert, size};
+  meta.config.perturbation_field = 1;
+  meta.combinations = {{{"A", "control", "s"}, 6},
+                       {{"A", "control", "l"}, 2},
+                       {{"A", "P", "m"}, 4},
+                       {{"B", "control", "m"}, 3},
+                       {{"B", "P", "s"}, 1}};
+  CellGroup controls{{"A", "control", ""}, 8, {}};
+  for (uint8_t i = 0; i < 8; ++i) controls.prefilled.push_back({{0, i}});
+  const std::vector<CellGroup> asked = {controls,
+                                        {{"A", "", ""}, 12, {}},          // any perturbation of A
+                                        {{"A", "Q", ""}, 6, {}},          // unseen pair: A's sizes
+                                        {{"C", "control", ""}, 16, {}},   // unknown context: all cells
+                                        {{"A", "control", "m"}, 5, {}}};  // a size asked for
+  std::vector<std::tuple<std::vector<std::string>, int64_t>> got;
+  std::vector<uint8_t> prefilled_order;
+  for (const auto& g : with_library_labels(meta, asked)) {
+    got.emplace_back(g.labels, g.n_cells);
+    for (const auto& cell : g.prefilled) prefilled_order.push_back(cell.at(0).second);
+  }
+  using L = std::vector<std::string>;
+  const std::vector<std::tuple<L, int64_t>> expected = {
+      {L{"A", "control", "s"}, 6}, {L{"A", "control", "l"}, 2}, {L{"A", "", "s"}, 6},
+      {L{"A", "", "m"}, 4},        {L{"A", "", "l"}, 2},        {L{"A", "Q", "s"}, 3},
+      {L{"A", "Q", "m"}, 2},       {L{"A", "Q", "l"}, 1},       {L{"C", "control", "s"}, 7},
+      {L{"C", "control", "m"}, 7}, {L{"C", "control", "l"}, 2}, {L{"A", "control", "m"}, 5}};
+  EXPECT_EQ(got, expected);
+  EXPECT_EQ(prefilled_order, (std::vector<uint8_t>{0, 1, 2, 3, 4, 5, 6, 7})) << "each cell keeps its genes";
+  meta.conditions.pop_back();  // no library field: groups unchanged
+  meta.combinations.clear();
+  EXPECT_EQ(with_library_labels(meta, {{{"A", "control"}, 3, {}}}).size(), 1u);
 }
 
 TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {

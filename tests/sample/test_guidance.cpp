@@ -83,6 +83,25 @@ TEST(Guidance, ComposeRecoversTheJointOfIndependentConditionsAndScalesEachEffect
                               context + 2.5 * (joint - context), 1e-4, 1e-4));
 }
 
+TEST(Guidance, EveryPassKeepsTheLibraryFieldSoOnlyTheOtherLabelsAreGuided) {
+  // Field 0 read as the library size: a drawn cell size, never guided towards or away from.
+  auto library_only = kConditions.clone();
+  library_only.select(1, 1).zero_();
+  const auto sized = additive_model(library_only), joint = additive_model(kConditions);
+  for (const auto mode : {GuideMode::All, GuideMode::Perturbation, GuideMode::Compose}) {
+    const auto passes = guidance_passes(kConditions, kTargets, mode, 1.5, 1, 0);
+    double total = 0;
+    for (const auto& p : passes) {
+      EXPECT_TRUE(torch::equal(p.conditions.select(1, 0), kConditions.select(1, 0)));
+      total += p.weight;
+    }
+    EXPECT_NEAR(total, 1.0, 1e-12);
+    EXPECT_TRUE(torch::allclose(guided(passes), sized + 2.5 * (joint - sized), 1e-4, 1e-4))
+        << static_cast<int>(mode);
+  }
+  EXPECT_EQ(guidance_passes(kConditions, kTargets, GuideMode::Compose, 0.0, 1, 0).size(), 2u);
+}
+
 TEST(Guidance, UnknownModeIsAUserError) {
   EXPECT_EQ(parse_guide("compose"), GuideMode::Compose);
   EXPECT_THROW(parse_guide("context"), UserError);

@@ -61,6 +61,43 @@ TEST(Conditioning, FieldsHoldOnlyLabelsOfTrainingCellsAndMarkThePerturbation) {
   EXPECT_TRUE(build_condition_fields(cells.obs, {{}, "", "control", {}}).empty());
 }
 
+TEST(Conditioning, LibraryBinsComeLastAndBecomeAnObsColumnCountedLikeAnyOther) {
+  const auto sim = screen();
+  const auto totals = sim.data.X.row_sums();
+  ConditioningRequest request{{"cell_type"}, "condition", "control", {}, 4};
+  const auto fields = build_condition_fields(sim.data.obs, request, totals);
+  ASSERT_EQ(fields.size(), 3u);
+  EXPECT_EQ(library_field_index(fields), 2);
+  EXPECT_EQ(perturbation_field_index(fields), 1);
+  EXPECT_EQ(fields[2].labels.size(), 4u);
+
+  DataFrame obs = sim.data.obs;
+  set_library_columns(obs, fields, totals);
+  const auto codes = condition_codes(obs, fields);
+  std::map<int64_t, int64_t> per_bin;
+  for (size_t i = 0; i < totals.size(); ++i) {
+    const auto bin = codes[2][i] - 1;
+    ASSERT_GE(bin, 0) << "every cell has a library bin";
+    ++per_bin[bin];
+    const auto& edges = fields[2].library_edges;
+    if (bin > 0) {
+      EXPECT_GE(totals[i], edges[static_cast<size_t>(bin - 1)]);
+    }
+    if (bin < 3) {
+      EXPECT_LT(totals[i], edges[static_cast<size_t>(bin)]);
+    }
+  }
+  for (const auto& [bin, n] : per_bin) EXPECT_NEAR(n, 60, 6) << "bin " << bin;  // 240 cells / 4, ties aside
+  int64_t counted = 0;
+  for (const auto& c : count_combinations(obs, fields)) counted += c.n_cells;
+  EXPECT_EQ(counted, obs.size());
+
+  // A data column of the same name would be silently replaced: refused instead.
+  EXPECT_THROW(build_condition_fields(obs, request, totals), UserError);
+  request.library_bins = 0;
+  EXPECT_EQ(build_condition_fields(sim.data.obs, request, totals).size(), 2u);
+}
+
 TEST(Conditioning, BadRequestsAreUserErrors) {
   const auto sim = screen();
   const auto& obs = sim.data.obs;
