@@ -38,7 +38,7 @@ struct TrainOptions {
   std::string perturbation;                   // obs column whose labels may name target genes ("" = none)
   std::string control = "control";            // the unperturbed label of that column
   std::vector<std::string> holdouts;          // "col=value[,col=value]": cells removed from training
-  int library_bins = 8;  // library-size condition bins (0 = none; see make_library_field)
+  int library_bins = 0;  // library-size condition bins (0 = none; see make_library_field)
   bool quiet = false;    // no progress output
   // Stops after this many steps of this invocation without finishing the run (tests of --resume).
   int64_t stop_after_steps = 0;

@@ -53,15 +53,19 @@ TEST(ConditionalCli, SimulateTrainWithHoldoutPredictThenEvaluate) {
 
   r = run_lingshu(
       fmt::format("train '{}' --out '{}' {} --steps 20 --condition cell_type --perturbation condition "
-                  "--control control --p-uncond 0.2 --holdout {}",
+                  "--control control --p-uncond 0.2 --library-bins 8 --holdout {}",
                   path("sim.h5ad"), path("model"), kTiny, holdout));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   nlohmann::json conditions;
   std::ifstream(dir / "model" / "conditions.json") >> conditions;
   EXPECT_EQ(conditions["holdouts"], nlohmann::json::array({holdout}));
-  ASSERT_EQ(conditions["fields"].size(), 2u);
+  ASSERT_EQ(conditions["fields"].size(), 3u);
   EXPECT_EQ(conditions["fields"][1]["column"], "condition");
   EXPECT_EQ(conditions["fields"][1]["is_perturbation"], true);
+  // The library-size field: 8 quantile bins of the training cells' totals.
+  EXPECT_EQ(conditions["fields"][2]["column"], "library_size");
+  EXPECT_EQ(conditions["fields"][2]["labels"].size(), 8u);
+  EXPECT_EQ(conditions["fields"][2]["library_edges"].size(), 7u);
 
   std::ofstream(path("pairs.csv")) << "cell_type,condition,n_cells\ntype_0," << pert << ",30\n";
   r =
@@ -73,8 +77,10 @@ TEST(ConditionalCli, SimulateTrainWithHoldoutPredictThenEvaluate) {
   const AnnData pred = read_h5ad(path("pred.h5ad"));
   EXPECT_EQ(pred.gene_names(), sim.gene_names());
   std::map<std::pair<std::string, std::string>, int64_t> groups;
-  for (int64_t i = 0; i < pred.n_obs(); ++i)
+  for (int64_t i = 0; i < pred.n_obs(); ++i) {
     ++groups[{label(pred, "cell_type", i), label(pred, "condition", i)}];
+    EXPECT_NE(label(pred, "library_size", i), "") << "every cell is given a size drawn from the training cells";
+  }
   EXPECT_EQ(groups, (std::map<std::pair<std::string, std::string>, int64_t>{{{"type_0", pert}, 30},
                                                                             {{"type_0", "control"}, 30}}));
 

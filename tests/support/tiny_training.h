@@ -34,7 +34,6 @@ inline TrainOptions tiny_train_options(const std::filesystem::path& out, int64_t
   o.precision = "fp32";
   o.quiet = true;
   o.seed = 4;
-  o.library_bins = 0;  // fields exactly as each test asks; tests that want library bins set them
   return o;
 }
 
