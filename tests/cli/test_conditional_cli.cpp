@@ -79,7 +79,8 @@ TEST(ConditionalCli, SimulateTrainWithHoldoutPredictThenEvaluate) {
   std::map<std::pair<std::string, std::string>, int64_t> groups;
   for (int64_t i = 0; i < pred.n_obs(); ++i) {
     ++groups[{label(pred, "cell_type", i), label(pred, "condition", i)}];
-    EXPECT_NE(label(pred, "library_size", i), "") << "every cell is given a size drawn from the training cells";
+    EXPECT_NE(label(pred, "library_size", i), "")
+        << "every cell is given a size drawn from the training cells";
   }
   EXPECT_EQ(groups, (std::map<std::pair<std::string, std::string>, int64_t>{{{"type_0", pert}, 30},
                                                                             {{"type_0", "control"}, 30}}));
