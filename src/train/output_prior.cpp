@@ -55,58 +55,142 @@ torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& toke
   return log_marginals_of(n, counts.n_rows, patching.n_genes).to(at::kFloat);
 }
 
-std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
-                                            const GenePatching& patching,
-                                            const std::vector<std::vector<int64_t>>& codes,
-                                            const std::vector<int64_t>& vocab_sizes, double prior_cells) {
-  const auto F = vocab_sizes.size();
-  // Cells grouped by their combination of labels; each combination's log-marginals, shrunk
-  // towards the overall ones, minus the overall ones: what the shifts of its labels should add to.
-  std::map<std::vector<int64_t>, int64_t> combination_of;
-  std::vector<int64_t> group_of_row(static_cast<size_t>(counts.n_rows));
-  std::vector<std::vector<int64_t>> labels;  // per combination, one label per field
-  for (int64_t r = 0; r < counts.n_rows; ++r) {
-    std::vector<int64_t> key(F);
-    for (size_t f = 0; f < F; ++f) key[f] = codes[f][static_cast<size_t>(r)];
-    const auto [it, added] = combination_of.emplace(key, static_cast<int64_t>(labels.size()));
-    if (added) labels.push_back(key);
-    group_of_row[static_cast<size_t>(r)] = it->second;
-  }
-  const auto C = static_cast<int64_t>(labels.size());
-  const auto n = token_counts(counts, tokenizer, patching, group_of_row, C);  // [C, L, K]
-  // The overall marginals from the same counts (as token_log_marginals computes them).
-  const auto overall =
-      log_marginals_of(n.sum(0), counts.n_rows, patching.n_genes).to(at::kFloat).to(at::kDouble);
-  const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
-  const auto p = (n + prior_cells * overall.exp()) / (cells + prior_cells).view({-1, 1, 1});
-  const auto target = p.clamp_min(kFloor).log() - overall;
+namespace {
+// Rows grouped by their combination of the chosen fields' labels.
+struct Combinations {
+  std::vector<int64_t> of_row;
+  std::vector<std::vector<int64_t>> labels;  // per combination, one label per chosen field
+};
 
-  // Least squares over combinations (weighted by cells), one field at a time (Gauss-Seidel): a
-  // label's shift is the cell-weighted mean of what the other fields' shifts leave unexplained.
-  // The first field is fitted first, so it takes each context's whole marginal and later fields
-  // the effects within contexts. NULL (0) stays zero: the overall marginals.
+Combinations combinations_of(const std::vector<std::vector<int64_t>>& codes,
+                             const std::vector<size_t>& fields, int64_t n_rows) {
+  Combinations out;
+  out.of_row.resize(static_cast<size_t>(n_rows));
+  std::map<std::vector<int64_t>, int64_t> index;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    std::vector<int64_t> key;
+    for (const size_t f : fields) key.push_back(codes[f][static_cast<size_t>(r)]);
+    const auto [it, added] = index.emplace(key, static_cast<int64_t>(out.labels.size()));
+    if (added) out.labels.push_back(key);
+    out.of_row[static_cast<size_t>(r)] = it->second;
+  }
+  return out;
+}
+
+// Per chosen field, each combination's label as a tensor [C].
+std::vector<torch::Tensor> label_columns(const Combinations& c, size_t n_fields) {
+  std::vector<torch::Tensor> out;
+  for (size_t f = 0; f < n_fields; ++f) {
+    std::vector<int64_t> column;
+    for (const auto& labels : c.labels) column.push_back(labels[f]);
+    out.push_back(at::tensor(column, at::kLong));
+  }
+  return out;
+}
+
+// Least squares over combinations (weighted by cells), one field at a time (Gauss-Seidel): a
+// label's shift is the cell-weighted mean of what the other fields' shifts leave unexplained in
+// `target` [C, L, K] (each combination's log-marginals minus the overall ones). The first field is
+// fitted first, so it takes each context's whole marginal and later fields the effects within
+// contexts: averaging log-ratios keeps one context's extreme values (a monocyte's interferon
+// response) out of another's prediction. NULL (0) stays zero.
+std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, const torch::Tensor& cells,
+                                                const std::vector<torch::Tensor>& label_of,
+                                                const std::vector<int64_t>& vocab_sizes) {
+  const auto F = vocab_sizes.size();
   std::vector<torch::Tensor> shift;
   for (const int64_t v : vocab_sizes)
-    shift.push_back(at::zeros({v, overall.size(0), overall.size(1)}, at::kDouble));
-  std::vector<torch::Tensor> label_of;  // per field: each combination's label
-  for (size_t f = 0; f < F; ++f) {
-    std::vector<int64_t> column(static_cast<size_t>(C));
-    for (int64_t c = 0; c < C; ++c) column[static_cast<size_t>(c)] = labels[static_cast<size_t>(c)][f];
-    label_of.push_back(at::tensor(column, at::kLong));
-  }
+    shift.push_back(at::zeros({v, target.size(1), target.size(2)}, at::kDouble));
   for (int round = 0; round < (F > 1 ? kBackfitRounds : 1); ++round) {
     for (size_t f = 0; f < F; ++f) {
       auto residual = target.clone();
       for (size_t h = 0; h < F; ++h) {
         if (h != f) residual -= shift[h].index_select(0, label_of[h]);
       }
-      const auto& of_f = label_of[f];
-      auto sum = at::zeros_like(shift[f]).index_add_(0, of_f, residual * cells.view({-1, 1, 1}));
-      const auto weight = at::zeros({vocab_sizes[f]}, at::kDouble).index_add_(0, of_f, cells);
+      auto sum = at::zeros_like(shift[f]).index_add_(0, label_of[f], residual * cells.view({-1, 1, 1}));
+      const auto weight = at::zeros({vocab_sizes[f]}, at::kDouble).index_add_(0, label_of[f], cells);
       shift[f] = sum / weight.clamp_min(1.0).view({-1, 1, 1});
       shift[f][0].zero_();
     }
   }
+  return shift;
+}
+
+// One step of iterative proportional fitting for the groups `group_of` [C] of the combinations:
+// what to add to each group's logits so that the expected token counts of its cells under
+// softmax(logits) [C, L, K] match `observed` [groups, L, K]. Softmax normalises, so with observed
+// = counts + pseudo-cells the fixed point is p proportional to them. Groups without cells get 0.
+torch::Tensor proportional_fitting_step(const torch::Tensor& logits, const torch::Tensor& cells,
+                                        const torch::Tensor& group_of, const torch::Tensor& observed) {
+  const auto expected =
+      at::zeros_like(observed).index_add_(0, group_of, at::softmax(logits, -1) * cells.view({-1, 1, 1}));
+  const auto has_cells = (at::zeros({observed.size(0)}, at::kDouble).index_add_(0, group_of, cells) > 0);
+  return at::where(has_cells.view({-1, 1, 1}), observed.log() - expected.clamp_min(1e-300).log(), 0.0);
+}
+}  // namespace
+
+std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
+                                            const GenePatching& patching,
+                                            const std::vector<std::vector<int64_t>>& codes,
+                                            const std::vector<int64_t>& vocab_sizes, int library_field,
+                                            double prior_cells) {
+  const auto F = vocab_sizes.size();
+  std::vector<size_t> label_fields, all_fields;
+  for (size_t f = 0; f < F; ++f) {
+    all_fields.push_back(f);
+    if (static_cast<int>(f) != library_field) label_fields.push_back(f);
+  }
+  const auto all = combinations_of(codes, all_fields, counts.n_rows);
+  const auto n =
+      token_counts(counts, tokenizer, patching, all.of_row, static_cast<int64_t>(all.labels.size()));
+  // The overall marginals from the same counts (as token_log_marginals computes them).
+  const auto overall =
+      log_marginals_of(n.sum(0), counts.n_rows, patching.n_genes).to(at::kFloat).to(at::kDouble);
+
+  // Each combination of the label fields (cell size left out: they are large) starts from its
+  // smoothed log-marginals.
+  const auto by_label = combinations_of(codes, label_fields, counts.n_rows);
+  std::vector<int64_t> merged(all.labels.size());
+  for (int64_t r = 0; r < counts.n_rows; ++r)
+    merged[static_cast<size_t>(all.of_row[static_cast<size_t>(r)])] = by_label.of_row[static_cast<size_t>(r)];
+  const auto merged_of = at::tensor(merged, at::kLong);
+  const auto n_by_label =
+      at::zeros({static_cast<int64_t>(by_label.labels.size()), n.size(1), n.size(2)}, at::kDouble)
+          .index_add_(0, merged_of, n);
+  const auto q = overall.exp();
+  const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
+  const auto cells_by_label = n_by_label.select(1, 0).sum(-1);
+  const auto observed_by_label = n_by_label + prior_cells * q;
+  auto target =
+      (observed_by_label / (cells_by_label + prior_cells).view({-1, 1, 1})).clamp_min(kFloor).log() - overall;
+
+  std::vector<torch::Tensor> shift(F);
+  // Cell size within combinations, by maximum likelihood jointly with the combinations' own
+  // log-marginals (iterative proportional fitting): size bins split every cell type into small
+  // groups whose averaged log-frequencies would blend the types and under-count rare values;
+  // summing counts before taking logs does neither.
+  if (library_field >= 0) {
+    const auto lib = static_cast<size_t>(library_field);
+    const auto bin_of = label_columns(all, F)[lib];
+    const auto observed_by_bin =
+        at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble).index_add_(0, bin_of, n) +
+        prior_cells * q;
+    shift[lib] = at::zeros_like(observed_by_bin);
+    const auto logits = [&] {
+      return overall + target.index_select(0, merged_of) + shift[lib].index_select(0, bin_of);
+    };
+    for (int round = 0; round < kBackfitRounds; ++round) {
+      shift[lib] += proportional_fitting_step(logits(), cells, bin_of, observed_by_bin);
+      shift[lib][0].zero_();
+      target += proportional_fitting_step(logits(), cells, merged_of, observed_by_label);
+    }
+  }
+  // The label fields' shifts by least squares on the combinations.
+  std::vector<int64_t> label_vocab;
+  for (const size_t f : label_fields) label_vocab.push_back(vocab_sizes[f]);
+  const auto fitted =
+      least_squares_shifts(target, cells_by_label, label_columns(by_label, label_fields.size()), label_vocab);
+  for (size_t i = 0; i < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
   std::vector<torch::Tensor> out;
   for (auto& s : shift) out.push_back(s.to(at::kFloat));
   return out;

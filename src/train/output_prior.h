@@ -32,10 +32,14 @@ torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& toke
 // `prior_cells` pseudo-cells: with one field exactly each label's own log-marginals; with a
 // context and a perturbation field, the context's marginals plus the perturbation's average
 // effect within contexts, so an unseen combination starts as the additive prediction.
+// The cell-size field (`library_field`, -1 if none) is left out of those combinations and fitted
+// afterwards by maximum likelihood given the others: per size bin, the expected token counts of
+// its cells match the observed ones (plus the pseudo-cells).
 // codes[f][r]: label of row r in field f.
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                             const GenePatching& patching,
                                             const std::vector<std::vector<int64_t>>& codes,
-                                            const std::vector<int64_t>& vocab_sizes, double prior_cells = 10);
+                                            const std::vector<int64_t>& vocab_sizes, int library_field = -1,
+                                            double prior_cells = 10);
 
 }  // namespace lingshu
