@@ -56,6 +56,7 @@ nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
           {"min_lr_ratio", o.min_lr_ratio},
           {"warmup", o.warmup},
           {"weight_decay", o.weight_decay},
+          {"prior_lr_scale", o.prior_lr_scale},
           {"grad_clip", o.grad_clip},
           {"val_fraction", o.val_fraction},
           {"max_val_cells", o.max_val_cells},
@@ -83,6 +84,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   o.min_lr_ratio = j.at("min_lr_ratio");
   o.warmup = j.at("warmup");
   o.weight_decay = j.at("weight_decay");
+  o.prior_lr_scale = j.value("prior_lr_scale", 1.0);
   o.grad_clip = j.at("grad_clip");
   o.val_fraction = j.at("val_fraction");
   o.max_val_cells = j.at("max_val_cells");
@@ -100,28 +102,38 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   return o;
 }
 
-// Two parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings,
-// biases and LayerNorm gains.
+// Parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings, biases and
+// LayerNorm gains; the output-bias tables (which start at the token marginals) in a third group
+// whose learning rate is scaled by prior_lr_scale.
+bool is_output_bias(const std::string& name) {
+  return name == "gene_logit_bias" || name.starts_with("condition_logit_bias");
+}
+
 torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptions& o) {
-  std::vector<torch::Tensor> decay, no_decay;
+  std::vector<torch::Tensor> decay, no_decay, prior;
   for (const auto& item : model->named_parameters()) {
     const auto& name = item.key();
-    const bool is_table =
-        name.find("emb") != std::string::npos || name == "patch_pos" || name == "gene_logit_bias";
-    (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
+    const bool is_table = name.find("emb") != std::string::npos || name == "patch_pos";
+    if (is_output_bias(name))
+      prior.push_back(item.value());
+    else
+      (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
   }
   const auto options = torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).eps(1e-8);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                 torch::optim::AdamWOptions(options).weight_decay(o.weight_decay)));
-  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(
-                                    torch::optim::AdamWOptions(options).weight_decay(0.0)));
+  for (auto* group : {&decay, &no_decay, &prior}) {
+    const double decay_rate = group == &decay ? o.weight_decay : 0.0;
+    groups.emplace_back(*group, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(options).weight_decay(decay_rate)));
+  }
   return torch::optim::AdamW(std::move(groups), options);
 }
 
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
-  for (auto& group : optimizer.param_groups())
-    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double prior_lr_scale) {
+  auto& groups = optimizer.param_groups();
+  for (size_t g = 0; g < groups.size(); ++g) {
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 2 ? lr * prior_lr_scale : lr);
+  }
 }
 
 // Held-out cells with fixed diffusion times (evenly spaced in (eps, 1)) and fixed masks, so every
@@ -446,7 +458,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
       loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device), config.n_genes);
     }
     const double lr = schedule.at(step);
-    set_learning_rate(optimizer, lr);
+    set_learning_rate(optimizer, lr, options.prior_lr_scale);
     optimizer.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model->parameters(), options.grad_clip);

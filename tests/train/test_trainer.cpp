@@ -63,6 +63,24 @@ TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   EXPECT_FALSE(torch::equal(a.at("head.weight"), stored_weights(dir / "fresh").at("head.weight")));
 }
 
+TEST(Trainer, PriorLrScaleZeroKeepsTheOutputBiasesAtTheMarginals) {
+  testing::TempDir dir;
+  const auto sim = simulated(120, 64, 2, 1);
+  auto frozen = tiny_train_options(dir / "frozen", 8);
+  frozen.prior_lr_scale = 0;
+  train_model(sim.data, frozen);
+  auto start = tiny_train_options(dir / "start", 1);
+  start.prior_lr_scale = 0;
+  train_model(sim.data, start);
+  train_model(sim.data, tiny_train_options(dir / "default", 8));
+  const auto a = stored_weights(dir / "frozen"), b = stored_weights(dir / "start"),
+             c = stored_weights(dir / "default");
+  EXPECT_TRUE(torch::equal(a.at("gene_logit_bias"), b.at("gene_logit_bias")));
+  EXPECT_FALSE(torch::equal(a.at("head.weight"), b.at("head.weight")));  // the rest trains
+  EXPECT_FALSE(
+      torch::equal(a.at("gene_logit_bias"), c.at("gene_logit_bias")));  // and by default so do the biases
+}
+
 // Mean over validation cells and genes of -log p(token) under each gene's training marginal
 // (add-one smoothed): the loss of a model that ignores the other genes.
 double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir,
