@@ -160,29 +160,38 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   const auto q = overall.exp();
   const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
   const auto cells_by_label = n_by_label.select(1, 0).sum(-1);
-  const auto observed_by_label = n_by_label + prior_cells * q;
+  // Each combination's smoothed marginals; without label fields every cell's baseline is the
+  // overall marginals themselves.
+  const auto smoothed_by_label =
+      (n_by_label + prior_cells * q) / (cells_by_label + prior_cells).view({-1, 1, 1});
   auto target =
-      (observed_by_label / (cells_by_label + prior_cells).view({-1, 1, 1})).clamp_min(kFloor).log() - overall;
+      label_fields.empty() ? at::zeros_like(n_by_label) : smoothed_by_label.clamp_min(kFloor).log() - overall;
 
   std::vector<torch::Tensor> shift(F);
   // Cell size within combinations, by maximum likelihood jointly with the combinations' own
   // log-marginals (iterative proportional fitting): size bins split every cell type into small
   // groups whose averaged log-frequencies would blend the types and under-count rare values;
-  // summing counts before taking logs does neither.
+  // summing counts before taking logs does neither. Each combination's `prior_cells` pseudo-cells
+  // of its own smoothed marginals are spread over its size bins by their cells: both margins then
+  // come from one table (the fit has a fixed point) and no group is pulled towards the average.
   if (library_field >= 0) {
     const auto lib = static_cast<size_t>(library_field);
     const auto bin_of = label_columns(all, F)[lib];
+    const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
+    const auto smoothed = n + pseudo.view({-1, 1, 1}) * smoothed_by_label.index_select(0, merged_of);
+    const auto weight = cells + pseudo;
+    const auto observed_by_label = at::zeros_like(n_by_label).index_add_(0, merged_of, smoothed);
     const auto observed_by_bin =
-        at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble).index_add_(0, bin_of, n) +
-        prior_cells * q;
+        at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble).index_add_(0, bin_of, smoothed);
     shift[lib] = at::zeros_like(observed_by_bin);
     const auto logits = [&] {
       return overall + target.index_select(0, merged_of) + shift[lib].index_select(0, bin_of);
     };
     for (int round = 0; round < kBackfitRounds; ++round) {
-      shift[lib] += proportional_fitting_step(logits(), cells, bin_of, observed_by_bin);
+      shift[lib] += proportional_fitting_step(logits(), weight, bin_of, observed_by_bin);
       shift[lib][0].zero_();
-      target += proportional_fitting_step(logits(), cells, merged_of, observed_by_label);
+      if (!label_fields.empty())
+        target += proportional_fitting_step(logits(), weight, merged_of, observed_by_label);
     }
   }
   // The label fields' shifts by least squares on the combinations.

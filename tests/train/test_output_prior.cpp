@@ -125,9 +125,9 @@ TEST(OutputPrior, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
 
 TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   // Each cell type split into eight size bins of ~12 cells. Type and size are fitted jointly by
-  // maximum likelihood: each type, summed over its bins, expects its own (smoothed) token counts,
-  // and so does each bin, up to the two fields' pseudo-cells disagreeing. Shifts fitted to each
-  // small combination's shrunk log-frequencies pulled every type 0.15-0.22 towards the average.
+  // maximum likelihood: each type's cells, summed over its bins, expect close to the token counts
+  // they have, and so do each bin's (up to the smoothing). Shifts fitted to each small
+  // combination's shrunk log-frequencies pulled every type 0.15-0.22 towards the average cell.
   const auto e = encoded(300, 11);
   std::vector<int64_t> type(300), bin(300);
   for (int64_t r = 0; r < 300; ++r) {
@@ -140,7 +140,7 @@ TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   const auto overall =
       token_log_marginals(e.sim.data.X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
   const auto types = torch::tensor(type, torch::kLong), bins = torch::tensor(bin, torch::kLong);
-  // Expected counts of the cells in `in` (a mask) against their smoothed observed counts, per cell.
+  // Expected counts of the cells in `in` (a mask) against their observed counts, per cell.
   const auto deviation = [&](const torch::Tensor& in) {
     auto expected = torch::zeros_like(overall);
     for (int64_t t = 1; t <= 3; ++t) {
@@ -152,11 +152,21 @@ TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
     }
     const auto mine = e.tokens.index_select(0, in.nonzero().squeeze(1));
     const double cells = static_cast<double>(mine.size(0));
-    const auto observed = (token_histogram(mine) + 10 * overall.exp()) * cells / (cells + 10);
-    return ((expected - observed) / cells).abs().max().item<double>();
+    return ((expected - token_histogram(mine)) / cells).abs().max().item<double>();
   };
-  for (int64_t b = 1; b <= 8; ++b) EXPECT_LT(deviation(bins == b), 0.01) << "bin " << b;
-  for (int64_t t = 1; t <= 3; ++t) EXPECT_LT(deviation(types == t), 1e-3) << "type " << t;
+  for (int64_t b = 1; b <= 8; ++b) EXPECT_LT(deviation(bins == b), 0.03) << "bin " << b;
+  for (int64_t t = 1; t <= 3; ++t) EXPECT_LT(deviation(types == t), 0.01) << "type " << t;
+  // Size alone (an unconditional model with --library-bins): each bin its own smoothed counts.
+  const auto all_smoothed = (token_histogram(e.tokens) + 10 * overall.exp()) / 310;
+  const auto alone = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {bin}, {10}, 0, 10);
+  for (int64_t b = 1; b <= 8; ++b) {
+    const auto mine = e.tokens.index_select(0, (bins == b).nonzero().squeeze(1));
+    const double cells = static_cast<double>(mine.size(0));
+    const double pseudo = 10 * cells / 300;  // the 10 pseudo-cells spread over the bins by their cells
+    const auto observed = (token_histogram(mine) + pseudo * all_smoothed) / (cells + pseudo);
+    const auto fitted = torch::softmax(overall + alone[0][b].slice(0, 0, 30).to(torch::kDouble), -1);
+    EXPECT_LT((fitted - observed).abs().max().item<double>(), 1e-3) << "bin " << b;
+  }
 }
 
 }  // namespace
