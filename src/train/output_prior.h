@@ -32,9 +32,10 @@ torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& toke
 // `prior_cells` pseudo-cells: with one field exactly each label's own log-marginals; with a
 // context and a perturbation field, the context's marginals plus the perturbation's average
 // effect within contexts, so an unseen combination starts as the additive prediction.
-// The cell-size field (`library_field`, -1 if none) is left out of those combinations and fitted
-// afterwards by maximum likelihood given the others: per size bin, the expected token counts of
-// its cells match the observed ones (plus the pseudo-cells).
+// The cell-size field (`library_field`, -1 if none) is left out of those combinations: it is
+// fitted by maximum likelihood jointly with each combination's own marginals (per size bin and
+// per combination, the expected token counts of its cells match the observed ones, smoothed), and
+// the least squares then start from those combination marginals.
 // codes[f][r]: label of row r in field f.
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                             const GenePatching& patching,

@@ -105,6 +105,8 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
 // Parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings, biases and
 // LayerNorm gains; the output-bias tables (which start at the token marginals) in a third group
 // whose learning rate is scaled by prior_lr_scale.
+constexpr size_t kOutputBiasGroup = 2;
+
 bool is_output_bias(const std::string& name) {
   return name == "gene_logit_bias" || name.starts_with("condition_logit_bias");
 }
@@ -121,7 +123,7 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
   }
   const auto options = torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).eps(1e-8);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  for (auto* group : {&decay, &no_decay, &prior}) {
+  for (auto* group : {&decay, &no_decay, &prior}) {  // in this order: prior is kOutputBiasGroup
     const double decay_rate = group == &decay ? o.weight_decay : 0.0;
     groups.emplace_back(*group, std::make_unique<torch::optim::AdamWOptions>(
                                     torch::optim::AdamWOptions(options).weight_decay(decay_rate)));
@@ -132,7 +134,8 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
 void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double prior_lr_scale) {
   auto& groups = optimizer.param_groups();
   for (size_t g = 0; g < groups.size(); ++g) {
-    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 2 ? lr * prior_lr_scale : lr);
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options())
+        .lr(g == kOutputBiasGroup ? lr * prior_lr_scale : lr);
   }
 }
 
