@@ -172,13 +172,15 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   // log-marginals (iterative proportional fitting): size bins split every cell type into small
   // groups whose averaged log-frequencies would blend the types and under-count rare values;
   // summing counts before taking logs does neither. Each combination's `prior_cells` pseudo-cells
-  // of its own smoothed marginals are spread over its size bins by their cells: both margins then
-  // come from one table (the fit has a fixed point) and no group is pulled towards the average.
+  // of the overall marginals (its shrinkage without size) are spread over its size bins by their
+  // cells: both margins then come from one table, so the fit has a fixed point. Pseudo-cells of the
+  // combination's own marginals instead left rare values of a bin almost unsmoothed (held-out
+  // masked cross-entropy of the start on pbmc3k 0.232 against 0.225).
   if (library_field >= 0) {
     const auto lib = static_cast<size_t>(library_field);
     const auto bin_of = label_columns(all, F)[lib];
     const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
-    const auto smoothed = n + pseudo.view({-1, 1, 1}) * smoothed_by_label.index_select(0, merged_of);
+    const auto smoothed = n + pseudo.view({-1, 1, 1}) * q;
     const auto weight = cells + pseudo;
     const auto observed_by_label = at::zeros_like(n_by_label).index_add_(0, merged_of, smoothed);
     const auto observed_by_bin =

@@ -34,7 +34,8 @@ torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& toke
 // effect within contexts, so an unseen combination starts as the additive prediction.
 // The cell-size field (`library_field`, -1 if none) is left out of those combinations: it is
 // fitted by maximum likelihood jointly with each combination's own marginals (per size bin and
-// per combination, the expected token counts of its cells match the observed ones, smoothed), and
+// per combination, the expected token counts of its cells match the observed ones plus the
+// combination's pseudo-cells of the overall marginals, spread over its bins by cells), and
 // the least squares then start from those combination marginals.
 // codes[f][r]: label of row r in field f.
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,

@@ -125,9 +125,10 @@ TEST(OutputPrior, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
 
 TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   // Each cell type split into eight size bins of ~12 cells. Type and size are fitted jointly by
-  // maximum likelihood: each type's cells, summed over its bins, expect close to the token counts
-  // they have, and so do each bin's (up to the smoothing). Shifts fitted to each small
-  // combination's shrunk log-frequencies pulled every type 0.15-0.22 towards the average cell.
+  // maximum likelihood: each type's cells, summed over its bins, expect the token counts they have
+  // plus the type's 10 pseudo-cells of the overall marginals (the shrinkage of a type-only prior),
+  // and so do each bin's, with the pseudo-cells of its groups. Shifts fitted to each small
+  // combination's shrunk log-frequencies pulled every type towards the average cell.
   const auto e = encoded(300, 11);
   std::vector<int64_t> type(300), bin(300);
   for (int64_t r = 0; r < 300; ++r) {
@@ -139,31 +140,35 @@ TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   EXPECT_TRUE((shifts[1][9] == 0).all().item<bool>());  // a bin without cells
   const auto overall =
       token_log_marginals(e.sim.data.X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
+  const auto q = overall.exp();
   const auto types = torch::tensor(type, torch::kLong), bins = torch::tensor(bin, torch::kLong);
-  // Expected counts of the cells in `in` (a mask) against their observed counts, per cell.
+  // Expected against observed token counts of the cells in `in` (a mask), each (type, bin) group
+  // with its share of the type's pseudo-cells, per cell.
   const auto deviation = [&](const torch::Tensor& in) {
     auto expected = torch::zeros_like(overall);
+    auto observed = token_histogram(e.tokens.index_select(0, in.nonzero().squeeze(1)));
+    double weight = 0;
     for (int64_t t = 1; t <= 3; ++t) {
       for (int64_t b = 1; b <= 8; ++b) {
         const double n = (in & (types == t) & (bins == b)).sum().item<double>();
+        const double pseudo = 10 * n / (types == t).sum().item<double>();
         const auto logits = overall + (shifts[0][t] + shifts[1][b]).slice(0, 0, 30).to(torch::kDouble);
-        expected += n * torch::softmax(logits, -1);
+        expected += (n + pseudo) * torch::softmax(logits, -1);
+        observed += pseudo * q;
+        weight += n + pseudo;
       }
     }
-    const auto mine = e.tokens.index_select(0, in.nonzero().squeeze(1));
-    const double cells = static_cast<double>(mine.size(0));
-    return ((expected - token_histogram(mine)) / cells).abs().max().item<double>();
+    return ((expected - observed) / weight).abs().max().item<double>();
   };
-  for (int64_t b = 1; b <= 8; ++b) EXPECT_LT(deviation(bins == b), 0.03) << "bin " << b;
-  for (int64_t t = 1; t <= 3; ++t) EXPECT_LT(deviation(types == t), 0.01) << "type " << t;
+  for (int64_t b = 1; b <= 8; ++b) EXPECT_LT(deviation(bins == b), 0.005) << "bin " << b;
+  for (int64_t t = 1; t <= 3; ++t) EXPECT_LT(deviation(types == t), 1e-3) << "type " << t;
   // Size alone (an unconditional model with --library-bins): each bin its own smoothed counts.
-  const auto all_smoothed = (token_histogram(e.tokens) + 10 * overall.exp()) / 310;
   const auto alone = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {bin}, {10}, 0, 10);
   for (int64_t b = 1; b <= 8; ++b) {
     const auto mine = e.tokens.index_select(0, (bins == b).nonzero().squeeze(1));
     const double cells = static_cast<double>(mine.size(0));
     const double pseudo = 10 * cells / 300;  // the 10 pseudo-cells spread over the bins by their cells
-    const auto observed = (token_histogram(mine) + pseudo * all_smoothed) / (cells + pseudo);
+    const auto observed = (token_histogram(mine) + pseudo * q) / (cells + pseudo);
     const auto fitted = torch::softmax(overall + alone[0][b].slice(0, 0, 30).to(torch::kDouble), -1);
     EXPECT_LT((fitted - observed).abs().max().item<double>(), 1e-3) << "bin " << b;
   }
