@@ -20,12 +20,16 @@ std::string format_duration(double seconds) {
 }
 }  // namespace
 
-void Progress::set_enabled(bool enabled) { g_enabled = enabled; }
+void Progress::set_enabled(bool enabled) {
+  g_enabled = enabled;
+}
 
-Progress::Progress(std::string label, int64_t total, std::string unit)
+Progress::Progress(std::string label, int64_t total, std::string unit, int64_t already_done)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(std::max<int64_t>(total, 1)),
+      done_(already_done),
+      already_done_(already_done),
       tty_(::isatty(STDERR_FILENO) != 0),
       silent_(!g_enabled.load()),
       start_(std::chrono::steady_clock::now()),
@@ -55,17 +59,19 @@ void Progress::finish(const std::string& extra) {
   finished_ = true;
 }
 
+void Progress::set_total(int64_t total) {
+  total_ = std::max<int64_t>(total, 1);
+}
+
 void Progress::draw(bool final_line) {
   if (silent_) return;
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
+  const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double rate = elapsed > 0 ? static_cast<double>(done_ - already_done_) / elapsed : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total_ - done_) / rate : -1.0;
   const double frac = std::clamp(static_cast<double>(done_) / static_cast<double>(total_), 0.0, 1.0);
   const std::string rate_text = rate >= 10 ? fmt::format("{:.0f}", rate) : fmt::format("{:.2f}", rate);
-  const std::string tail = fmt::format("{}/{} {} | {} {}/s | {} < {}{}{}", done_, total_, unit_,
-                                       rate_text, unit_, format_duration(elapsed),
-                                       format_duration(final_line ? 0 : eta),
+  const std::string tail = fmt::format("{}/{} {} | {} {}/s | {} < {}{}{}", done_, total_, unit_, rate_text,
+                                       unit_, format_duration(elapsed), format_duration(final_line ? 0 : eta),
                                        extra_.empty() ? "" : " | ", extra_);
   if (tty_) {
     constexpr int width = 28;

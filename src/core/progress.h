@@ -9,8 +9,9 @@ namespace lingshu {
 
 class Progress {
  public:
-  // `total` units of work named `unit` ("steps", "cells"); `label` starts the line.
-  Progress(std::string label, int64_t total, std::string unit);
+  // `total` units of work named `unit` ("steps", "cells"); `label` starts the line. Work done
+  // before (`already_done`, e.g. steps of a resumed run) counts towards the total, not the rate.
+  Progress(std::string label, int64_t total, std::string unit, int64_t already_done = 0);
   ~Progress();
   Progress(const Progress&) = delete;
   Progress& operator=(const Progress&) = delete;
@@ -18,6 +19,8 @@ class Progress {
   // Sets the amount done so far; `extra` is appended to the line (e.g. "loss 2.31").
   void update(int64_t done, const std::string& extra = "");
   void finish(const std::string& extra = "");
+  // A new total as a time budget is re-planned; rate and ETA go on from the same start.
+  void set_total(int64_t total);
 
   // false silences every Progress (--quiet, tests); true restores the automatic choice between
   // a bar (terminal) and log lines.
@@ -30,7 +33,8 @@ class Progress {
   std::string unit_;
   std::string extra_;
   int64_t total_;
-  int64_t done_ = 0;
+  int64_t done_;
+  int64_t already_done_;
   bool tty_;
   bool silent_;
   bool finished_ = false;

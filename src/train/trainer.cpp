@@ -423,7 +423,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   const auto is_gene_device = is_gene.to(device);
 
   std::optional<Progress> progress;
-  if (!options.quiet && planned) progress.emplace("train", total_steps, "steps");
+  if (!options.quiet && planned) progress.emplace("train", total_steps, "steps", step);
   TrainResult result;
   result.precision = precision_name(precision);
   double window_loss = 0;
@@ -499,8 +499,9 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
       if (!options.quiet && (first_plan || moved)) {
         fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
                    steps_per_second, total_steps, options.minutes);
-        progress.emplace("train", total_steps, "steps");
       }
+      if (!options.quiet && !progress) progress.emplace("train", total_steps, "steps", step);
+      if (progress) progress->set_total(total_steps);
     }
     if (step % options.log_every == 0 || (planned && step == total_steps)) {
       result.train_loss = window_loss / static_cast<double>(window_steps);

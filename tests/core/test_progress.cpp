@@ -29,5 +29,17 @@ TEST(Progress, LogLinesWithoutTerminalAndNothingWhenQuiet) {
   Progress::set_enabled(true);
 }
 
+// A re-planned budget moves the total the bar shows (it showed 3386/2933 steps at the end).
+TEST(Progress, ANewTotalIsShown) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress p("train", 10, "steps", 4);
+    p.set_total(25);
+    p.finish();
+  }
+  const std::string shown = ::testing::internal::GetCapturedStderr();
+  EXPECT_NE(shown.find("train: 100% 25/25 steps"), std::string::npos) << shown;
+}
+
 }  // namespace
 }  // namespace lingshu
