@@ -3,7 +3,8 @@
 #   bench/quality.sh pbmc|kang|cellline OUT_DIR
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
-# the unmasking steps.
+# the unmasking steps; TRAIN_FLAGS adds options to every train command (the experiments'
+# "--library-bins 8 --prior-lr-scale 0").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -11,6 +12,7 @@ data=${DATA_DIR:-$here/../shared/data}
 lingshu=${LINGSHU:-$here/build/lingshu}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 py=/usr/bin/python3
+read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
 
 [ $# -eq 2 ] || { echo "usage: bench/quality.sh pbmc|kang|cellline OUT_DIR" >&2; exit 2; }
 [ -d "$data" ] || { echo "quality.sh: $data is missing (set DATA_DIR)" >&2; exit 2; }
@@ -29,7 +31,7 @@ a[np.sort(p[:h])].copy().write_h5ad('$2_A.h5ad'); a[np.sort(p[h:])].copy().write
 pbmc() {
   local real=$data/pbmc3k.h5ad
   [ -e pbmc/weights.pt ] || "$lingshu" train "$real" --out pbmc --preset small --condition cell_type \
-    --minutes "${MINUTES:-45}" --seed 1 --threads 2 --eval-every 200 --checkpoint-every 200
+    "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads 2 --eval-every 200 --checkpoint-every 200
   split_halves "$real" pbmc3k
   # 2,700 cells in the training proportions of the cell types.
   "$lingshu" generate pbmc --n 2700 --steps "${STEPS:-32}" --seed 0 --threads 2 --out generated.h5ad
@@ -53,7 +55,7 @@ kang() {
   printf 'cell_type,condition,n_cells\nCD4T,stimulated,356\n' > kang_pairs.csv
   [ -e kang/weights.pt ] || "$lingshu" train "$real" --out kang --preset small --condition cell_type \
     --perturbation condition --control control --holdout cell_type=CD4T,condition=stimulated \
-    --minutes "${MINUTES:-20}" --seed 1 --threads 2
+    "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs kang_pairs.csv --context-col cell_type \
       --holdout cell_type=CD4T,condition=stimulated --seed 0 --out kang_$b.h5ad
@@ -74,7 +76,7 @@ cellline() {
     echo "$ctx,$pert,$n" >> cellline_pairs.csv
   done
   [ -e cellline/weights.pt ] || "$lingshu" train "$real" --out cellline --preset small --condition cell_type \
-    --perturbation condition --control control "${flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
+    --perturbation condition --control control "${flags[@]}" "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs cellline_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
       --out cellline_$b.h5ad
