@@ -4,7 +4,7 @@
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
 # the unmasking steps; TRAIN_FLAGS adds options to every train command (the experiments'
-# "--library-bins 8 --prior-lr-scale 0").
+# "--library-bins 16 --prior-lr-scale 0").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
