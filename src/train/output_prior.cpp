@@ -160,12 +160,14 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   const auto q = overall.exp();
   const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
   const auto cells_by_label = n_by_label.select(1, 0).sum(-1);
-  // Each combination's smoothed marginals; without label fields every cell's baseline is the
+  const auto observed_by_label = n_by_label + prior_cells * q;
+  // Each combination's smoothed log-marginals; without label fields every cell's baseline is the
   // overall marginals themselves.
-  const auto smoothed_by_label =
-      (n_by_label + prior_cells * q) / (cells_by_label + prior_cells).view({-1, 1, 1});
   auto target =
-      label_fields.empty() ? at::zeros_like(n_by_label) : smoothed_by_label.clamp_min(kFloor).log() - overall;
+      label_fields.empty()
+          ? at::zeros_like(n_by_label)
+          : (observed_by_label / (cells_by_label + prior_cells).view({-1, 1, 1})).clamp_min(kFloor).log() -
+                overall;
 
   std::vector<torch::Tensor> shift(F);
   // Cell size within combinations, by maximum likelihood jointly with the combinations' own
@@ -181,8 +183,7 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
     const auto bin_of = label_columns(all, F)[lib];
     const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
     const auto smoothed = n + pseudo.view({-1, 1, 1}) * q;
-    const auto weight = cells + pseudo;
-    const auto observed_by_label = at::zeros_like(n_by_label).index_add_(0, merged_of, smoothed);
+    const auto weight = cells + pseudo;  // a combination's groups add up to observed_by_label
     const auto observed_by_bin =
         at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble).index_add_(0, bin_of, smoothed);
     shift[lib] = at::zeros_like(observed_by_bin);
