@@ -47,7 +47,8 @@ class H5adRowReader {
   std::unique_ptr<Impl> impl_;
 };
 
-// Writes X as CSR (float32 values, int32 indices, int64 indptr), obs and var (index, categorical,
+// Writes X as CSR (int32 values when all are whole numbers, else float32; indices and indptr both
+// int32, or both int64 past 2^31 stored values), obs and var (index, categorical,
 // string, numeric, boolean columns) and uns string entries. Written to a temporary name and renamed.
 void write_h5ad(const std::filesystem::path& path, const AnnData& data);
 

@@ -2,8 +2,11 @@
 // conventions, h5py-style bools), so anndata and scanpy read them back unchanged.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <set>
+#include <span>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -22,6 +25,21 @@ void set_encoding(hid_t obj, const char* type, const char* version) {
   hdf5::write_string_attr(obj, "encoding-version", version);
 }
 
+// Counts are whole numbers and anndata keeps the dtype it reads, so counts are stored as integers
+// (what a raw-count file from Cell Ranger or anndata holds); anything else stays float32.
+bool holds_int32_counts(std::span<const float> values) {
+  constexpr float kLimit = 2147483520.0f;  // the largest float below 2^31
+  return std::all_of(values.begin(), values.end(),
+                     [](float v) { return v == std::trunc(v) && std::fabs(v) <= kLimit; });
+}
+
+// scipy's row indexing needs `indices` and `indptr` of one integer type (it fails on int32 indices
+// with int64 indptr), so both are int32 while the matrix fits, int64 beyond: as anndata writes them.
+bool needs_int64_indices(const CsrMatrix& x) {
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  return x.nnz() > kInt32Max || x.n_cols > kInt32Max;
+}
+
 void write_matrix(hid_t root, const CsrMatrix& x) {
   x.validate("X to write");
   // lingshu's reader refuses non-finite values, so never write a file it could not read back.
@@ -36,9 +54,18 @@ void write_matrix(hid_t root, const CsrMatrix& x) {
   const Handle group = hdf5::create_group(root, "X");
   set_encoding(group.get(), "csr_matrix", "0.1.0");
   hdf5::write_int64_array_attr(group.get(), "shape", {x.n_rows, x.n_cols});
-  hdf5::write_1d<float>(group.get(), "data", x.values);
-  hdf5::write_1d<int32_t>(group.get(), "indices", x.indices);
-  hdf5::write_1d<int64_t>(group.get(), "indptr", x.indptr);
+  if (holds_int32_counts(x.values)) {
+    hdf5::write_1d<int32_t>(group.get(), "data", std::vector<int32_t>(x.values.begin(), x.values.end()));
+  } else {
+    hdf5::write_1d<float>(group.get(), "data", x.values);
+  }
+  if (needs_int64_indices(x)) {
+    hdf5::write_1d<int64_t>(group.get(), "indices", std::vector<int64_t>(x.indices.begin(), x.indices.end()));
+    hdf5::write_1d<int64_t>(group.get(), "indptr", x.indptr);
+  } else {
+    hdf5::write_1d<int32_t>(group.get(), "indices", x.indices);
+    hdf5::write_1d<int32_t>(group.get(), "indptr", std::vector<int32_t>(x.indptr.begin(), x.indptr.end()));
+  }
 }
 
 // pandas stores categorical codes in the narrowest signed type that holds the categories.
