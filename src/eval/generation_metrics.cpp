@@ -203,8 +203,10 @@ std::pair<const Column*, std::vector<std::string>> require_labels(const Expressi
   return {column, std::move(types)};
 }
 
-void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& options, const PcaResult& pcs,
-                         GenerationEvaluation& out) {
+// Returns the grouping of the generated cells for the per-type metrics: declared labels when the
+// generated file has them, else the transferred ones (-1 = no type).
+std::vector<int32_t> evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& options,
+                                         const PcaResult& pcs, GenerationEvaluation& out) {
   GenerationMetrics& m = out.metrics;
   const auto [real_column, types] = require_labels(pair, options.label);
   const auto n_types = static_cast<int32_t>(types.size());
@@ -306,6 +308,152 @@ void evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& op
     m.notes.push_back(
         fmt::format("{} real cells have no '{}' label and are left out of the cell-type metrics",
                     m.unlabelled_real_cells, options.label));
+  }
+  return grouping;
+}
+
+// Sum of squared deviations from the mean of each column of a dense rows x cols matrix, and the
+// means; two passes, so that a constant column gives exactly 0.
+void column_moments(const std::vector<double>& dense, size_t rows, size_t cols, std::vector<double>& means,
+                    std::vector<double>& squares) {
+  means.assign(cols, 0.0);
+  squares.assign(cols, 0.0);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) means[c] += dense[r * cols + c];
+  }
+  for (double& v : means) v /= static_cast<double>(rows);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) {
+      const double d = dense[r * cols + c] - means[c];
+      squares[c] += d * d;
+    }
+  }
+}
+
+// The listed rows of `m`, restricted to `genes`, as a dense rows x genes matrix (double).
+std::vector<double> dense_block(const CsrMatrix& m, std::span<const int64_t> rows,
+                                const std::vector<int64_t>& genes) {
+  std::vector<int32_t> position(static_cast<size_t>(m.n_cols), -1);
+  for (size_t i = 0; i < genes.size(); ++i) position[static_cast<size_t>(genes[i])] = static_cast<int32_t>(i);
+  std::vector<double> out(rows.size() * genes.size(), 0.0);
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const auto cols = m.row_indices(rows[r]);
+    const auto vals = m.row_values(rows[r]);
+    for (size_t p = 0; p < cols.size(); ++p) {
+      const int32_t at = position[static_cast<size_t>(cols[p])];
+      if (at >= 0) out[r * genes.size() + static_cast<size_t>(at)] = vals[p];
+    }
+  }
+  return out;
+}
+
+// Pearson correlations between the columns of a dense rows x cols matrix; a constant column
+// correlates 0 with everything (itself included). `varying` counts the non-constant columns.
+std::vector<double> correlation_matrix(const std::vector<double>& dense, size_t rows, size_t cols,
+                                       int64_t& varying) {
+  std::vector<double> means, squares;
+  column_moments(dense, rows, cols, means, squares);
+  std::vector<double> centred(dense.size());
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) centred[r * cols + c] = dense[r * cols + c] - means[c];
+  }
+  varying = std::count_if(squares.begin(), squares.end(), [](double s) { return s > 0; });
+  std::vector<double> corr(cols * cols, 0.0);
+  for (size_t i = 0; i < cols; ++i) {
+    if (!(squares[i] > 0)) continue;
+    corr[i * cols + i] = 1.0;
+    for (size_t j = i + 1; j < cols; ++j) {
+      if (!(squares[j] > 0)) continue;
+      double cross = 0;
+      for (size_t r = 0; r < rows; ++r) cross += centred[r * cols + i] * centred[r * cols + j];
+      // Rounding can step just past +-1 for (anti)collinear columns.
+      const double r_ij = std::clamp(cross / std::sqrt(squares[i] * squares[j]), -1.0, 1.0);
+      corr[i * cols + j] = r_ij;
+      corr[j * cols + i] = r_ij;
+    }
+  }
+  return corr;
+}
+
+// Gene-gene structure per cell type (real cells by their label, generated cells by `grouping`), the
+// real-cell-weighted means, and the matrices of the largest scored type for the report.
+void evaluate_gene_gene(const ExpressionPair& pair, const GenerationOptions& options,
+                        const std::vector<int32_t>& grouping, GenerationEvaluation& out) {
+  GenerationMetrics& m = out.metrics;
+  const size_t n_types = m.cell_types.size();
+  std::vector<std::vector<int64_t>> real_rows(n_types), generated_rows(n_types);
+  for (size_t i = 0; i < out.real_types.size(); ++i) {
+    if (out.real_types[i] >= 0)
+      real_rows[static_cast<size_t>(out.real_types[i])].push_back(static_cast<int64_t>(i));
+  }
+  for (size_t i = 0; i < grouping.size(); ++i) {
+    if (grouping[i] >= 0) generated_rows[static_cast<size_t>(grouping[i])].push_back(static_cast<int64_t>(i));
+  }
+  double corr_sum = 0, corr_weight = 0, mad_sum = 0, mad_weight = 0;
+  int64_t large_enough = 0;
+  int64_t largest_cells = -1;
+  for (size_t t = 0; t < n_types; ++t) {
+    CellTypeResult& row = m.cell_types[t];
+    row.gene_gene_corr = kNaN;
+    row.gene_gene_mad = kNaN;
+    row.gene_gene_genes = 0;
+    const auto min_cells = static_cast<size_t>(std::max(2, options.gene_gene_min_cells));
+    if (real_rows[t].size() < min_cells || generated_rows[t].size() < min_cells) continue;
+    ++large_enough;
+    GeneGeneStructure s = gene_gene_structure(pair.real, real_rows[t], pair.generated, generated_rows[t],
+                                              options.gene_gene_genes);
+    if (s.genes.empty()) continue;
+    row.gene_gene_corr = s.corr;
+    row.gene_gene_mad = s.mad;
+    row.gene_gene_genes = static_cast<int64_t>(s.genes.size());
+    ++m.gene_gene_types;
+    const auto weight = static_cast<double>(real_rows[t].size());
+    if (std::isfinite(s.corr)) {
+      corr_sum += weight * s.corr;
+      corr_weight += weight;
+    }
+    mad_sum += weight * s.mad;
+    mad_weight += weight;
+    if (static_cast<int64_t>(real_rows[t].size()) > largest_cells) {
+      largest_cells = static_cast<int64_t>(real_rows[t].size());
+      out.gene_gene_type = static_cast<int32_t>(t);
+      out.gene_gene_genes.clear();
+      for (const int64_t g : s.genes) out.gene_gene_genes.push_back(pair.genes[static_cast<size_t>(g)]);
+      out.gene_gene_real = std::move(s.real_corr);
+      out.gene_gene_generated = std::move(s.generated_corr);
+    }
+  }
+  m.gene_gene_corr = corr_weight > 0 ? corr_sum / corr_weight : kNaN;
+  m.gene_gene_mad = mad_weight > 0 ? mad_sum / mad_weight : kNaN;
+  if (large_enough == 0) {
+    m.notes.push_back(fmt::format(
+        "gene-gene structure not computed: no '{}' type has at least {} real and {} generated cells "
+        "(generated cells grouped by {} labels)",
+        options.label, options.gene_gene_min_cells, options.gene_gene_min_cells, m.generated_grouping));
+  } else if (m.gene_gene_types == 0) {
+    m.notes.push_back(
+        "gene-gene structure not computed: in every type with enough cells, fewer than 3 of the real type's "
+        "most variable genes vary among the generated cells");
+  } else if (m.gene_gene_types < static_cast<int64_t>(n_types)) {
+    int64_t scored_cells = 0, labelled_cells = 0;
+    for (const auto& t : m.cell_types) {
+      labelled_cells += t.n_real;
+      scored_cells += t.gene_gene_genes > 0 ? t.n_real : 0;
+    }
+    const int64_t too_small = static_cast<int64_t>(n_types) - large_enough;
+    const int64_t too_flat = large_enough - m.gene_gene_types;
+    std::string why;
+    if (too_small > 0)
+      why = fmt::format("{} with fewer than {} cells on a side", too_small, options.gene_gene_min_cells);
+    if (too_flat > 0) {
+      why += fmt::format("{}{} with fewer than 3 of their most variable genes varying in the generated cells",
+                         why.empty() ? "" : ", ", too_flat);
+    }
+    m.notes.push_back(fmt::format(
+        "gene-gene structure scored on {} of {} '{}' types ({:.0f}% of labelled real cells); not scored: {}",
+        m.gene_gene_types, n_types, options.label,
+        100.0 * static_cast<double>(scored_cells) / static_cast<double>(std::max<int64_t>(1, labelled_cells)),
+        why));
   }
 }
 
@@ -466,6 +614,79 @@ std::vector<int32_t> transfer_labels(const KnnGraph& graph, std::span<const int3
   return out;
 }
 
+GeneGeneStructure gene_gene_structure(const CsrMatrix& real, std::span<const int64_t> real_rows,
+                                      const CsrMatrix& generated, std::span<const int64_t> generated_rows,
+                                      int n_genes) {
+  if (real.n_cols != generated.n_cols)
+    throw std::invalid_argument("gene_gene_structure: column counts differ");
+  GeneGeneStructure out;
+  out.corr = kNaN;
+  out.mad = kNaN;
+  if (real_rows.size() < 2 || generated_rows.size() < 2 || n_genes < 3) return out;
+
+  // Variance of every column over the real rows, from the stored values (two passes: the sum of
+  // squared deviations of an all-zero or constant column is exactly 0).
+  const auto n_cols = static_cast<size_t>(real.n_cols);
+  const auto n = static_cast<double>(real_rows.size());
+  std::vector<double> mean(n_cols, 0.0);
+  std::vector<double> squares(n_cols, 0.0);
+  std::vector<int64_t> stored(n_cols, 0);
+  for (const int64_t r : real_rows) {
+    const auto cols = real.row_indices(r);
+    const auto vals = real.row_values(r);
+    for (size_t p = 0; p < cols.size(); ++p) mean[static_cast<size_t>(cols[p])] += vals[p];
+  }
+  for (double& v : mean) v /= n;
+  for (const int64_t r : real_rows) {
+    const auto cols = real.row_indices(r);
+    const auto vals = real.row_values(r);
+    for (size_t p = 0; p < cols.size(); ++p) {
+      const auto c = static_cast<size_t>(cols[p]);
+      const double d = vals[p] - mean[c];
+      squares[c] += d * d;
+      ++stored[c];
+    }
+  }
+  std::vector<int64_t> candidates;
+  for (size_t c = 0; c < n_cols; ++c) {
+    squares[c] += (n - static_cast<double>(stored[c])) * mean[c] * mean[c];  // the implicit zeros
+    if (squares[c] > 0) candidates.push_back(static_cast<int64_t>(c));
+  }
+  const auto k = std::min<size_t>(static_cast<size_t>(n_genes), candidates.size());
+  if (k < 3) return out;
+  std::partial_sort(candidates.begin(), candidates.begin() + static_cast<std::ptrdiff_t>(k), candidates.end(),
+                    [&](int64_t a, int64_t b) {
+                      const double va = squares[static_cast<size_t>(a)];
+                      const double vb = squares[static_cast<size_t>(b)];
+                      return va > vb || (va == vb && a < b);
+                    });
+  candidates.resize(k);
+
+  int64_t real_varying = 0;
+  int64_t generated_varying = 0;
+  std::vector<double> real_corr =
+      correlation_matrix(dense_block(real, real_rows, candidates), real_rows.size(), k, real_varying);
+  std::vector<double> generated_corr = correlation_matrix(dense_block(generated, generated_rows, candidates),
+                                                          generated_rows.size(), k, generated_varying);
+  if (real_varying < 3 || generated_varying < 3) return out;
+
+  std::vector<double> real_upper, generated_upper;
+  double abs_sum = 0;
+  for (size_t i = 0; i < k; ++i) {
+    for (size_t j = i + 1; j < k; ++j) {
+      real_upper.push_back(real_corr[i * k + j]);
+      generated_upper.push_back(generated_corr[i * k + j]);
+      abs_sum += std::abs(real_corr[i * k + j] - generated_corr[i * k + j]);
+    }
+  }
+  out.genes = std::move(candidates);
+  out.real_corr = std::move(real_corr);
+  out.generated_corr = std::move(generated_corr);
+  out.corr = pearson_correlation(real_upper, generated_upper);
+  out.mad = abs_sum / static_cast<double>(real_upper.size());
+  return out;
+}
+
 double total_variation(std::span<const double> p, std::span<const double> q) {
   double sum = 0;
   for (size_t i = 0; i < p.size(); ++i) sum += std::abs(p[i] - q[i]);
@@ -531,9 +752,17 @@ GenerationEvaluation evaluate_generation(const ExpressionPair& pair, const Gener
   const std::vector<int32_t> source(is_generated.begin(), is_generated.end());
   m.ilisi = scaled_ilisi(graph, source, 2);
 
+  m.gene_gene_corr = kNaN;
+  m.gene_gene_mad = kNaN;
   if (!options.label.empty()) {
     begin_stage(-1, "cell types");
-    evaluate_cell_types(pair, options, pcs, out);
+    const std::vector<int32_t> grouping = evaluate_cell_types(pair, options, pcs, out);
+    begin_stage(-1, "gene-gene structure");
+    evaluate_gene_gene(pair, options, grouping, out);
+  } else {
+    m.notes.push_back(
+        "gene-gene structure not computed: it compares gene-gene correlations within cell types; pass "
+        "--label with the real file's cell-type column");
   }
   begin_stage(-1, "");
   progress.finish();
@@ -551,6 +780,8 @@ nlohmann::json to_json(const GenerationMetrics& m) {
   j["wasserstein1"] = number(m.wasserstein1);
   j["mean_pearson"] = number(m.mean_pearson);
   j["mean_spearman"] = number(m.mean_spearman);
+  j["gene_gene_corr"] = number(m.gene_gene_corr);
+  j["gene_gene_mad"] = number(m.gene_gene_mad);
   if (!m.label.empty()) {
     nlohmann::json types = nlohmann::json::array();
     for (const auto& t : m.cell_types) {
@@ -562,13 +793,17 @@ nlohmann::json to_json(const GenerationMetrics& m) {
                        {"n_grouped_generated", t.n_grouped_generated},
                        {"marker_pearson", number(t.marker_pearson)},
                        {"agreement", number(t.agreement)},
-                       {"markers", t.markers}});
+                       {"markers", t.markers},
+                       {"gene_gene_corr", number(t.gene_gene_corr)},
+                       {"gene_gene_mad", number(t.gene_gene_mad)},
+                       {"gene_gene_genes", t.gene_gene_genes}});
     }
     j["cell_types"] = {{"label", m.label},
                        {"generated_grouping", m.generated_grouping},
                        {"proportion_tv", number(m.proportion_tv)},
                        {"label_agreement", number(m.label_agreement)},
                        {"marker_pearson_mean", number(m.marker_pearson_mean)},
+                       {"gene_gene_types", m.gene_gene_types},
                        {"unlabelled_real_cells", m.unlabelled_real_cells},
                        {"per_type", types}};
   }
@@ -591,6 +826,8 @@ std::string format_metrics_table(const GenerationMetrics& m) {
   row("MMD (5 Gaussian kernels, PCs)", m.mmd, "near 0 (real halves ~0.01)");
   row("iLISI (scaled)", m.ilisi, "~0.93 at k=30 (0 = separate)");
   row("1-WD (mean per-gene Wasserstein-1)", m.wasserstein1, "near 0");
+  row("gene-gene corr. of correlations", m.gene_gene_corr, "~real halves (independent genes ~0)");
+  row("gene-gene correlation mean |diff|", m.gene_gene_mad, "~real halves (lower = closer)");
   row("Pearson of per-gene means", m.mean_pearson, "1");
   row("Spearman of per-gene means", m.mean_spearman, "1");
   if (!m.label.empty()) {
@@ -599,16 +836,18 @@ std::string format_metrics_table(const GenerationMetrics& m) {
     if (std::isfinite(m.label_agreement))
       row("declared vs transferred label agreement", m.label_agreement, "1");
     const bool declared = m.generated_grouping == "declared";
-    out += fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9}{}\n", m.label, "real", "gen", "real %",
-                       "gen %", "markers r", declared ? "  agreement" : "");
+    out +=
+        fmt::format("\n  {:<28} {:>8} {:>8} {:>10} {:>10} {:>9} {:>9} {:>9}{}\n", m.label, "real", "gen",
+                    "real %", "gen %", "markers r", "gene-gene", "gg |diff|", declared ? "  agreement" : "");
     for (const auto& t : m.cell_types) {
-      out += fmt::format("  {:<28} {:>8} {:>8} {:>9.1f}% {:>9.1f}% {:>9}{}\n", t.name, t.n_real,
+      out += fmt::format("  {:<28} {:>8} {:>8} {:>9.1f}% {:>9.1f}% {:>9} {:>9} {:>9}{}\n", t.name, t.n_real,
                          t.n_generated, 100 * t.real_fraction, 100 * t.generated_fraction,
-                         value(t.marker_pearson), declared ? fmt::format("  {:>9}", value(t.agreement)) : "");
+                         value(t.marker_pearson), value(t.gene_gene_corr), value(t.gene_gene_mad),
+                         declared ? fmt::format("  {:>9}", value(t.agreement)) : "");
     }
     out += fmt::format(
-        "  (generated cells labelled by kNN transfer from real cells; marker means grouped by {} "
-        "labels)\n",
+        "  (generated cells labelled by kNN transfer from real cells; marker means and gene-gene structure "
+        "grouped by {} labels)\n",
         m.generated_grouping);
   }
   for (const auto& note : m.notes) out += fmt::format("\nnote: {}", note);

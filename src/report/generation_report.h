@@ -1,8 +1,9 @@
 #pragma once
 // The HTML report of `lingshu eval generation`: one self-contained file (inline SVG, no scripts,
 // nothing fetched) that opens with the metrics that separate real from generated cells, then shows
-// the 2-D embedding by source and by cell type, cell-type proportions, per-gene means and marker
-// agreement per type.
+// the 2-D embedding by source and by cell type, cell-type proportions, marker agreement and gene-gene
+// structure per type (with heat maps of the real and generated gene-gene correlations of the largest
+// type), and per-gene means.
 #include <string>
 
 #include "eval/generation_metrics.h"

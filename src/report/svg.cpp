@@ -157,6 +157,18 @@ bool looks_numeric(std::string_view text) {
   return digit;
 }
 
+// The diverging scale of heat maps: ColorBrewer RdBu ends (#2166ac, #b2182b) through white, linear
+// in each half, for t in [-1, 1].
+std::string diverging_color(double t) {
+  if (!std::isfinite(t)) return "#bbbbbb";
+  t = std::clamp(t, -1.0, 1.0);
+  const std::array<double, 3> end =
+      t < 0 ? std::array<double, 3>{0x21, 0x66, 0xac} : std::array<double, 3>{0xb2, 0x18, 0x2b};
+  const double w = std::abs(t);
+  const auto channel = [&](size_t i) { return static_cast<int>(std::lround(255.0 + (end[i] - 255.0) * w)); };
+  return fmt::format("#{:02x}{:02x}{:02x}", channel(0), channel(1), channel(2));
+}
+
 }  // namespace
 
 std::string html_escape(std::string_view text) {
@@ -347,6 +359,88 @@ std::string bar_chart_svg(const std::vector<std::string>& categories, const std:
   }
   out += plot_border(f);
   out += legend(f.left + f.width + 14, f.top + 10, entries);
+  out += "</svg>\n";
+  return out;
+}
+
+std::string heatmap_svg(const std::vector<double>& values, size_t rows, size_t cols,
+                        const HeatmapOptions& options) {
+  size_t longest_row = 0;
+  size_t longest_column = 0;
+  for (const auto& l : options.row_labels) longest_row = std::max(longest_row, l.size());
+  for (const auto& l : options.column_labels) longest_column = std::max(longest_column, l.size());
+  // Labels use a font that fits the cell; their room is measured in that font.
+  const double font = std::clamp(options.cell - 1.0, 6.0, kFontSize);
+  const double char_width = kCharWidth * font / kFontSize;
+  // Whole pixels, so that every square's position prints short.
+  const double left = std::ceil(
+      10.0 + (options.row_labels.empty() ? 0.0 : char_width * static_cast<double>(longest_row) + 6));
+  const double top =
+      std::ceil((options.title.empty() ? 14.0 : 34.0) +
+                (options.column_labels.empty() ? 0.0 : char_width * static_cast<double>(longest_column) + 6));
+  const double width = options.cell * static_cast<double>(cols);
+  const double height = options.cell * static_cast<double>(rows);
+  const double bar_left = left + width + 18;
+  const double bar_width = 12;
+  const int total_width =
+      static_cast<int>(std::ceil(bar_left + bar_width + 44 + (options.scale_label.empty() ? 0 : 18)));
+  const int total_height = static_cast<int>(std::ceil(top + std::max(height, 120.0) + 12));
+  const double span = options.hi > options.lo ? options.hi - options.lo : 1.0;
+  const auto scaled = [&](double v) { return 2.0 * (v - options.lo) / span - 1.0; };
+
+  std::string out = svg_open(total_width, total_height);
+  out += title_text(total_width, options.title);
+  for (size_t r = 0; r < rows; ++r) {
+    for (size_t c = 0; c < cols; ++c) {
+      const double v = r * cols + c < values.size() ? values[r * cols + c] : std::nan("");
+      const std::string name =
+          (r < options.row_labels.size() ? options.row_labels[r] : fmt::format("row {}", r + 1)) + " / " +
+          (c < options.column_labels.size() ? options.column_labels[c] : fmt::format("column {}", c + 1));
+      out += fmt::format(
+          "<rect x=\"{:g}\" y=\"{:g}\" width=\"{:g}\" height=\"{:g}\" fill=\"{}\"><title>{}: "
+          "{}</title></rect>\n",
+          left + options.cell * static_cast<double>(c), top + options.cell * static_cast<double>(r),
+          options.cell, options.cell, diverging_color(scaled(v)), html_escape(name), format_number(v, 3));
+    }
+  }
+  const std::string label_font = fmt::format(" font-size=\"{:g}\"", font);
+  for (size_t r = 0; r < std::min(rows, options.row_labels.size()); ++r) {
+    out += text_at(left - 4, top + options.cell * (static_cast<double>(r) + 0.5) + font * 0.35,
+                   options.row_labels[r], "end", label_font);
+  }
+  for (size_t c = 0; c < std::min(cols, options.column_labels.size()); ++c) {
+    const double x = left + options.cell * (static_cast<double>(c) + 0.5) + font * 0.35;
+    const double y = top - 4;
+    out += text_at(x, y, options.column_labels[c], "start",
+                   label_font + fmt::format(" transform=\"rotate(-90 {:.1f} {:.1f})\"", x, y));
+  }
+  out += fmt::format(
+      "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" stroke=\"#444\"/>\n",
+      left, top, width, height);
+
+  // The colour bar: hi at the top, lo at the bottom, the middle marked.
+  const double bar_height = std::max(height, 120.0);
+  constexpr int kSteps = 40;
+  for (int i = 0; i < kSteps; ++i) {
+    const double t = 1.0 - 2.0 * (i + 0.5) / kSteps;
+    out += fmt::format("<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.2f}\" fill=\"{}\"/>\n",
+                       bar_left, top + bar_height * i / kSteps, bar_width, bar_height / kSteps + 0.3,
+                       diverging_color(t));
+  }
+  out += fmt::format(
+      "<rect x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"none\" stroke=\"#444\"/>\n",
+      bar_left, top, bar_width, bar_height);
+  const double mid = (options.lo + options.hi) / 2;
+  for (const auto& [v, y] : {std::pair{options.hi, top}, std::pair{mid, top + bar_height / 2},
+                             std::pair{options.lo, top + bar_height}}) {
+    out += text_at(bar_left + bar_width + 4, y + 4, format_number(v, 3), "start");
+  }
+  if (!options.scale_label.empty()) {
+    const double cx = bar_left + bar_width + 40;
+    const double cy = top + bar_height / 2;
+    out += text_at(cx, cy, options.scale_label, "middle",
+                   fmt::format(" transform=\"rotate(-90 {:.1f} {:.1f})\"", cx, cy));
+  }
   out += "</svg>\n";
   return out;
 }

@@ -71,6 +71,22 @@ struct BarOptions {
 std::string bar_chart_svg(const std::vector<std::string>& categories, const std::vector<BarSeries>& series,
                           const BarOptions& options);
 
+struct HeatmapOptions {
+  std::string title;
+  std::vector<std::string> row_labels;     // one per row, or empty for none
+  std::vector<std::string> column_labels;  // one per column (written at the top), or empty
+  double lo = -1.0;                        // colour range: lo blue, the middle white, hi red
+  double hi = 1.0;
+  double cell = 8.0;        // pixels per cell side
+  std::string scale_label;  // beside the colour bar
+};
+
+// A rows x cols matrix (row-major) as coloured squares on a diverging blue-white-red scale, values
+// clamped to [lo, hi], with a colour bar; non-finite values are grey. Each square's <title> gives its
+// labels and value.
+std::string heatmap_svg(const std::vector<double>& values, size_t rows, size_t cols,
+                        const HeatmapOptions& options);
+
 // One HTML document with inline CSS. Text arguments are escaped; `svg`/`html` arguments are
 // inserted as they are (they come from the functions above).
 class HtmlPage {

@@ -76,9 +76,16 @@ TEST(EvalGenerationCli, WritesTableJsonAndReport) {
   EXPECT_LT(j["knn_auc"].get<double>(), 0.65);
   EXPECT_EQ(j["cell_types"]["generated_grouping"], "declared");
   EXPECT_EQ(j["cell_types"]["per_type"].size(), 3u);
+  // Gene-gene structure: ~67 cells per type and side, so every type is scored.
+  ASSERT_TRUE(j["gene_gene_corr"].is_number()) << j.dump();
+  ASSERT_TRUE(j["gene_gene_mad"].is_number());
+  EXPECT_EQ(j["cell_types"]["gene_gene_types"], 3);
+  for (const auto& t : j["cell_types"]["per_type"]) EXPECT_TRUE(t["gene_gene_corr"].is_number()) << t.dump();
+  EXPECT_NE(result.output.find("gene-gene corr. of correlations"), std::string::npos) << result.output;
 
   const std::string html = read_text(html_path);
   EXPECT_NE(html.find("<svg"), std::string::npos);
+  EXPECT_NE(html.find("<h2>Gene-gene structure</h2>"), std::string::npos);
   EXPECT_EQ(html.find("<script"), std::string::npos);
   EXPECT_NE(html.find("type_1"), std::string::npos);
 }

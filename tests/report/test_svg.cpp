@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <iterator>
 #include <limits>
 #include <regex>
 #include <string>
@@ -172,6 +173,38 @@ TEST(Svg, BarHeightsAreProportionalToValues) {
   for (const auto& bar : b) EXPECT_NEAR(bar.y + bar.h, frame.y + frame.h, 0.15) << "bars stand on the axis";
   EXPECT_LT(b[0].x, b[1].x);
   EXPECT_LT(b[1].x + b[1].w, b[2].x);
+  expect_well_formed_xml(svg);
+}
+
+TEST(Svg, HeatmapSquaresHaveTheScaleColoursAndEscapedLabels) {
+  HeatmapOptions options;
+  options.title = "correlations";
+  options.row_labels = {"A", "B<1>"};
+  options.column_labels = {"A", "B<1>", "C"};
+  options.scale_label = "Pearson r";
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::string svg = heatmap_svg({1.0, 0.0, -1.0, 0.5, nan, -7.0}, 2, 3, options);
+  const auto squares = bars(svg);  // squares carry a <title>, like bars
+  ASSERT_EQ(squares.size(), 6u);
+  // Row-major, one cell apart; every square the same size.
+  EXPECT_NEAR(squares[1].x - squares[0].x, options.cell, 1e-9);
+  EXPECT_NEAR(squares[3].y - squares[0].y, options.cell, 1e-9);
+  EXPECT_DOUBLE_EQ(squares[3].x, squares[0].x);
+  // hi red, the middle white, lo blue, NaN grey, beyond lo clamped to lo's blue.
+  const auto fill_of = [&](size_t i) {
+    const std::regex re(R"re(fill="(#[0-9a-f]+)"><title>)re");
+    auto it = std::sregex_iterator(svg.begin(), svg.end(), re);
+    std::advance(it, static_cast<std::ptrdiff_t>(i));
+    return (*it)[1].str();
+  };
+  EXPECT_EQ(fill_of(0), "#b2182b");
+  EXPECT_EQ(fill_of(1), "#ffffff");
+  EXPECT_EQ(fill_of(2), "#2166ac");
+  EXPECT_EQ(fill_of(4), "#bbbbbb");
+  EXPECT_EQ(fill_of(5), "#2166ac");
+  EXPECT_NE(svg.find("<title>B&lt;1&gt; / A: 0.5</title>"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("B<1>"), std::string::npos);
+  EXPECT_NE(svg.find("Pearson r"), std::string::npos);
   expect_well_formed_xml(svg);
 }
 
