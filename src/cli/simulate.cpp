@@ -64,6 +64,37 @@ std::string perturbation_sentence(const Simulation& sim, const SimulatorConfig& 
       100.0 * config.knockdown_factor, config.n_downstream, controls);
 }
 
+std::string program_sentence(const Simulation& sim) {
+  const auto& programs = sim.truth.programs;
+  if (programs.empty()) return "no gene programs";
+  const size_t n = programs.size();
+  const size_t switches = static_cast<size_t>(
+      std::count_if(programs.begin(), programs.end(), [](const ProgramTruth& p) { return p.is_switch; }));
+  std::string kinds = fmt::format("{} graded", n - switches);
+  if (switches > 0) kinds += fmt::format(", {} switch", switches);
+  std::string active;
+  for (size_t p = 0; p < n; ++p) {
+    active += fmt::format("{}{}",
+                          p == 0       ? ""
+                          : p + 1 == n ? " and "
+                                       : ", ",
+                          std::count(programs[p].active.begin(), programs[p].active.end(), 1));
+  }
+  const size_t genes = programs.front().genes.size();
+  return fmt::format(
+      "{} gene program{} ({}; {} genes each; active in {} of {} cell types) whose activity varies from cell "
+      "to cell",
+      n, n == 1 ? "" : "s", kinds, genes, active, sim.truth.de_genes.size());
+}
+
+std::string obs_columns(const Simulation& sim) {
+  const auto& programs = sim.truth.programs;
+  std::string out = "cell_type, condition";
+  if (programs.size() == 1) out += ", " + programs.front().name;
+  if (programs.size() > 1) out += fmt::format(", {}..{}", programs.front().name, programs.back().name);
+  return out;
+}
+
 void run_simulate(SimulateArgs& args) {
   if (args.quiet) Progress::set_enabled(false);
   if (std::filesystem::path(args.out).extension() != ".h5ad") {
@@ -77,13 +108,14 @@ void run_simulate(SimulateArgs& args) {
   const auto totals = sim.data.X.row_sums();
   const double cells = static_cast<double>(sim.data.n_obs()) * static_cast<double>(sim.data.n_vars());
   fmt::print(
-      "simulate: wrote {} cells x {} genes of counts to {} (seed {}): {}; {}. Median library size {} UMIs "
-      "(configured {}), {:.1f}% zeros{}. obs columns: cell_type, condition; genes are named {}..{}{}.\n",
+      "simulate: wrote {} cells x {} genes of counts to {} (seed {}): {}; {}; {}. Median library size {} "
+      "UMIs (configured {}), {:.1f}% zeros{}. obs columns: {}; genes are named {}..{}{}.\n",
       sim.data.n_obs(), sim.data.n_vars(), args.out, args.config.seed, cell_type_sentence(sim),
-      perturbation_sentence(sim, args.config), with_commas(quantile(totals, 0.5)),
+      perturbation_sentence(sim, args.config), program_sentence(sim), with_commas(quantile(totals, 0.5)),
       with_commas(std::exp(args.config.lib_loc)),
       100.0 * (1.0 - static_cast<double>(sim.data.X.nnz()) / cells),
-      args.config.dropout ? " (with dropout)" : "", sim.data.var.index.front(), sim.data.var.index.back(),
+      args.config.dropout ? " (with dropout)" : "", obs_columns(sim), sim.data.var.index.front(),
+      sim.data.var.index.back(),
       args.truth_out.empty() ? "" : fmt::format("; the truth is in {}", args.truth_out));
 }
 
@@ -93,8 +125,14 @@ void setup_simulate(CLI::App& cmd) {
   cmd.footer(
       "A Splatter-style gamma-Poisson simulator: gene means from a gamma distribution with outliers,\n"
       "log-normal library sizes, cell types with up- and down-regulated genes, optional perturbations\n"
-      "(condition named after the knocked-down target gene, plus shifted downstream genes), biological\n"
-      "variation and Poisson counts. The same --seed gives the same file.\n"
+      "(condition named after the knocked-down target gene, plus shifted downstream genes), gene programs,\n"
+      "biological variation and Poisson counts. Gene programs are co-expressed modules whose activity "
+      "varies\n"
+      "from cell to cell within a type (graded like a differentiation axis, or a switch like the cell "
+      "cycle):\n"
+      "the gene-gene structure that an independent-genes model misses. Each cell's activities are obs\n"
+      "columns program_0, ...; --truth lists each program's genes, loadings and cell types.\n"
+      "The same --seed gives the same file.\n"
       "Example: lingshu simulate --cells 2000 --genes 3000 --cell-types 4 --perturbations 5 --out sim.h5ad");
   cmd.add_option("--cells", c.n_cells, "number of cells")->capture_default_str();
   cmd.add_option("--genes", c.n_genes, "number of genes")->capture_default_str();
@@ -111,8 +149,23 @@ void setup_simulate(CLI::App& cmd) {
       ->check(CLI::Range(0.0, 1.0));
   cmd.add_option("--downstream", c.n_downstream, "genes shifted by each perturbation besides its target")
       ->capture_default_str();
+  cmd.add_option("--programs", c.n_programs,
+                 "gene programs: co-expressed modules whose activity varies from cell to cell within a type "
+                 "(obs program_0, ...); 0 for none")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000));
+  cmd.add_option(
+         "--program-genes", c.program_genes,
+         "member genes per program; 0: 4% of the genes, between 2 and 40 (fewer if the genes run out)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 10'000'000));
+  cmd.add_option("--program-scale", c.program_scale,
+                 "program effect size: log-fold change per unit of activity (sd about 1) for a loading of 1")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
   cmd.add_flag("--dropout", c.dropout, "add logistic dropout of low-expressed values");
-  cmd.add_option("--truth", args->truth_out, "also write the truth (DE genes, perturbation effects) as JSON");
+  cmd.add_option("--truth", args->truth_out,
+                 "also write the truth (DE genes, perturbation effects, programs) as JSON");
   cmd.add_flag("--quiet,-q", args->quiet, "no progress or summary output");
   add_threads_option(cmd, args->threads);
   cmd.callback([args] { run_simulate(*args); });
