@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The quality-bar runs of BENCHMARKS.md, exactly as recorded there.
-#   bench/quality.sh pbmc|kang|cellline OUT_DIR
+#   bench/quality.sh pbmc|paul15|kang|cellline OUT_DIR
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
 # the unmasking steps; TRAIN_FLAGS adds options to every train command (the experiments'
@@ -14,7 +14,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 py=/usr/bin/python3
 read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
 
-[ $# -eq 2 ] || { echo "usage: bench/quality.sh pbmc|kang|cellline OUT_DIR" >&2; exit 2; }
+[ $# -eq 2 ] || { echo "usage: bench/quality.sh pbmc|paul15|kang|cellline OUT_DIR" >&2; exit 2; }
 [ -d "$data" ] || { echo "quality.sh: $data is missing (set DATA_DIR)" >&2; exit 2; }
 mkdir -p "$2"
 cd "$2"
@@ -27,27 +27,29 @@ a = anndata.read_h5ad('$1'); p = np.random.default_rng(0).permutation(a.n_obs); 
 a[np.sort(p[:h])].copy().write_h5ad('$2_A.h5ad'); a[np.sort(p[h:])].copy().write_h5ad('$2_B.h5ad')"
 }
 
-# pbmc3k, all genes, cell-type-conditional `small` (issue 4's bar and issue 5's per-type agreement).
-pbmc() {
-  local real=$data/pbmc3k.h5ad
-  [ -e pbmc/weights.pt ] || "$lingshu" train "$real" --out pbmc --preset small --condition cell_type \
+# Generation, held out honestly (issue 14's protocol): train on half A only, generate as many
+# cells as half B has, build the independent baselines from A, and score everything against B;
+# the same model sampled in one unmasking step shows what the network adds over its marginals.
+generation() {
+  local name=$1 real=$2
+  split_halves "$real" $name
+  local n_b
+  n_b=$($py -c "import anndata; print(anndata.read_h5ad('${name}_B.h5ad', backed='r').n_obs)")
+  [ -e $name/weights.pt ] || "$lingshu" train ${name}_A.h5ad --out $name --preset small --condition cell_type \
     "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads 2 --eval-every 200 --checkpoint-every 200
-  split_halves "$real" pbmc3k
-  # 2,700 cells in the training proportions of the cell types.
-  "$lingshu" generate pbmc --n 2700 --steps "${STEPS:-32}" --seed 0 --threads 2 --out generated.h5ad
-  "$lingshu" baseline independent "$real" --label cell_type --n 2700 --seed 0 --out independent.h5ad
-  for side in generated independent pbmc3k_A; do
-    "$lingshu" eval generation pbmc3k_B.h5ad $side.h5ad --label cell_type --max-cells 1350 --seed 0 -q \
-      --out eval_$side.json
+  "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-32}" --seed 0 --threads 2 --out ${name}_generated.h5ad
+  "$lingshu" generate $name --n "$n_b" --steps 1 --seed 0 --threads 2 --out ${name}_one_step.h5ad
+  "$lingshu" baseline independent ${name}_A.h5ad --label cell_type --n "$n_b" --seed 0 --out ${name}_independent.h5ad
+  $py "$here/bench/independent_by_size.py" ${name}_A.h5ad cell_type 16 "$n_b" ${name}_independent_size16.h5ad
+  for side in generated one_step independent independent_size16 A; do
+    "$lingshu" eval generation ${name}_B.h5ad ${name}_$side.h5ad --label cell_type --seed 0 -q \
+      --out eval_${name}_$side.json
   done
-  # Declared vs transferred cell type of every generated cell, against all real cells; then 100
-  # cells of each type with >= 100 real cells under guidance.
-  "$lingshu" eval generation "$real" generated.h5ad --label cell_type --seed 0 -q --out eval_agreement.json
-  printf 'cell_type,n_cells\n' > pbmc_plan.csv
-  for t in "Naive CD4 T" "Memory CD4 T" "CD14+ Mono" B "CD8 T" "FCGR3A+ Mono" NK; do echo "$t,100" >> pbmc_plan.csv; done
-  "$lingshu" generate pbmc --plan pbmc_plan.csv --cfg 2 --steps "${STEPS:-32}" --seed 0 --threads 2 --out guided.h5ad
-  "$lingshu" eval generation "$real" guided.h5ad --label cell_type --seed 0 -q --out eval_guided.json
 }
+
+# pbmc3k (discrete cell types) and paul15 (a continuous differentiation), all genes, `small`.
+pbmc() { generation pbmc3k "$data/pbmc3k.h5ad"; }
+paul15() { generation paul15 "$data/paul15_mouse.h5ad"; }
 
 # Kang IFN-beta: (CD4T, stimulated) held out, predicted, scored against the real held-out cells.
 kang() {

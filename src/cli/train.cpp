@@ -18,7 +18,7 @@ namespace {
 
 struct TrainArgs {
   std::string data, out, layer, genes_file, preset = "small";
-  int patch_size = 32, d_model = 0, layers = 0, heads = 0, gene_dim = 0, tokens = 64;
+  int patch_size = 32, d_model = 0, layers = 0, heads = 0, gene_dim = 0, tokens = 64, gene_factors = -1;
   int threads = 0;
   bool quiet = false;
   TrainOptions train;
@@ -69,6 +69,7 @@ void run_train(const TrainArgs& args) {
   if (args.layers > 0) options.model.n_layers = args.layers;
   if (args.heads > 0) options.model.n_heads = args.heads;
   if (args.gene_dim > 0) options.model.gene_dim = args.gene_dim;
+  if (args.gene_factors >= 0) options.model.gene_factors = args.gene_factors;
   options.tokenizer.n_tokens = args.tokens;
   // Fewer value tokens than the default exact range: keep half of them exact, bin the rest.
   options.tokenizer.exact_limit = std::min(options.tokenizer.exact_limit, args.tokens / 2);
@@ -83,9 +84,9 @@ void run_train(const TrainArgs& args) {
   const TrainResult r = train_model(data, options);
   fmt::print(
       "trained {} of {} steps in {:.1f} min ({:.1f} cells/s, {}); train loss {:.4f}, validation loss "
-      "{:.4f} (masked-gene cross-entropy {:.4f}); model in {}\n",
+      "{:.4f} (masked-gene cross-entropy {:.4f}, context gain {:.4f} at half masked); model in {}\n",
       r.steps, r.total_steps, r.seconds / 60, r.cells_per_second, r.precision, r.train_loss, r.val_loss,
-      r.val_masked_ce, args.out);
+      r.val_masked_ce, r.context_gain, args.out);
 }
 
 void setup_train(CLI::App& cmd) {
@@ -113,6 +114,8 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--layers", args->layers, "override the preset's number of layers");
   cmd.add_option("--heads", args->heads, "override the preset's number of attention heads");
   cmd.add_option("--gene-dim", args->gene_dim, "override the preset's per-gene embedding width");
+  cmd.add_option("--gene-factors", args->gene_factors,
+                 "per-gene input and output loadings: R output factors per gene (default 4; 0: none)");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
   cmd.add_option("--steps", o.steps, "optimiser steps (default 2000 unless --minutes is given)");
   cmd.add_option(

@@ -71,8 +71,8 @@ ConditionField ConditionField::from_json(const nlohmann::json& j) {
   ConditionField f;
   f.column = j.at("column").get<std::string>();
   f.labels = j.at("labels").get<std::vector<std::string>>();
-  f.is_perturbation = j.value("is_perturbation", false);
-  f.control = j.value("control", std::string());
+  f.is_perturbation = j.at("is_perturbation").get<bool>();
+  f.control = j.at("control").get<std::string>();
   if (j.contains("library_edges")) {
     f.is_library = true;
     f.library_edges = j.at("library_edges").get<std::vector<double>>();

@@ -66,6 +66,7 @@ void ModelConfig::validate() const {
     fail(fmt::format("d_model {} is not divisible by {} heads; change --d-model or --heads", d_model,
                      n_heads));
   }
+  if (gene_factors < 0 || gene_factors > 64) fail(fmt::format("{} gene factors; use 0 to 64", gene_factors));
   if (dropout < 0 || dropout >= 1) fail(fmt::format("dropout {} must be in [0, 1)", dropout));
   for (const int64_t v : condition_vocab_sizes) {
     if (v < 1) fail("a condition vocabulary needs at least its NULL entry");
@@ -89,6 +90,10 @@ int64_t ModelConfig::n_parameters() const {
   n += n_layers * block;
   n += 2 * d;                      // final LayerNorm
   n += d * P * K + P * K + L * K;  // output head + per-gene logit bias
+  if (gene_factors > 0) {
+    n += (K + 1) + L;                                      // value levels, per-gene level offsets
+    n += L * d + L * gene_factors * d + gene_factors * K;  // input loadings, output loadings, profiles
+  }
   if (condition_logit_bias) {
     for (const int64_t v : condition_vocab_sizes) n += v * L * K;  // per-label logit bias
   }
@@ -102,6 +107,7 @@ double ModelConfig::forward_flops_per_cell() const {
   f += n_layers * (2 * T * (3 * d * d + d * d + 2 * d * hidden)  // projections + MLP
                    + 2 * 2 * T * T * d);                         // q k^T and attn v
   f += 2 * NP * d * P * K;                                       // output head
+  if (gene_factors > 0) f += 2 * NP * P * d * (1 + gene_factors) + 2 * NP * P * gene_factors * K;
   return f;
 }
 
@@ -119,7 +125,8 @@ nlohmann::json ModelConfig::to_json() const {
           {"condition_vocab_sizes", condition_vocab_sizes},
           {"perturbation_field", perturbation_field},
           {"condition_to_patches", condition_to_patches},
-          {"condition_logit_bias", condition_logit_bias}};
+          {"condition_logit_bias", condition_logit_bias},
+          {"gene_factors", gene_factors}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -136,9 +143,10 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.mlp_ratio = j.at("mlp_ratio").get<int>();
     c.dropout = j.at("dropout").get<double>();
     c.condition_vocab_sizes = j.at("condition_vocab_sizes").get<std::vector<int64_t>>();
-    c.perturbation_field = j.value("perturbation_field", -1);
-    c.condition_to_patches = j.value("condition_to_patches", false);
-    c.condition_logit_bias = j.value("condition_logit_bias", false);
+    c.perturbation_field = j.at("perturbation_field").get<int>();
+    c.condition_to_patches = j.at("condition_to_patches").get<bool>();
+    c.condition_logit_bias = j.at("condition_logit_bias").get<bool>();
+    c.gene_factors = j.at("gene_factors").get<int>();
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -36,6 +36,13 @@ struct ModelConfig {
   // transformer learns how the cell's other genes change them. Older models: false.
   bool condition_logit_bias = true;
 
+  // Per-gene loadings, the factor-model part of the network (as scVI's decoder or PCA give every
+  // gene its own weights): each observed gene's level enters its patch token along the gene's own
+  // input loading, and each gene reads R scalars off its patch's final state along its own output
+  // loadings, which tilt its value distribution along R learned value profiles. 0: none (the
+  // paper's slot-shared patch projection and head only).
+  int gene_factors = 4;
+
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);
   static const std::vector<std::string>& preset_names();

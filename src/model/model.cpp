@@ -77,6 +77,16 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
                              torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K})));
     }
   }
+  if (const int64_t R = config_.gene_factors; R > 0) {
+    const int64_t L = config_.n_positions();
+    // Until set_value_levels: the token index as a level (a monotone stand-in).
+    value_level_ = register_parameter("value_level", torch::log1p(torch::arange(K + 1, torch::kFloat)));
+    gene_level_mean_ = register_parameter("gene_level_mean", torch::zeros({L}));
+    gene_in_ = register_parameter("gene_in_loading", torch::randn({L, d}) * 0.02);
+    // Zero output loadings: a fresh model's logits are exactly its output biases (the marginals).
+    gene_out_ = register_parameter("gene_out_loading", torch::zeros({L, R, d}));
+    value_profile_ = register_parameter("value_profile", torch::randn({R, K}) * 0.3);
+  }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
   torch::NoGradGuard no_grad;
@@ -96,6 +106,20 @@ void MaskedDiffusionModelImpl::set_gene_logit_bias(const torch::Tensor& bias) {
               ", got ", bias.sizes());
   torch::NoGradGuard no_grad;
   gene_logit_bias_.copy_(bias);
+}
+
+void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
+                                                const torch::Tensor& gene_mean_levels) {
+  TORCH_CHECK(config_.gene_factors > 0, "this model has no gene factors");
+  TORCH_CHECK(levels.dim() == 1 && levels.size(0) == config_.n_tokens, "value levels must be [K]");
+  TORCH_CHECK(gene_mean_levels.sizes() == gene_level_mean_.sizes(), "gene mean levels must be [n_positions]");
+  torch::NoGradGuard no_grad;
+  value_level_.slice(0, 0, config_.n_tokens).copy_(levels);
+  gene_level_mean_.copy_(gene_mean_levels);
+  // The first profile starts as the centred levels: loading x state then acts like a shift of the
+  // gene's log-mean (an exponential tilt), the simplest way a cell state changes a gene.
+  const auto centred = levels - levels.mean();
+  value_profile_[0].copy_(centred / centred.norm().clamp_min(1e-6) * std::sqrt(config_.n_tokens));
 }
 
 void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const torch::Tensor& bias) {
@@ -121,13 +145,47 @@ torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditio
   return sum;
 }
 
+torch::Tensor MaskedDiffusionModelImpl::output_bias_logits(const torch::Tensor& conditions) const {
+  const int64_t B = conditions.defined() ? conditions.size(0) : 1;
+  auto out = gene_logit_bias_.unsqueeze(0).expand({B, -1, -1});
+  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
+  return out;
+}
+
 torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& tokens) {
   const int64_t B = tokens.size(0);
   TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == config_.n_positions(), "tokens must be [B, ",
               config_.n_positions(), "], got ", tokens.sizes());
   const auto genes = value_emb_(tokens) + gene_emb_;  // [B, L, g]
   const auto patches = genes.view({B, config_.n_patches(), config_.patch_size * config_.gene_dim});
-  return patch_in_(patches) + patch_pos_;
+  auto x = patch_in_(patches) + patch_pos_;
+  if (config_.gene_factors > 0) x = x + gene_factor_input(tokens).to(x.scalar_type());
+  return x;
+}
+
+torch::Tensor MaskedDiffusionModelImpl::gene_factor_input(const torch::Tensor& tokens) {
+  const int64_t B = tokens.size(0), N = config_.n_patches(), P = config_.patch_size;
+  const auto observed = tokens.lt(config_.n_tokens).to(value_level_.scalar_type());
+  const auto level =
+      (value_level_.index_select(0, tokens.flatten()).view(tokens.sizes()) - gene_level_mean_) *
+      observed;  // [B, L]; masked genes add nothing
+  // Per patch, [B, P] x [P, d]: one batched product over patches.
+  return torch::einsum("bnp,npd->bnd", {level.reshape({B, N, P}), gene_in_.view({N, P, config_.d_model})});
+}
+
+torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits(const torch::Tensor& states) const {
+  const int64_t B = states.size(0), N = config_.n_patches(), P = config_.patch_size;
+  const int64_t R = config_.gene_factors, d = config_.d_model;
+  const auto scores =
+      torch::einsum("bnd,nqd->bnq", {states, gene_out_.view({N, P * R, d}).to(states.scalar_type())});
+  return torch::matmul(scores.reshape({B, N * P, R}).to(torch::kFloat32), value_profile_);  // [B, L, K]
+}
+
+torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits_at(const torch::Tensor& states,
+                                                              const torch::Tensor& positions) const {
+  const auto loadings = gene_out_.index_select(0, positions).to(states.scalar_type());  // [M, R, d]
+  const auto scores = torch::bmm(loadings, states.unsqueeze(2)).squeeze(2);             // [M, R]
+  return torch::matmul(scores.to(torch::kFloat32), value_profile_);                     // [M, K]
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_targets(const torch::Tensor& targets) {
@@ -177,6 +235,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
   auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
+  if (config_.gene_factors > 0) out = out + gene_factor_logits(x);
   if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
   return out;
 }
@@ -200,6 +259,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
     out.index_copy_(0, picked, logits.to(torch::kFloat32));
   }
   out = out + gene_logit_bias_.index_select(0, positions);
+  if (config_.gene_factors > 0) out = out + gene_factor_logits_at(states, positions);
   if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
   return out;
 }

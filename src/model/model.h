@@ -6,6 +6,13 @@
 //     --n_layers x (pre-LN attention, pre-LN MLP)--> LayerNorm --head--> [B, L/P, P*K]
 //     --> logits [B, L, K] (+ a learned per-gene bias)
 //
+// With config.gene_factors = R > 0, genes also have parameters of their own (a factor model
+// inside the transformer): an observed gene's level (a learned level per value token, minus the
+// gene's learned mean level) times its input loading [d] is added to its patch token, and each
+// gene reads R scalars off its patch's final state with its output loadings [R, d]; they tilt its
+// logits along R learned value profiles [R, K]. The slot-shared projection and head alone let a
+// gene's value reach the network only through the slot it occupies.
+//
 // Positions are sequence positions of GenePatching (gene order()[pos] sits at pos; positions past
 // the last gene are padding). The gene-identity embedding is indexed by position, which is the
 // same as by gene because the order is fixed for a model.
@@ -57,9 +64,16 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
                            const torch::Tensor& targets, const torch::Tensor& rows,
                            const torch::Tensor& positions);
 
+  // The logits of the output biases alone (per gene, plus each row's labels): what the model
+  // predicts before the network sees any gene. [B, n_positions, K] float32.
+  torch::Tensor output_bias_logits(const torch::Tensor& conditions) const;
+
   // Sets the per-gene output bias ([n_positions, K], e.g. each gene's token log-marginals), so a
   // fresh model starts from the marginals and learns only how the other genes change them.
   void set_gene_logit_bias(const torch::Tensor& bias);
+  // Sets the value level of each token ([K], e.g. log1p of its lower count edge) and each gene's
+  // mean level ([n_positions]), the start of the gene-factor input (gene_factors > 0 models).
+  void set_value_levels(const torch::Tensor& levels, const torch::Tensor& gene_mean_levels);
   // Sets field f's per-label output bias [vocab_f, n_positions, K] (condition_logit_bias models).
   void set_condition_logit_bias(int64_t field, const torch::Tensor& bias);
 
@@ -67,6 +81,11 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
 
  private:
   torch::Tensor embed_patches(const torch::Tensor& tokens);
+  // Sum over each patch's observed genes of (level - gene mean level) x input loading: [B, n_patches, d].
+  torch::Tensor gene_factor_input(const torch::Tensor& tokens);
+  // Gene-specific logits from the patch states: [B, n_positions, K], or [M, K] at (rows, positions).
+  torch::Tensor gene_factor_logits(const torch::Tensor& states) const;
+  torch::Tensor gene_factor_logits_at(const torch::Tensor& states, const torch::Tensor& positions) const;
   torch::Tensor embed_conditions(const torch::Tensor& conditions, const torch::Tensor& targets);
   torch::Tensor embed_targets(const torch::Tensor& targets);
   // Final hidden states of the patch tokens: [B, n_patches, d_model].
@@ -89,6 +108,9 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::nn::Linear head_{nullptr};  // d_model -> P * K
   torch::Tensor gene_logit_bias_;    // [n_positions, K]: each gene's marginal, learned directly
   std::vector<torch::Tensor> condition_logit_bias_;  // per field [vocab, n_positions, K] (optional)
+  // Gene factors (gene_factors > 0): value level per token (MASK's unused), gene mean levels,
+  // input loadings [n_positions, d], output loadings [n_positions, R, d], value profiles [R, K].
+  torch::Tensor value_level_, gene_level_mean_, gene_in_, gene_out_, value_profile_;
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);

@@ -80,8 +80,8 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
   try {
     const auto conditions = read_json(dir / "conditions.json");
     for (const auto& f : conditions.at("fields")) m.conditions.push_back(ConditionField::from_json(f));
-    m.holdouts = conditions.value("holdouts", std::vector<std::string>{});
-    for (const auto& c : conditions.value("training_combinations", nlohmann::json::array())) {
+    m.holdouts = conditions.at("holdouts").get<std::vector<std::string>>();
+    for (const auto& c : conditions.at("training_combinations")) {
       m.combinations.push_back(
           {c.at("labels").get<std::vector<std::string>>(), c.at("n_cells").get<int64_t>()});
     }

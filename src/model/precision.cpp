@@ -51,7 +51,9 @@ Precision resolve_precision(const std::string& name, const c10::Device& device) 
   throw UserError(fmt::format("unknown --precision '{}'; use auto, fp32 or bf16", name));
 }
 
-const char* precision_name(Precision precision) { return precision == Precision::BFloat16 ? "bf16" : "fp32"; }
+const char* precision_name(Precision precision) {
+  return precision == Precision::BFloat16 ? "bf16" : "fp32";
+}
 
 AutocastScope::AutocastScope(Precision precision, const c10::Device& device)
     : active_(precision == Precision::BFloat16), cuda_(device.is_cuda()) {

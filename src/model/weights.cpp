@@ -17,15 +17,24 @@ namespace fs = std::filesystem;
 namespace {
 std::string safetensors_dtype(c10::ScalarType type) {
   switch (type) {
-    case at::kFloat: return "F32";
-    case at::kDouble: return "F64";
-    case at::kBFloat16: return "BF16";
-    case at::kHalf: return "F16";
-    case at::kLong: return "I64";
-    case at::kInt: return "I32";
-    case at::kByte: return "U8";
-    case at::kBool: return "BOOL";
-    default: throw std::invalid_argument(fmt::format("safetensors: unsupported dtype {}", c10::toString(type)));
+    case at::kFloat:
+      return "F32";
+    case at::kDouble:
+      return "F64";
+    case at::kBFloat16:
+      return "BF16";
+    case at::kHalf:
+      return "F16";
+    case at::kLong:
+      return "I64";
+    case at::kInt:
+      return "I32";
+    case at::kByte:
+      return "U8";
+    case at::kBool:
+      return "BOOL";
+    default:
+      throw std::invalid_argument(fmt::format("safetensors: unsupported dtype {}", c10::toString(type)));
   }
 }
 }  // namespace
@@ -52,7 +61,8 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors) {
     out.write(reinterpret_cast<const char*>(&length), sizeof length);
     out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
     for (const auto& t : contiguous) {
-      out.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+      out.write(static_cast<const char*>(t.data_ptr()),
+                static_cast<std::streamsize>(t.numel() * t.element_size()));
     }
     out.close();
     if (!out) throw UserError(fmt::format("cannot write {} (disk full?)", path.string()));
@@ -72,10 +82,12 @@ void save_weights(const fs::path& dir, MaskedDiffusionModel& model) {
   write_safetensors(dir / "weights.safetensors", named);
 }
 
-MaskedDiffusionModel load_weights(const fs::path& dir, const ModelConfig& config, const torch::Device& device) {
+MaskedDiffusionModel load_weights(const fs::path& dir, const ModelConfig& config,
+                                  const torch::Device& device) {
   const auto path = dir / "weights.pt";
   if (!fs::is_regular_file(path)) {
-    throw UserError(fmt::format("{} is missing; the model directory has no trained weights yet", path.string()));
+    throw UserError(
+        fmt::format("{} is missing; the model directory has no trained weights yet", path.string()));
   }
   MaskedDiffusionModel model(config);
   torch::serialize::InputArchive archive;
@@ -86,9 +98,10 @@ MaskedDiffusionModel load_weights(const fs::path& dir, const ModelConfig& config
       torch::Tensor stored;
       archive.read(item.key(), stored);
       if (!stored.sizes().equals(item.value().sizes())) {
-        throw UserError(fmt::format("{}: tensor {} has shape {} but the config expects {}; the model "
-                                    "directory is inconsistent",
-                                    path.string(), item.key(), c10::str(stored.sizes()), c10::str(item.value().sizes())));
+        throw UserError(
+            fmt::format("{}: tensor {} has shape {} but the config expects {}; the model "
+                        "directory is inconsistent",
+                        path.string(), item.key(), c10::str(stored.sizes()), c10::str(item.value().sizes())));
       }
       item.value().copy_(stored);
     }

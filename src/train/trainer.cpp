@@ -84,7 +84,7 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   o.min_lr_ratio = j.at("min_lr_ratio");
   o.warmup = j.at("warmup");
   o.weight_decay = j.at("weight_decay");
-  o.prior_lr_scale = j.value("prior_lr_scale", 1.0);
+  o.prior_lr_scale = j.at("prior_lr_scale");
   o.grad_clip = j.at("grad_clip");
   o.val_fraction = j.at("val_fraction");
   o.max_val_cells = j.at("max_val_cells");
@@ -95,10 +95,10 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
   o.precision = j.at("precision");
   o.p_uncond = j.at("p_uncond");
   o.condition_fields = j.at("condition_fields").get<std::vector<std::string>>();
-  o.perturbation = j.value("perturbation", std::string());
-  o.control = j.value("control", std::string("control"));
-  o.holdouts = j.value("holdouts", std::vector<std::string>{});
-  o.library_bins = j.value("library_bins", 0);  // models from before library fields
+  o.perturbation = j.at("perturbation");
+  o.control = j.at("control");
+  o.holdouts = j.at("holdouts").get<std::vector<std::string>>();
+  o.library_bins = j.at("library_bins");
   return o;
 }
 
@@ -143,7 +143,15 @@ void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double prior_l
 // evaluation measures the same estimator of the validation loss.
 struct ValidationSet {
   torch::Tensor tokens, t, mask, conditions;
+  // The context gain's masks: every gene masked with a fixed probability (kContextRates), on the
+  // first kContextCells cells.
+  std::vector<torch::Tensor> rate_masks;
 };
+
+// How much seeing the other genes helps: masked cross-entropy of the output biases alone (the
+// marginals the model starts from) minus that of the model, at fixed mask rates.
+constexpr double kContextRates[] = {0.1, 0.5, 0.9};
+constexpr int64_t kContextCells = 64;
 
 // The perturbation field's target genes, looked up per cell from its label token.
 struct TargetTable {
@@ -192,6 +200,10 @@ ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& toke
           .to(torch::kFloat);
   auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0xDA7AULL << 32));
   v.mask = forward_mask(v.t, is_gene, generator);
+  const int64_t n_context = std::min(counts.n_rows, kContextCells);
+  for (const double rate : kContextRates) {
+    v.rate_masks.push_back(forward_mask(torch::full({n_context}, rate, torch::kFloat), is_gene, generator));
+  }
   v.conditions = torch::zeros({counts.n_rows, static_cast<int64_t>(codes.size())}, torch::kLong);
   for (size_t f = 0; f < codes.size(); ++f) {
     v.conditions.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(codes[f], torch::kLong));
@@ -202,6 +214,22 @@ ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& toke
 struct ValidationLoss {
   double loss = std::numeric_limits<double>::quiet_NaN();
   double masked_ce = std::numeric_limits<double>::quiet_NaN();
+  // Per kContextRates entry: masked cross-entropy of the model and of its output biases alone.
+  std::vector<double> model_ce, prior_ce;
+
+  nlohmann::json to_json(int64_t step) const {
+    nlohmann::json line = {{"step", step}, {"val_loss", loss}, {"val_masked_ce", masked_ce}};
+    for (size_t i = 0; i < model_ce.size(); ++i) {
+      const auto rate = fmt::format("{:g}", kContextRates[i]);
+      line["val_context"][rate] = {
+          {"model_ce", model_ce[i]}, {"prior_ce", prior_ce[i]}, {"gain", prior_ce[i] - model_ce[i]}};
+    }
+    return line;
+  }
+  // The gain at mask rate 0.5 (NaN without validation cells).
+  double context_gain() const {
+    return model_ce.size() > 1 ? prior_ce[1] - model_ce[1] : std::numeric_limits<double>::quiet_NaN();
+  }
 };
 
 ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v,
@@ -229,14 +257,43 @@ ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet&
     ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
     masked += m;
   }
+  ValidationLoss out{loss_sum / static_cast<double>(n), ce_sum / std::max(masked, 1.0), {}, {}};
+  for (const auto& rate_mask : v.rate_masks) {
+    double model_sum = 0, prior_sum = 0, count = 0;
+    for (int64_t begin = 0; begin < rate_mask.size(0); begin += batch_size) {
+      const int64_t end = std::min(rate_mask.size(0), begin + batch_size);
+      const auto tokens = v.tokens.slice(0, begin, end).to(device);
+      const auto mask = rate_mask.slice(0, begin, end).to(device);
+      const auto conditions = v.conditions.slice(0, begin, end).to(device);
+      torch::Tensor logits;
+      {
+        const AutocastScope autocast(precision, device);
+        logits = model->forward(apply_mask(tokens, mask, mask_token), conditions, targets.of(conditions));
+      }
+      const double m = mask.sum().item<double>();
+      model_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
+      prior_sum +=
+          masked_cross_entropy(model->output_bias_logits(conditions), tokens, mask).item<double>() * m;
+      count += m;
+    }
+    out.model_ce.push_back(model_sum / std::max(count, 1.0));
+    out.prior_ce.push_back(prior_sum / std::max(count, 1.0));
+  }
   model->train();
-  return {loss_sum / static_cast<double>(n), ce_sum / std::max(masked, 1.0)};
+  return out;
 }
 
 // A fresh model's output biases: each gene's token marginals, and each label's shift of them.
 void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& counts,
                           const std::vector<std::vector<int64_t>>& codes, const ModelMetadata& meta) {
   model.set_gene_logit_bias(token_log_marginals(counts, meta.tokenizer, meta.patching));
+  if (meta.config.gene_factors > 0) {
+    const auto levels = torch::log1p(torch::tensor(meta.tokenizer.lower_edges(), torch::kDouble));
+    const std::vector<int64_t> one_group(static_cast<size_t>(counts.n_rows), 0);
+    const auto n = token_counts(counts, meta.tokenizer, meta.patching, one_group, 1)[0];  // [L, K]
+    const auto mean_levels = n.matmul(levels) / static_cast<double>(std::max<int64_t>(counts.n_rows, 1));
+    model.set_value_levels(levels.to(torch::kFloat), mean_levels.to(torch::kFloat));
+  }
   if (!meta.config.condition_logit_bias) return;
   const auto shifts =
       label_log_shifts(counts, meta.tokenizer, meta.patching, codes, meta.config.condition_vocab_sizes,
@@ -517,13 +574,14 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     if (step % options.eval_every == 0 || last) {
       val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
                             config.n_genes, mask_token);
-      log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
+      log.write(val.to_json(step));
     }
     if (step % options.checkpoint_every == 0 && !last) save_all();
     if (progress) {
       progress->update(step, std::isnan(val.loss)
                                  ? fmt::format("loss {:.4f}", loss_value)
-                                 : fmt::format("loss {:.4f} | val {:.4f}", loss_value, val.loss));
+                                 : fmt::format("loss {:.4f} | val {:.4f} | context gain {:.4f}", loss_value,
+                                               val.loss, val.context_gain()));
     }
   }
   if (window_steps > 0) result.train_loss = window_loss / static_cast<double>(window_steps);
@@ -533,7 +591,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
     total_steps = step;
     val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
                           config.n_genes, mask_token);
-    log.write({{"step", step}, {"val_loss", val.loss}, {"val_masked_ce", val.masked_ce}});
+    log.write(val.to_json(step));
   }
   save_all();
   if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", result.train_loss, val.loss));
@@ -542,6 +600,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   result.total_steps = total_steps;
   result.val_loss = val.loss;
   result.val_masked_ce = val.masked_ce;
+  result.context_gain = val.context_gain();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   if (timed_from && timed_steps > 0) {
     result.cells_per_second = static_cast<double>(timed_steps * options.batch_size) /

@@ -51,7 +51,10 @@ struct TrainResult {
   double train_loss = 0;     // mean of the last logged window
   double val_loss = 0;       // NaN without a validation split
   double val_masked_ce = 0;  // mean cross-entropy of masked genes on the validation split
-  double seconds = 0;        // wall-clock of this invocation
+  // Validation masked cross-entropy of the output biases alone minus the model's, half the genes
+  // masked: what seeing the other genes adds (NaN without a validation split).
+  double context_gain = 0;
+  double seconds = 0;  // wall-clock of this invocation
   double cells_per_second = 0;
   std::string precision;  // what ran: fp32 or bf16
 };

@@ -115,6 +115,7 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   MaskedDiffusionModel model(c);
   model->eval();
   torch::NoGradGuard no_grad;
+  model->named_parameters()["gene_out_loading"].normal_();  // the gene-factor path too (zero when fresh)
   const auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);
   const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
   const auto full = model->forward(tokens, conditions);
@@ -122,6 +123,43 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   const auto positions = torch::tensor({0, 7, 8, 69, 33}, torch::kLong);
   const auto at = model->forward_at(tokens, conditions, {}, rows, positions);
   EXPECT_TRUE(torch::allclose(at, full.index({rows, positions}), 1e-5, 1e-5));
+}
+
+TEST(Model, GeneFactorsStartSilentThenGiveEachGeneItsOwnOutputAndInput) {
+  torch::manual_seed(6);
+  auto c = tiny_config(40, 8, {3});
+  c.gene_factors = 2;
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);
+  const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
+  // Zero output loadings: the factor path adds nothing, so a head with zero weights gives exactly
+  // the output biases (a fresh model starts at its marginals).
+  auto params = model->named_parameters();
+  params["head.weight"].zero_();
+  params["head.bias"].zero_();
+  EXPECT_TRUE(torch::allclose(model->forward(tokens, conditions), model->output_bias_logits(conditions)));
+  // With output loadings on one gene only, only that gene's logits move.
+  params["gene_out_loading"][13].normal_();
+  const auto moved = (model->forward(tokens, conditions) - model->output_bias_logits(conditions)).abs();
+  EXPECT_GT(moved.select(1, 13).max().item<float>(), 1e-4);
+  EXPECT_EQ(moved.narrow(1, 0, 13).max().item<float>(), 0.0f);
+  EXPECT_EQ(moved.narrow(1, 14, c.n_positions() - 14).max().item<float>(), 0.0f);
+  // An observed gene's level enters through its own input loading: with it zeroed, that gene's
+  // value changes nothing in its patch's slot-shared path either once the value embedding of
+  // both values agrees, so compare two values with equal value embeddings.
+  params["value_emb.weight"][2].copy_(params["value_emb.weight"][1]);
+  tokens[0][21] = 1;
+  const auto with_one = model->forward(tokens, conditions);
+  tokens[0][21] = 2;
+  const auto with_two = model->forward(tokens, conditions);
+  EXPECT_GT((with_one[0] - with_two[0]).abs().max().item<float>(), 1e-6);  // levels differ
+  params["gene_in_loading"][21].zero_();
+  tokens[0][21] = 1;
+  const auto silent_one = model->forward(tokens, conditions);
+  tokens[0][21] = 2;
+  EXPECT_TRUE(torch::allclose(silent_one, model->forward(tokens, conditions)));
 }
 
 TEST(Model, PaddedTargetsFillWithMinusOne) {
