@@ -1,5 +1,5 @@
 #pragma once
-// Condition fields (DESIGN.md section 2): obs columns whose labels become one prepended token each.
+// Condition fields (README "How it works"): obs columns whose labels become one prepended token each.
 // Token 0 of every field is NULL (unknown / dropped for guidance); label i is token i + 1. A
 // perturbation field also knows which genes each label targets ("KLF1", "KLF1+MAP2K6", "A_B"), so
 // a label never seen in training still has a meaningful embedding when its targets are genes.

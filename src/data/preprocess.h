@@ -10,7 +10,8 @@
 
 namespace lingshu {
 
-// Default target for library-size normalisation: counts per 10,000 (DESIGN.md section 4).
+// Default target for library-size normalisation: counts per 10,000 (the normalisation of every metric, README
+// "Evaluation").
 inline constexpr double kDefaultTargetSum = 1e4;
 
 // Scales every cell to sum to `target_sum` (scanpy's pp.normalize_total with target_sum given).

@@ -1,5 +1,5 @@
 #pragma once
-// Biological prior for perturbation prediction (DESIGN.md section 2, README "Prior injection"):
+// Biological prior for perturbation prediction (README "Prior injection"):
 // genes that the same perturbation consistently down-regulated in the other contexts of the
 // training data. The sampler pre-fills them (and, for knock-downs, the target genes) and never
 // re-masks them.

@@ -1,5 +1,5 @@
 #pragma once
-// Counts -> value tokens (DESIGN.md section 2). K value tokens plus MASK (= K): counts below
+// Counts -> value tokens (README "How it works"). K value tokens plus MASK (= K): counts below
 // `exact_limit` map to themselves; larger counts fall in log-spaced bins up to a fitted cap.
 // Each bin keeps representative counts (the mean training count that fell in it, per gene where
 // the gene had values there, else over all genes) so decoding keeps mean expression.

@@ -1,5 +1,5 @@
 #pragma once
-// The expression every generation metric reads (DESIGN.md section 4): real and generated cells on
+// The expression every generation metric reads (README "Evaluation"): real and generated cells on
 // the genes both files share, subsampled to the same number of cells with a seed, as
 // log1p(counts / total * 1e4).
 //

@@ -1,5 +1,5 @@
 #pragma once
-// Generation metrics (DESIGN.md section 4): how close a set of generated cells is to real cells.
+// Generation metrics (README "Evaluation"): how close a set of generated cells is to real cells.
 //
 // Mean-expression correlations only see each gene's average; a generator that keeps every marginal
 // and no gene-gene structure (the independent baseline) scores as well as real cells there. The

@@ -1,6 +1,6 @@
 #pragma once
 // Perturbation-prediction metrics with the Virtual Cell Challenge's cell-eval definitions
-// (DESIGN.md section 4): each file (real, predicted) is log1p(counts / total * 1e4)-normalised and
+// (README "Evaluation"): each file (real, predicted) is log1p(counts / total * 1e4)-normalised and
 // compared with its own control cells, per context when there is a context column.
 //
 //   DES            overlap of the top-k real and predicted significant genes by |log2 FC|, / k,

@@ -1,5 +1,5 @@
 #pragma once
-// The model's shape as one small value type (DESIGN.md section 2), with named presets. Free of
+// The model's shape as one small value type (README "How it works"), with named presets. Free of
 // LibTorch so that the CLI and the model directory code can use it without the heavy headers.
 #include <cstdint>
 #include <nlohmann/json_fwd.hpp>

@@ -1,5 +1,6 @@
 #pragma once
-// The masked discrete diffusion transformer (DESIGN.md section 2), readable top to bottom:
+// The masked discrete diffusion transformer (README "How it works"; Lingshu-Cell, arXiv 2603.25240), readable
+// top to bottom:
 //
 //   tokens [B, L] --value_emb + gene_emb--> [B, L, g] --concat P genes--> [B, L/P, P*g]
 //     --patch_in + patch_pos--> [B, L/P, d] --prepend condition tokens--> [B, F + L/P, d]

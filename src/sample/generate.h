@@ -20,7 +20,7 @@ struct SamplingSettings {
   std::string order = "random";     // random (the MDLM ancestral sampler), confidence
   std::string schedule = "cosine";  // genes committed per step: cosine (few first) or linear
   double cfg = 0;                   // guidance weight w: l_u + (w + 1)(l_c - l_u); 0 = conditional only
-  std::string guide = "all";        // all, perturbation or compose (see guidance_passes in generate.cpp)
+  std::string guide = "all";        // all, perturbation or compose (see guidance_passes in guidance.h)
   int64_t batch_size = 32;          // cells per forward pass (guidance doubles the rows)
   uint64_t seed = 0;                // same seed (and batch size) -> same cells
   std::string device = "cpu";

@@ -1,6 +1,6 @@
 #pragma once
 // Classifier-free guidance as a weighted sum of forward passes that see different condition
-// labels (DESIGN.md section 2). The weights of every mode sum to one, so a model that ignores its
+// labels (README "How it works"). The weights of every mode sum to one, so a model that ignores its
 // conditions is left unchanged by guidance.
 #include <torch/types.h>
 

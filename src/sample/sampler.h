@@ -2,9 +2,9 @@
 // The reverse process of masked diffusion (MDLM / LLaDA / MaskGIT-style unmasking). Starting from
 // all-MASK (or partly pre-filled) cells, each of S steps runs the denoiser once, proposes a value
 // for every masked gene by sampling its predicted distribution (Gumbel-max in float64), and
-// commits the share of masked genes that the linear schedule allows: the most confident ones, or
-// a random share. Committed and pre-filled genes are never re-masked; after the last step no
-// gene is left masked.
+// commits the share of masked genes that the unmasking schedule (linear or cosine) allows: the
+// most confident ones, or a random share. Committed and pre-filled genes are never re-masked; after the last
+// step no gene is left masked.
 #include <ATen/core/Generator.h>
 #include <torch/types.h>
 

@@ -1,4 +1,4 @@
-// The gene-gene structure metric (DESIGN.md section 4) against values known another way: identical
+// The gene-gene structure metric (README "Evaluation") against values known another way: identical
 // cells (1 and 0), genes permuted independently across cells (about 0), a case worked by hand, a
 // direct dense computation and numpy's corrcoef, and the per-type rules (>= 50 cells on both sides,
 // weights by real cells) through the whole evaluation.
