@@ -21,11 +21,12 @@ enum class UnmaskOrder { Confidence, Random };
 // average; small early steps let them vary as they do in real cells.
 enum class UnmaskSchedule { Linear, Cosine };
 
+// The defaults are `lingshu generate`'s (SamplingSettings in generate.h): the ancestral sampler.
 struct SamplerOptions {
   int steps = 32;
   double temperature = 1.0;  // 0: always the most likely value
-  UnmaskOrder order = UnmaskOrder::Confidence;
-  UnmaskSchedule schedule = UnmaskSchedule::Linear;
+  UnmaskOrder order = UnmaskOrder::Random;
+  UnmaskSchedule schedule = UnmaskSchedule::Cosine;
 };
 
 // Maps the current tokens z [B, L] to float logits [B, L, K]. The plain model, or (later) a
