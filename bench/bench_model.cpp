@@ -154,8 +154,8 @@ Row sample_row(const std::string& preset, Precision precision, const Setup& s, i
   };
   auto gen = at::make_generator<at::CPUGeneratorImpl>(2);
   const auto t0 = Clock::now();
-  const auto out =
-      sample_tokens(denoiser, initial, is_gene, config.n_tokens, {steps, 1.0, order, UnmaskSchedule::Linear}, gen, at_positions);
+  const auto out = sample_tokens(denoiser, initial, is_gene, config.n_tokens,
+                                 {steps, 1.0, order, UnmaskSchedule::Linear}, gen, at_positions);
   benchmark::DoNotOptimize(out.data_ptr());
   const char* order_name = order == UnmaskOrder::Random ? "random" : "confidence";
   Row r{preset, precision_name(precision),

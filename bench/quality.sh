@@ -3,7 +3,8 @@
 #   bench/quality.sh pbmc|paul15|kang|cellline OUT_DIR
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
-# the unmasking steps; TRAIN_FLAGS adds options to every train command (the experiments'
+# the unmasking steps, THREADS the CPU threads of every command (default 2), N_CELLS the generated
+# cells of the generation runs (default: as many as half B, which the metrics then match); TRAIN_FLAGS adds options to every train command (the experiments'
 # "--library-bins 16 --prior-lr-scale 0").
 set -euo pipefail
 
@@ -13,6 +14,7 @@ lingshu=${LINGSHU:-$here/build/lingshu}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 py=/usr/bin/python3
 read -r -a train_flags <<< "${TRAIN_FLAGS:-}"
+threads=${THREADS:-2}
 
 [ $# -eq 2 ] || { echo "usage: bench/quality.sh pbmc|paul15|kang|cellline OUT_DIR" >&2; exit 2; }
 [ -d "$data" ] || { echo "quality.sh: $data is missing (set DATA_DIR)" >&2; exit 2; }
@@ -34,11 +36,11 @@ generation() {
   local name=$1 real=$2
   split_halves "$real" $name
   local n_b
-  n_b=$($py -c "import anndata; print(anndata.read_h5ad('${name}_B.h5ad', backed='r').n_obs)")
+  n_b=${N_CELLS:-$($py -c "import anndata; print(anndata.read_h5ad('${name}_B.h5ad', backed='r').n_obs)")}
   [ -e $name/weights.pt ] || "$lingshu" train ${name}_A.h5ad --out $name --preset small --condition cell_type \
-    "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads 2 --eval-every 200 --checkpoint-every 200
-  "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-32}" --seed 0 --threads 2 --out ${name}_generated.h5ad
-  "$lingshu" generate $name --n "$n_b" --steps 1 --seed 0 --threads 2 --out ${name}_one_step.h5ad
+    "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads "$threads" --eval-every 200 --checkpoint-every 200
+  "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-32}" --seed 0 --threads "$threads" --out ${name}_generated.h5ad
+  "$lingshu" generate $name --n "$n_b" --steps 1 --seed 0 --threads "$threads" --out ${name}_one_step.h5ad
   "$lingshu" baseline independent ${name}_A.h5ad --label cell_type --n "$n_b" --seed 0 --out ${name}_independent.h5ad
   $py "$here/bench/independent_by_size.py" ${name}_A.h5ad cell_type 16 "$n_b" ${name}_independent_size16.h5ad
   for side in generated one_step independent independent_size16 A; do
@@ -57,7 +59,7 @@ kang() {
   printf 'cell_type,condition,n_cells\nCD4T,stimulated,356\n' > kang_pairs.csv
   [ -e kang/weights.pt ] || "$lingshu" train "$real" --out kang --preset small --condition cell_type \
     --perturbation condition --control control --holdout cell_type=CD4T,condition=stimulated \
-    "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
+    "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs kang_pairs.csv --context-col cell_type \
       --holdout cell_type=CD4T,condition=stimulated --seed 0 --out kang_$b.h5ad
@@ -78,7 +80,7 @@ cellline() {
     echo "$ctx,$pert,$n" >> cellline_pairs.csv
   done
   [ -e cellline/weights.pt ] || "$lingshu" train "$real" --out cellline --preset small --condition cell_type \
-    --perturbation condition --control control "${flags[@]}" "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads 2
+    --perturbation condition --control control "${flags[@]}" "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs cellline_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
       --out cellline_$b.h5ad
@@ -92,18 +94,18 @@ cellline() {
 predict_ablation() {
   local name=$1 real=$2 pairs=$3
   for cfg in 0 1 2; do
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --steps "${STEPS:-32}" --seed 0 --threads 2 -q \
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --steps "${STEPS:-32}" --seed 0 --threads "$threads" -q \
       --out ${name}_cfg$cfg.h5ad
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --steps "${STEPS:-32}" --seed 0 \
-      --threads 2 -q --out ${name}_cfg${cfg}_prior.h5ad
+      --threads "$threads" -q --out ${name}_cfg${cfg}_prior.h5ad
   done
   for cfg in 1 2 4; do
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide perturbation --steps "${STEPS:-32}" --seed 0 \
-      --threads 2 -q --out ${name}_cfg${cfg}_pert.h5ad
+      --threads "$threads" -q --out ${name}_cfg${cfg}_pert.h5ad
   done
   for cfg in 0 1; do
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide compose --steps "${STEPS:-32}" --seed 0 \
-      --threads 2 -q --out ${name}_cfg${cfg}_compose.h5ad
+      --threads "$threads" -q --out ${name}_cfg${cfg}_compose.h5ad
   done
   for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_cfg{0,1}_compose \
               ${name}_{additive,control,mean}; do

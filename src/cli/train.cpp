@@ -115,7 +115,7 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--heads", args->heads, "override the preset's number of attention heads");
   cmd.add_option("--gene-dim", args->gene_dim, "override the preset's per-gene embedding width");
   cmd.add_option("--gene-factors", args->gene_factors,
-                 "per-gene input and output loadings: R output factors per gene (default 4; 0: none)");
+                 "per-gene input and output loadings: R output factors per gene (default 16; 0: none)");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
   cmd.add_option("--steps", o.steps, "optimiser steps (default 2000 unless --minutes is given)");
   cmd.add_option(

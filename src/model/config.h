@@ -41,7 +41,7 @@ struct ModelConfig {
   // input loading, and each gene reads R scalars off its patch's final state along its own output
   // loadings, which tilt its value distribution along R learned value profiles. 0: none (the
   // paper's slot-shared patch projection and head only).
-  int gene_factors = 4;
+  int gene_factors = 16;
 
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);

@@ -342,35 +342,38 @@ Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, u
   return s;
 }
 
-TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
-  TrainOptions options = requested;
-  ModelMetadata meta;
-  const fs::path& dir = requested.out;
-  const bool resuming = requested.resume;
+namespace {
 
-  if (resuming) {
-    meta = read_model_metadata(dir);
-    try {
-      options = options_from_json(meta.training, requested);
-    } catch (const nlohmann::json::exception&) {
-      throw UserError(
-          fmt::format("{}/config.json lacks the training settings; it cannot be resumed", dir.string()));
-    }
-    const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
-    if (meta.gene_names != data.gene_names() || stored_cells != data.n_obs()) {
-      throw UserError(
-          fmt::format("--resume: the data ({} cells x {} genes) is not the file this model was trained on "
-                      "({} cells x {} genes); "
-                      "pass the same file and --layer/--genes",
-                      data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
-    }
-    remove_stale_temporaries(dir);
-  } else if (is_model_dir(dir)) {
-    throw UserError(
-        fmt::format("{} already holds a model; pass --resume to continue training it, or choose "
-                    "another --out",
-                    dir.string()));
+// Everything a run needs before its first step: the settings (the stored ones when resuming), the
+// model directory's metadata, and the training and validation cells with their condition codes.
+struct PreparedRun {
+  TrainOptions options;
+  ModelMetadata meta;
+  bool resuming = false;
+  CsrMatrix train_counts, val_counts;
+  std::vector<std::vector<int64_t>> train_codes, val_codes;
+};
+
+// The stored settings of the model directory being resumed, checked against the data.
+TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested, const AnnData& data) {
+  TrainOptions options;
+  try {
+    options = options_from_json(meta.training, requested);
+  } catch (const nlohmann::json::exception&) {
+    throw UserError(fmt::format("{}/config.json lacks the training settings; it cannot be resumed",
+                                requested.out.string()));
   }
+  const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
+  if (meta.gene_names != data.gene_names() || stored_cells != data.n_obs()) {
+    throw UserError(
+        fmt::format("--resume: the data ({} cells x {} genes) is not the file this model was trained on "
+                    "({} cells x {} genes); pass the same file and --layer/--genes",
+                    data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
+  }
+  return options;
+}
+
+void check_request(const TrainOptions& options, const AnnData& data) {
   if (options.steps <= 0 && options.minutes <= 0) {
     throw UserError("give a training length: --steps N and/or --minutes M");
   }
@@ -382,8 +385,56 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
                     data.n_obs(), kMinCells));
   }
   require_counts(data, "the training data");
-  const auto device = resolve_device(options.device);
-  const auto precision = resolve_precision(options.precision, device);
+}
+
+std::vector<std::vector<int64_t>> codes_of_rows(const std::vector<std::vector<int64_t>>& codes,
+                                                const std::vector<int64_t>& rows) {
+  std::vector<std::vector<int64_t>> out(codes.size());
+  for (size_t f = 0; f < codes.size(); ++f) {
+    for (const int64_t r : rows) out[f].push_back(codes[f][static_cast<size_t>(r)]);
+  }
+  return out;
+}
+
+// A new model directory's metadata: the shape, tokenizer and gene order fitted to the training cells.
+ModelMetadata new_metadata(const TrainOptions& options, const AnnData& data, const CsrMatrix& train_counts,
+                           const std::vector<ConditionField>& fields, const DataFrame& obs) {
+  ModelMetadata meta;
+  meta.config = options.model;
+  meta.config.n_genes = data.n_vars();
+  meta.config.n_tokens = options.tokenizer.n_tokens;
+  meta.config.condition_vocab_sizes.clear();
+  for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
+  meta.config.perturbation_field = perturbation_field_index(fields);
+  meta.config.validate();
+  meta.tokenizer = Tokenizer::fit(train_counts, options.tokenizer);
+  meta.patching = GenePatching::make(data.n_vars(), meta.config.patch_size, options.seed);
+  meta.gene_names = data.gene_names();
+  meta.conditions = fields;
+  meta.holdouts = options.holdouts;
+  meta.combinations = count_combinations(obs, fields);
+  meta.training = options_to_json(options, data.n_obs());
+  return meta;
+}
+
+// Checks the request, removes the held-out cells, splits off the validation cells and (for a new
+// run) writes the model directory's metadata.
+PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
+  PreparedRun run;
+  run.resuming = requested.resume;
+  run.options = requested;
+  const fs::path& dir = requested.out;
+  if (run.resuming) {
+    run.meta = read_model_metadata(dir);
+    run.options = resumed_options(run.meta, requested, data);
+    remove_stale_temporaries(dir);
+  } else if (is_model_dir(dir)) {
+    throw UserError(fmt::format(
+        "{} already holds a model; pass --resume to continue training it, or choose another --out",
+        dir.string()));
+  }
+  const TrainOptions& options = run.options;
+  check_request(options, data);
 
   std::optional<AnnData> reduced;
   const AnnData& cells =
@@ -395,54 +446,179 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
   const ConditioningRequest request{options.condition_fields, options.perturbation, options.control,
                                     options.holdouts, options.library_bins};
   const auto totals = cells.X.row_sums();
-  const auto fields = resuming ? meta.conditions : build_condition_fields(cells.obs, request, totals);
+  const auto fields = run.resuming ? run.meta.conditions : build_condition_fields(cells.obs, request, totals);
   DataFrame obs = cells.obs;
   set_library_columns(obs, fields, totals);
   const auto codes = condition_codes(obs, fields);
   const Split split = split_cells(cells.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
-  const CsrMatrix train_counts = cells.X.select_rows(split.train);
-  const CsrMatrix val_counts = cells.X.select_rows(split.validation);
-  const auto codes_of = [&](const std::vector<int64_t>& rows) {
-    std::vector<std::vector<int64_t>> out(codes.size());
-    for (size_t f = 0; f < codes.size(); ++f) {
-      for (const int64_t r : rows) out[f].push_back(codes[f][static_cast<size_t>(r)]);
+  run.train_counts = cells.X.select_rows(split.train);
+  run.val_counts = cells.X.select_rows(split.validation);
+  run.train_codes = codes_of_rows(codes, split.train);
+  run.val_codes = codes_of_rows(codes, split.validation);
+  if (!run.resuming) {
+    run.meta = new_metadata(options, data, run.train_counts, fields, obs);
+    write_model_metadata(dir, run.meta);
+  }
+  return run;
+}
+
+// The number of steps and the learning-rate schedule. A --steps run is planned from the start; a
+// --minutes run warms up as if it were long until it has timed kSpeedProbeSteps steps, then plans
+// the steps that fit in the remaining budget, and re-plans every kReplanEvery steps as the speed
+// changes (a shared machine speeds up and slows down).
+class StepPlan {
+ public:
+  StepPlan(const TrainOptions& options, int64_t total_steps, bool planned)
+      : options_(options), total_(total_steps), planned_(planned) {
+    schedule_ = planned ? schedule_for(total_steps)
+                        : LrSchedule{options.lr, std::max<int64_t>(options.warmup, 1),
+                                     std::numeric_limits<int32_t>::max(), options.min_lr_ratio};
+  }
+  bool planned() const { return planned_; }
+  int64_t total() const { return total_; }
+  bool is_last(int64_t step) const { return planned_ && step == total_; }
+  bool done(int64_t step) const { return planned_ && step >= total_; }
+  double lr(int64_t step) const { return schedule_.at(step); }
+  bool wants_replan(int64_t step, int64_t timed_steps) const {
+    return options_.minutes > 0 && timed_steps >= kSpeedProbeSteps && (!planned_ || step % kReplanEvery == 0);
+  }
+  // Plans for the steps that fit in the rest of the budget; true when that is news for the user
+  // (the first plan, or a change of more than 5%).
+  bool replan(int64_t step, double steps_per_second, double elapsed_seconds) {
+    const double remaining = options_.minutes * 60.0 - elapsed_seconds;
+    int64_t total = step + static_cast<int64_t>(std::max(remaining, 0.0) * steps_per_second);
+    if (options_.steps > 0) total = std::min(total, options_.steps);
+    total = std::max(total, step + 1);
+    const bool news =
+        !planned_ || std::abs(static_cast<double>(total - total_)) > 0.05 * static_cast<double>(total_);
+    total_ = total;
+    schedule_ = schedule_for(total);
+    planned_ = true;
+    return news;
+  }
+  // The budget ended before the planned steps (the machine slowed down): the run ends here.
+  void end_at(int64_t step) { total_ = step; }
+
+ private:
+  LrSchedule schedule_for(int64_t total) const {
+    return LrSchedule{options_.lr, std::max<int64_t>(1, std::min(options_.warmup, total / 10)), total,
+                      options_.min_lr_ratio};
+  }
+  const TrainOptions& options_;
+  int64_t total_;
+  bool planned_;
+  LrSchedule schedule_;
+};
+
+// Steps per second of this invocation, from the end of its first step (allocations, warm-up).
+class StepTimer {
+ public:
+  void step_done() {
+    if (!from_) {
+      from_ = Clock::now();
+    } else {
+      ++timed_;
     }
-    return out;
-  };
-  const auto train_codes = codes_of(split.train), val_codes = codes_of(split.validation);
-
-  if (!resuming) {
-    meta.config = options.model;
-    meta.config.n_genes = data.n_vars();
-    meta.config.n_tokens = options.tokenizer.n_tokens;
-    meta.config.condition_vocab_sizes.clear();
-    for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
-    meta.config.perturbation_field = perturbation_field_index(fields);
-    meta.config.validate();
-    meta.tokenizer = Tokenizer::fit(train_counts, options.tokenizer);
-    meta.patching = GenePatching::make(data.n_vars(), meta.config.patch_size, options.seed);
-    meta.gene_names = data.gene_names();
-    meta.conditions = fields;
-    meta.holdouts = options.holdouts;
-    meta.combinations = count_combinations(obs, fields);
-    meta.training = options_to_json(options, data.n_obs());
-    write_model_metadata(dir, meta);
   }
-  const int library_field = library_field_index(meta.conditions);
-  TargetTable target_table;
-  target_table.field = meta.config.perturbation_field;
-  if (target_table.field >= 0) {
-    target_table.positions = padded_targets(target_positions_by_token(
-        meta.conditions[static_cast<size_t>(target_table.field)], meta.gene_names, meta.patching));
+  int64_t timed_steps() const { return timed_; }
+  double seconds() const {
+    return from_ ? std::chrono::duration<double>(Clock::now() - *from_).count() : 0.0;
   }
-  const ModelConfig& config = meta.config;
-  const int64_t mask_token = config.n_tokens;
+  double steps_per_second() const { return timed_ > 0 ? static_cast<double>(timed_) / seconds() : 0.0; }
 
-  torch::manual_seed(mix_seed(options.seed, 0x1417ULL << 32));  // weight initialisation
-  MaskedDiffusionModel model(config);
-  if (!resuming) start_from_marginals(*model, train_counts, train_codes, meta);
+ private:
+  std::optional<Clock::time_point> from_;
+  int64_t timed_ = 0;
+};
+
+// One optimiser step and the validation loss of a model on a prepared run.
+class Stepper {
+ public:
+  Stepper(const PreparedRun& run, MaskedDiffusionModel& model, torch::optim::AdamW& optimizer,
+          const torch::Device& device, Precision precision)
+      : run_(run), model_(model), optimizer_(optimizer), device_(device), precision_(precision) {
+    const ModelConfig& config = run.meta.config;
+    is_gene_ = torch::zeros({config.n_positions()}, torch::kBool);
+    is_gene_.slice(0, 0, config.n_genes).fill_(true);
+    library_field_ = library_field_index(run.meta.conditions);
+    targets_.field = config.perturbation_field;
+    if (targets_.field >= 0) {
+      targets_.positions = padded_targets(target_positions_by_token(
+          run.meta.conditions[static_cast<size_t>(targets_.field)], run.meta.gene_names, run.meta.patching));
+    }
+    validation_ = make_validation_set(run.val_counts, run.meta.tokenizer, run.meta.patching, is_gene_,
+                                      run.options.seed, run.val_codes);
+  }
+
+  // Masks the batch as step `step` of the seed does (a resumed run replays it), steps the optimiser
+  // at `lr` and returns the loss.
+  double step(const TokenBatch& batch, int64_t step, double lr) {
+    const TrainOptions& o = run_.options;
+    auto generator = step_generator(o.seed, step);
+    const auto t = sample_diffusion_times(o.batch_size, generator);
+    const auto mask = forward_mask(t, is_gene_, generator);
+    const auto inputs = drop_for_guidance(batch.conditions, o.p_uncond, targets_, library_field_, generator);
+    const auto tokens = batch.tokens.to(device_);
+    const auto mask_d = mask.to(device_);
+    torch::Tensor loss;
+    {
+      const AutocastScope autocast(precision_, device_);
+      const auto logits =
+          model_->forward(apply_mask(tokens, mask_d, mask_token()), inputs.conditions.to(device_),
+                          inputs.targets.defined() ? inputs.targets.to(device_) : torch::Tensor());
+      loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device_), run_.meta.config.n_genes);
+    }
+    set_learning_rate(optimizer_, lr, o.prior_lr_scale);
+    optimizer_.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(model_->parameters(), o.grad_clip);
+    optimizer_.step();
+    const double value = loss.item<double>();
+    if (!std::isfinite(value)) {
+      throw UserError(
+          fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step, value, o.lr));
+    }
+    return value;
+  }
+
+  ValidationLoss validate() {
+    return validation_loss(model_, validation_, targets_, run_.options.batch_size * 2, precision_, device_,
+                           run_.meta.config.n_genes, mask_token());
+  }
+
+ private:
+  int64_t mask_token() const { return run_.meta.config.n_tokens; }
+
+  const PreparedRun& run_;
+  MaskedDiffusionModel& model_;
+  torch::optim::AdamW& optimizer_;
+  torch::Device device_;
+  Precision precision_;
+  torch::Tensor is_gene_;
+  int library_field_ = -1;
+  TargetTable targets_;
+  ValidationSet validation_;
+};
+
+// A fresh model starts from the training marginals; a resumed one is filled from its checkpoint.
+MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& device) {
+  torch::manual_seed(mix_seed(run.options.seed, 0x1417ULL << 32));  // weight initialisation
+  MaskedDiffusionModel model(run.meta.config);
+  if (!run.resuming) start_from_marginals(*model, run.train_counts, run.train_codes, run.meta);
   model->to(device);
   model->train();
+  return model;
+}
+
+}  // namespace
+
+TrainResult train_model(const AnnData& data, const TrainOptions& requested, const TrainHooks& hooks) {
+  const PreparedRun run = prepare_run(data, requested);
+  const TrainOptions& options = run.options;
+  const fs::path& dir = options.out;
+  const auto device = resolve_device(options.device);
+  const auto precision = resolve_precision(options.precision, device);
+  auto model = build_model(run, device);
   auto optimizer = make_optimizer(model, options);
 
   nlohmann::json state = {{"step", 0},
@@ -450,161 +626,96 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested) {
                           {"planned", options.minutes <= 0},
                           {"elapsed_seconds", 0.0}};
   const fs::path checkpoint_path = dir / "checkpoint.pt";
-  if (resuming && fs::exists(checkpoint_path)) {
+  if (run.resuming && fs::exists(checkpoint_path))
     state = load_checkpoint(checkpoint_path, model, optimizer, device);
-  }
   int64_t step = state.at("step");
-  int64_t total_steps = state.at("total_steps");
-  bool planned = state.at("planned");
+  StepPlan plan(options, state.at("total_steps"), state.at("planned"));
   const double elapsed_before = state.at("elapsed_seconds");
   const auto start = Clock::now();
   const auto elapsed_total = [&] {
     return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
   };
-  const auto schedule_for = [&](int64_t total) {
-    return LrSchedule{options.lr, std::max<int64_t>(1, std::min(options.warmup, total / 10)), total,
-                      options.min_lr_ratio};
-  };
-  // Until a --minutes run has measured its speed it warms up as if the run were long.
-  LrSchedule schedule = planned ? schedule_for(total_steps)
-                                : LrSchedule{options.lr, std::max<int64_t>(options.warmup, 1),
-                                             std::numeric_limits<int32_t>::max(), options.min_lr_ratio};
-
-  auto is_gene = torch::zeros({config.n_positions()}, torch::kBool);
-  is_gene.slice(0, 0, config.n_genes).fill_(true);
-  const auto validation =
-      make_validation_set(val_counts, meta.tokenizer, meta.patching, is_gene, options.seed, val_codes);
-  BatchLoader loader(train_counts, meta.tokenizer, meta.patching, train_codes, options.batch_size,
-                     options.seed, step);
-  TrainLog log(dir / "train_log.jsonl");
-  const auto is_gene_device = is_gene.to(device);
-
-  std::optional<Progress> progress;
-  if (!options.quiet && planned) progress.emplace("train", total_steps, "steps", step);
-  TrainResult result;
-  result.precision = precision_name(precision);
-  double window_loss = 0;
-  int64_t window_steps = 0, steps_this_run = 0;
-  ValidationLoss val;
-  std::optional<Clock::time_point> timed_from;  // after the first step (allocations, warm-up)
-  int64_t timed_steps = 0;
-
+  const auto out_of_time = [&] { return options.minutes > 0 && elapsed_total() >= options.minutes * 60.0; };
   const auto save_all = [&] {
-    state = {{"step", step},
-             {"total_steps", total_steps},
-             {"planned", planned},
-             {"elapsed_seconds", elapsed_total()}};
-    save_checkpoint(checkpoint_path, model, optimizer, state);
+    save_checkpoint(checkpoint_path, model, optimizer,
+                    {{"step", step},
+                     {"total_steps", plan.total()},
+                     {"planned", plan.planned()},
+                     {"elapsed_seconds", elapsed_total()}});
     save_weights(dir, model);
   };
-  const auto out_of_time = [&] { return options.minutes > 0 && elapsed_total() >= options.minutes * 60.0; };
 
-  while ((!planned || step < total_steps) && !out_of_time()) {
-    if (options.stop_after_steps > 0 && steps_this_run >= options.stop_after_steps) break;
-    const TokenBatch batch = loader.next();
-    auto generator = step_generator(options.seed, step);
-    const auto t = sample_diffusion_times(options.batch_size, generator);
-    const auto mask = forward_mask(t, is_gene, generator);
-    const auto inputs =
-        drop_for_guidance(batch.conditions, options.p_uncond, target_table, library_field, generator);
-    const auto tokens = batch.tokens.to(device);
-    const auto mask_d = mask.to(device);
-    torch::Tensor loss;
-    {
-      const AutocastScope autocast(precision, device);
-      const auto logits =
-          model->forward(apply_mask(tokens, mask_d, mask_token), inputs.conditions.to(device),
-                         inputs.targets.defined() ? inputs.targets.to(device) : torch::Tensor());
-      loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device), config.n_genes);
-    }
-    const double lr = schedule.at(step);
-    set_learning_rate(optimizer, lr, options.prior_lr_scale);
-    optimizer.zero_grad();
-    loss.backward();
-    torch::nn::utils::clip_grad_norm_(model->parameters(), options.grad_clip);
-    optimizer.step();
-    const double loss_value = loss.item<double>();
-    if (!std::isfinite(loss_value)) {
-      throw UserError(fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step,
-                                  loss_value, options.lr));
-    }
+  Stepper stepper(run, model, optimizer, device, precision);
+  BatchLoader loader(run.train_counts, run.meta.tokenizer, run.meta.patching, run.train_codes,
+                     options.batch_size, options.seed, step);
+  TrainLog log(dir / "train_log.jsonl");
+  std::optional<Progress> progress;
+  if (!options.quiet && plan.planned()) progress.emplace("train", plan.total(), "steps", step);
+  StepTimer timer;
+  ValidationLoss val;
+  double window_loss = 0, train_loss = 0;
+  int64_t window_steps = 0, steps_this_run = 0;
+
+  while (!plan.done(step) && !out_of_time()) {
+    if (hooks.stop_after_steps > 0 && steps_this_run >= hooks.stop_after_steps) break;
+    const double lr = plan.lr(step);
+    const double loss = stepper.step(loader.next(), step, lr);
     ++step;
     ++steps_this_run;
-    window_loss += loss_value;
+    window_loss += loss;
     ++window_steps;
-    if (!timed_from) {
-      timed_from = Clock::now();
-    } else {
-      ++timed_steps;
-    }
-    const double timed_seconds = std::chrono::duration<double>(Clock::now() - *timed_from).count();
-    const double steps_per_second = timed_steps > 0 ? static_cast<double>(timed_steps) / timed_seconds : 0.0;
-
-    if (options.minutes > 0 && timed_steps >= kSpeedProbeSteps && (!planned || step % kReplanEvery == 0)) {
-      // Plan the schedule for the steps that fit in the remaining budget at the speed measured so
-      // far, and re-plan as the speed changes (a shared machine speeds up and slows down).
-      const double remaining = options.minutes * 60.0 - elapsed_total();
-      int64_t planned_total = step + static_cast<int64_t>(std::max(remaining, 0.0) * steps_per_second);
-      if (options.steps > 0) planned_total = std::min(planned_total, options.steps);
-      planned_total = std::max(planned_total, step + 1);
-      const bool first_plan = !planned;
-      const bool moved = std::abs(static_cast<double>(planned_total - total_steps)) >
-                         0.05 * static_cast<double>(total_steps);
-      total_steps = planned_total;
-      schedule = schedule_for(total_steps);
-      planned = true;
-      if (!options.quiet && (first_plan || moved)) {
+    timer.step_done();
+    if (plan.wants_replan(step, timer.timed_steps())) {
+      if (plan.replan(step, timer.steps_per_second(), elapsed_total()) && !options.quiet) {
         fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
-                   steps_per_second, total_steps, options.minutes);
+                   timer.steps_per_second(), plan.total(), options.minutes);
       }
-      if (!options.quiet && !progress) progress.emplace("train", total_steps, "steps", step);
-      if (progress) progress->set_total(total_steps);
+      if (!options.quiet && !progress) progress.emplace("train", plan.total(), "steps", step);
+      if (progress) progress->set_total(plan.total());
     }
-    if (step % options.log_every == 0 || (planned && step == total_steps)) {
-      result.train_loss = window_loss / static_cast<double>(window_steps);
+    const bool last = plan.is_last(step);
+    if (step % options.log_every == 0 || last) {
+      train_loss = window_loss / static_cast<double>(window_steps);
       log.write({{"step", step},
                  {"lr", lr},
-                 {"loss", result.train_loss},
-                 {"cells_per_s", steps_per_second * static_cast<double>(options.batch_size)},
+                 {"loss", train_loss},
+                 {"cells_per_s", timer.steps_per_second() * static_cast<double>(options.batch_size)},
                  {"elapsed_s", elapsed_total()}});
       window_loss = 0;
       window_steps = 0;
     }
-    const bool last = planned && step == total_steps;
     if (step % options.eval_every == 0 || last) {
-      val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
-                            config.n_genes, mask_token);
+      val = stepper.validate();
       log.write(val.to_json(step));
     }
     if (step % options.checkpoint_every == 0 && !last) save_all();
     if (progress) {
       progress->update(step, std::isnan(val.loss)
-                                 ? fmt::format("loss {:.4f}", loss_value)
-                                 : fmt::format("loss {:.4f} | val {:.4f} | context gain {:.4f}", loss_value,
+                                 ? fmt::format("loss {:.4f}", loss)
+                                 : fmt::format("loss {:.4f} | val {:.4f} | context gain {:.4f}", loss,
                                                val.loss, val.context_gain()));
     }
   }
-  if (window_steps > 0) result.train_loss = window_loss / static_cast<double>(window_steps);
-  const bool finished = planned && step >= total_steps;
-  if (out_of_time() && !finished) {
-    // The budget ended before the planned steps (the machine slowed down): finish here.
-    total_steps = step;
-    val = validation_loss(model, validation, target_table, options.batch_size * 2, precision, device,
-                          config.n_genes, mask_token);
+  if (window_steps > 0) train_loss = window_loss / static_cast<double>(window_steps);
+  if (out_of_time() && !plan.done(step)) {
+    plan.end_at(step);
+    val = stepper.validate();
     log.write(val.to_json(step));
   }
   save_all();
-  if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", result.train_loss, val.loss));
+  if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", train_loss, val.loss));
 
+  TrainResult result;
+  result.precision = precision_name(precision);
   result.steps = step;
-  result.total_steps = total_steps;
+  result.total_steps = plan.total();
+  result.train_loss = train_loss;
   result.val_loss = val.loss;
   result.val_masked_ce = val.masked_ce;
   result.context_gain = val.context_gain();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (timed_from && timed_steps > 0) {
-    result.cells_per_second = static_cast<double>(timed_steps * options.batch_size) /
-                              std::chrono::duration<double>(Clock::now() - *timed_from).count();
+  if (timer.timed_steps() > 0) {
+    result.cells_per_second = static_cast<double>(timer.timed_steps() * options.batch_size) / timer.seconds();
   }
   return result;
 }

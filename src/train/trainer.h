@@ -41,7 +41,12 @@ struct TrainOptions {
   std::vector<std::string> holdouts;          // "col=value[,col=value]": cells removed from training
   int library_bins = 0;  // library-size condition bins (0 = none; see make_library_field)
   bool quiet = false;    // no progress output
-  // Stops after this many steps of this invocation without finishing the run (tests of --resume).
+};
+
+// Test-only controls, kept out of the product's options.
+struct TrainHooks {
+  // Stops after this many steps of this invocation without finishing the run, as if killed
+  // (tests of --resume). 0: run to the end.
   int64_t stop_after_steps = 0;
 };
 
@@ -60,7 +65,7 @@ struct TrainResult {
 };
 
 // Trains on `data` (counts; every gene, in the file's order) and writes the model directory.
-TrainResult train_model(const AnnData& data, const TrainOptions& options);
+TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks = {});
 
 // The rows of `data` kept for validation, and the others, by a seeded shuffle.
 struct Split {

@@ -127,8 +127,7 @@ TEST(ConditionalTraining, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   EXPECT_EQ(train_model(sim.data, conditional(dir / "straight", 12, holdout)).steps, 12);
 
   auto first = conditional(dir / "resumed", 12, holdout);
-  first.stop_after_steps = 5;
-  EXPECT_EQ(train_model(sim.data, first).steps, 5);
+  EXPECT_EQ(train_model(sim.data, first, {.stop_after_steps = 5}).steps, 5);
   auto again = tiny_train_options(dir / "resumed", 0);  // no condition flags: the stored ones are used
   again.resume = true;
   EXPECT_EQ(train_model(sim.data, again).steps, 12);

@@ -45,8 +45,8 @@ TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   EXPECT_EQ(straight.steps, 12);
 
   auto first = tiny_train_options(dir / "resumed", 12);
-  first.stop_after_steps = 5;  // as if killed after the checkpoint at step 5
-  EXPECT_EQ(train_model(sim.data, first).steps, 5);
+  // As if killed after the checkpoint at step 5.
+  EXPECT_EQ(train_model(sim.data, first, {.stop_after_steps = 5}).steps, 5);
   auto again = tiny_train_options(dir / "resumed", 0);
   again.resume = true;
   again.lr = 1.0;  // stored settings win over the command line when resuming
