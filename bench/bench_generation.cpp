@@ -22,10 +22,10 @@
 #include <thread>
 #include <vector>
 
+#include "baselines/independent_baseline.h"
 #include "core/progress.h"
 #include "eval/expression.h"
 #include "eval/generation_metrics.h"
-#include "eval/independent_baseline.h"
 #include "eval/pca.h"
 #include "io/h5ad.h"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on the built-in default data, no download: set up, simulate a dataset with known
-# cell types, train a small model on it (a few minutes on 2 cores), generate cells, and score them
-# against held-out real cells next to the independent-genes baseline, with an HTML report.
+# cell types and gene programs, train a small cell-type-conditional model on it (a few minutes on
+# 2 cores), generate cells, and score them against the simulated cells next to the independent-genes
+# baseline, with an HTML report.
 # Outputs go to demo/ (override with LINGSHU_DEMO_DIR); LINGSHU_DEMO_MINUTES sets the training budget.
 # Set OMP_WAIT_POLICY=PASSIVE: on a busy 2-core machine OpenMP's spinning workers halve LibTorch's speed.
 set -euo pipefail
@@ -23,7 +24,7 @@ $bin info "$out/simulated.h5ad"
 
 echo "== 2/5 train a small model for ${minutes} minutes"
 rm -rf "$out/model"
-$bin train "$out/simulated.h5ad" --out "$out/model" --preset small --minutes "$minutes" --seed 1
+$bin train "$out/simulated.h5ad" --out "$out/model" --preset small --condition cell_type --minutes "$minutes" --seed 1
 
 echo "== 3/5 generate 500 cells"
 $bin generate "$out/model" --n 500 --steps 16 --batch-size 100 --seed 2 --out "$out/generated.h5ad"

@@ -2,10 +2,10 @@
 // every generative model must beat.
 #include <fmt/format.h>
 
+#include "baselines/independent_baseline.h"
 #include "cli/command.h"
 #include "core/error.h"
 #include "data/counts_check.h"
-#include "eval/independent_baseline.h"
 #include "io/h5ad.h"
 
 namespace lingshu::cli {
@@ -17,27 +17,22 @@ struct BaselineArgs {
   std::string out;
   std::string layer;
   bool quiet = false;
+  int threads = 0;
   IndependentBaselineOptions options;
 };
 
-void run_baseline(BaselineArgs& args, int threads) {
-  apply_threads(threads);
-  args.options.threads = threads;
+void run_baseline(BaselineArgs& args) {
+  start_run(args.threads, args.quiet);
+  args.options.threads = args.threads;
   H5adReadOptions read_options;
   read_options.layer = args.layer;
   const AnnData train = read_h5ad(args.train, read_options);
   require_counts(train, fmt::format("{} {}", args.train, args.layer.empty() ? "X" : args.layer));
-  const AnnData cells = sample_independent_baseline(train, args.options);
-  write_h5ad(args.out, cells);
-  if (!args.quiet) {
-    fmt::print(stderr, "baseline independent: wrote {} cells x {} genes to {}\n", cells.n_obs(),
-               cells.n_vars(), args.out);
-  }
+  write_cells(args.out, sample_independent_baseline(train, args.options), "baseline independent", args.quiet);
 }
 
 void setup_baseline(CLI::App& cmd) {
   auto args = std::make_shared<BaselineArgs>();
-  auto threads = std::make_shared<int>(0);
   cmd.footer(
       "Each new cell gets a cell type drawn in training proportions; then every gene is drawn on its\n"
       "own from that gene's values in a random training cell of the type. Every per-type marginal is\n"
@@ -51,11 +46,10 @@ void setup_baseline(CLI::App& cmd) {
   cmd.add_option("--n,-n", args->options.n_cells, "cells to generate (0: as many as the training file)")
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--out,-o", args->out, ".h5ad file to write")->required();
-  cmd.add_option("--seed", args->options.seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, args->options.seed);
   cmd.add_option("--layer", args->layer, "read counts from this layer (raw: raw/X)");
-  cmd.add_flag("--quiet,-q", args->quiet, "no summary line");
-  add_threads_option(cmd, *threads);
-  cmd.callback([args, threads] { run_baseline(*args, *threads); });
+  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress or summary line");
+  cmd.callback([args] { run_baseline(*args); });
 }
 
 }  // namespace

@@ -2,11 +2,10 @@
 // perturbation predictors every model should beat, written as ordinary prediction files.
 #include <fmt/format.h>
 
+#include "baselines/perturbation_baselines.h"
 #include "cli/command.h"
 #include "core/error.h"
-#include "core/progress.h"
 #include "data/conditions.h"
-#include "eval/perturbation_baselines.h"
 #include "io/h5ad.h"
 
 namespace lingshu::cli {
@@ -26,8 +25,7 @@ struct BaselineArgs {
 };
 
 void run_baseline(BaselineArgs& args) {
-  apply_threads(args.threads);
-  if (args.quiet) Progress::set_enabled(false);
+  start_run(args.threads, args.quiet);
   args.options.threads = args.threads;
   const PredictionPairs pairs = read_prediction_pairs(args.pairs);
   // The default context column applies only when the pairs file has it (and it is not the
@@ -38,13 +36,11 @@ void run_baseline(BaselineArgs& args) {
   }
   const AnnData train = remove_holdouts(read_h5ad(args.train), args.holdouts);
   const BaselinePrediction prediction = predict_baseline(args.kind, train, pairs, args.options);
-  write_h5ad(args.out, prediction.cells);
   if (!args.quiet) {
     for (const auto& note : prediction.notes) fmt::print(stderr, "note: {}\n", note);
-    fmt::print(stderr, "baseline {}: wrote {} cells x {} genes ({} rows of {}) to {}\n",
-               baseline_kind_name(args.kind), prediction.cells.n_obs(), prediction.cells.n_vars(),
-               pairs.rows.size(), args.pairs, args.out);
   }
+  write_cells(args.out, prediction.cells, fmt::format("baseline {}", baseline_kind_name(args.kind)),
+              args.quiet, fmt::format(" ({} rows of {})", pairs.rows.size(), args.pairs));
 }
 
 const char* explanation(BaselineKind kind) {
@@ -92,12 +88,11 @@ void setup_baseline(CLI::App& cmd, BaselineKind kind) {
   args->context_option = cmd.add_option("--context-col", args->options.context_col,
                                         "obs column of contexts (used when PAIRS.csv has it; '' for none)")
                              ->capture_default_str();
-  cmd.add_option("--seed", args->options.seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, args->options.seed);
   cmd.add_option("--library-size", args->options.library_size,
                  "counts per generated cell (0: median of the context's control cells)")
       ->check(CLI::NonNegativeNumber);
-  cmd.add_flag("--quiet,-q", args->quiet, "no progress or notes");
-  add_threads_option(cmd, args->threads);
+  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress or notes");
   cmd.callback([args] { run_baseline(*args); });
 }
 

@@ -1,10 +1,14 @@
 #include "cli/command.h"
 
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <thread>
 #include <vector>
+
+#include "core/progress.h"
+#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
@@ -58,6 +62,29 @@ void add_threads_option(CLI::App& command, int& threads) {
 void apply_threads(int threads) {
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
+}
+
+void add_quiet_and_threads(CLI::App& command, bool& quiet, int& threads, const std::string& quiet_help) {
+  command.add_flag("--quiet,-q", quiet, quiet_help);
+  add_threads_option(command, threads);
+}
+
+void add_seed_option(CLI::App& command, uint64_t& seed) {
+  command.add_option("--seed", seed, "random seed")->capture_default_str();
+}
+
+void start_run(int threads, bool quiet) {
+  apply_threads(threads);
+  if (quiet) Progress::set_enabled(false);
+}
+
+void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,
+                 const std::string& detail) {
+  write_h5ad(path, cells);
+  if (!quiet) {
+    fmt::print(stderr, "{}: wrote {} cells x {} genes{} to {}\n", command, cells.n_obs(), cells.n_vars(),
+               detail, path);
+  }
 }
 
 }  // namespace lingshu::cli

@@ -9,8 +9,11 @@
 // `setup` adds options to the subcommand and sets its callback; errors a user can fix are thrown
 // as lingshu::UserError and reported by main as one line with a non-zero exit.
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <functional>
 #include <string>
+
+#include "data/anndata.h"
 
 namespace lingshu::cli {
 
@@ -26,8 +29,20 @@ bool register_command(CommandSpec spec);
 // Adds every registered command to `app`.
 void install_commands(CLI::App& app);
 
-// `--threads N` (default: every hardware thread). Call apply_threads() in the callback.
+// `--threads N` (default: every hardware thread); apply_threads() (or start_run) sets it in the callback.
 void add_threads_option(CLI::App& command, int& threads);
 void apply_threads(int threads);
+
+// The scaffolding most commands share, so that they read alike:
+// `--quiet,-q` (`quiet_help` says what it silences) and then `--threads`, as --help lists them;
+void add_quiet_and_threads(CLI::App& command, bool& quiet, int& threads, const std::string& quiet_help);
+// `--seed` with its default shown;
+void add_seed_option(CLI::App& command, uint64_t& seed);
+// at the start of the callback, the thread count for LibTorch and no progress bars under --quiet;
+void start_run(int threads, bool quiet);
+// at the end, the cells written to `path` (.h5ad) and, unless quiet, one line on stderr:
+// "<command>: wrote N cells x G genes<detail> to PATH".
+void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,
+                 const std::string& detail = "");
 
 }  // namespace lingshu::cli

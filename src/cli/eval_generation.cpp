@@ -8,7 +8,6 @@
 #include "cli/command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/progress.h"
 #include "eval/expression.h"
 #include "eval/generation_metrics.h"
 #include "report/generation_report.h"
@@ -24,6 +23,7 @@ struct EvalGenerationArgs {
   std::string report;
   int64_t max_cells = 0;
   bool quiet = false;
+  int threads = 0;
   ExpressionOptions expression;
   GenerationOptions metrics;
 };
@@ -42,16 +42,15 @@ std::string command_line(const EvalGenerationArgs& a) {
   return line;
 }
 
-void run_eval_generation(EvalGenerationArgs& args, int threads) {
-  apply_threads(threads);
-  if (args.quiet) Progress::set_enabled(false);
+void run_eval_generation(EvalGenerationArgs& args) {
+  start_run(args.threads, args.quiet);
   require_writable_parent(args.out, "--out");
   require_writable_parent(args.report, "--report");
   const auto start = std::chrono::steady_clock::now();
 
   args.expression.seed = args.metrics.seed;
   args.expression.max_cells = args.max_cells;
-  args.metrics.threads = threads;
+  args.metrics.threads = args.threads;
   const ExpressionPair pair = load_expression_pair(args.real, args.generated, args.expression);
   const GenerationEvaluation evaluation = evaluate_generation(pair, args.metrics);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -86,7 +85,6 @@ void run_eval_generation(EvalGenerationArgs& args, int threads) {
 
 void setup_eval_generation(CLI::App& cmd) {
   auto args = std::make_shared<EvalGenerationArgs>();
-  auto threads = std::make_shared<int>(0);
   cmd.footer(
       "Genes are matched by name (var_names); both sides are subsampled to the same number of cells\n"
       "with --seed, and expression is log1p(counts / total * 1e4) over the shared genes.\n"
@@ -128,9 +126,8 @@ void setup_eval_generation(CLI::App& cmd) {
                  "most variable real genes per type whose correlations are compared")
       ->capture_default_str()
       ->check(CLI::Range(3, 1000));
-  cmd.add_flag("--quiet,-q", args->quiet, "no progress output");
-  add_threads_option(cmd, *threads);
-  cmd.callback([args, threads] { run_eval_generation(*args, *threads); });
+  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress output");
+  cmd.callback([args] { run_eval_generation(*args); });
 }
 
 }  // namespace

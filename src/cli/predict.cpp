@@ -7,36 +7,27 @@
 #include "cli/command.h"
 #include "cli/sampling_options.h"
 #include "core/atomic_file.h"
-#include "core/progress.h"
-#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
 namespace {
 
-struct PredictArgs {
-  PredictOptions options;
-  std::string out;
-  int threads = 0;
-};
+using PredictArgs = SamplingCommandArgs<PredictOptions>;
 
 void run_predict(const PredictArgs& args) {
-  apply_threads(args.threads);
-  if (args.options.sampling.quiet) Progress::set_enabled(false);
+  const bool quiet = args.options.sampling.quiet;
+  start_run(args.threads, quiet);
   require_writable_parent(args.out, "--out");
   const Prediction prediction = predict_perturbations(args.options);
-  write_h5ad(args.out, prediction.cells);
-  if (!args.options.sampling.quiet) {
+  if (!quiet) {
     for (const auto& note : prediction.notes) fmt::print(stderr, "predict: {}\n", note);
-    fmt::print(stderr, "predict: wrote {} cells x {} genes to {}\n", prediction.cells.n_obs(),
-               prediction.cells.n_vars(), args.out);
   }
+  write_cells(args.out, prediction.cells, "predict", quiet);
 }
 
 void setup_predict(CLI::App& cmd) {
   auto args = std::make_shared<PredictArgs>();
   auto& p = args->options;
-  auto& o = args->options.sampling;
   cmd.footer(
       "pairs.csv names condition columns exactly as in the training obs, plus n_cells, one row per\n"
       "(context, perturbation) to predict, e.g.\n"
@@ -58,8 +49,7 @@ void setup_predict(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--n-control", p.n_control,
                  "control cells per context (default: the largest n_cells of its rows)");
-  add_sampling_options(cmd, o);
-  add_threads_option(cmd, args->threads);
+  add_sampling_options(cmd, p.sampling, args->threads);
   cmd.callback([args] { run_predict(*args); });
 }
 

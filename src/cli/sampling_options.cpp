@@ -1,8 +1,10 @@
 #include "cli/sampling_options.h"
 
+#include "cli/command.h"
+
 namespace lingshu::cli {
 
-void add_sampling_options(CLI::App& cmd, SamplingSettings& o) {
+void add_sampling_options(CLI::App& cmd, SamplingSettings& o, int& threads) {
   cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
       ->capture_default_str();
   cmd.add_option("--guide", o.guide,
@@ -19,10 +21,10 @@ void add_sampling_options(CLI::App& cmd, SamplingSettings& o) {
                  "genes committed per step: cosine (few first, so cell-level variation survives) or linear")
       ->capture_default_str();
   cmd.add_option("--batch-size,-b", o.batch_size, "cells per model pass")->capture_default_str();
-  cmd.add_option("--seed", o.seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, o.seed);
   cmd.add_option("--precision", o.precision, "auto, fp32 or bf16")->capture_default_str();
   cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
-  cmd.add_flag("--quiet,-q", o.quiet, "no progress output");
+  add_quiet_and_threads(cmd, o.quiet, threads, "no progress output");
 }
 
 }  // namespace lingshu::cli

@@ -9,7 +9,6 @@
 #include "cli/command.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
-#include "core/progress.h"
 #include "data/simulator.h"
 #include "data/summary.h"
 #include "io/h5ad.h"
@@ -96,7 +95,7 @@ std::string obs_columns(const Simulation& sim) {
 }
 
 void run_simulate(SimulateArgs& args) {
-  if (args.quiet) Progress::set_enabled(false);
+  start_run(args.threads, args.quiet);
   if (std::filesystem::path(args.out).extension() != ".h5ad") {
     throw UserError(fmt::format("--out {} must end in .h5ad", args.out));
   }
@@ -140,7 +139,7 @@ void setup_simulate(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--perturbations", c.n_perturbations, "perturbed conditions besides control (obs condition)")
       ->capture_default_str();
-  cmd.add_option("--seed", c.seed, "random seed")->capture_default_str();
+  add_seed_option(cmd, c.seed);
   cmd.add_option("--out,-o", args->out, ".h5ad file to write")->required();
   cmd.add_option("--library-size", args->library_size, "median UMIs per cell (default about 3,000)")
       ->check(CLI::PositiveNumber);
@@ -166,8 +165,7 @@ void setup_simulate(CLI::App& cmd) {
   cmd.add_flag("--dropout", c.dropout, "add logistic dropout of low-expressed values");
   cmd.add_option("--truth", args->truth_out,
                  "also write the truth (DE genes, perturbation effects, programs) as JSON");
-  cmd.add_flag("--quiet,-q", args->quiet, "no progress or summary output");
-  add_threads_option(cmd, args->threads);
+  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress or summary output");
   cmd.callback([args] { run_simulate(*args); });
 }
 

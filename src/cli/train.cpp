@@ -17,8 +17,10 @@ namespace lingshu::cli {
 namespace {
 
 struct TrainArgs {
-  std::string data, out, layer, genes_file, preset = "small";
-  int patch_size = 32, d_model = 0, layers = 0, heads = 0, gene_dim = 0, tokens = 64, gene_factors = -1;
+  std::string data, out, layer, genes_file, preset = ModelConfig{}.preset;
+  // 0 / -1: the preset's value; patch size and tokens default as the model and tokenizer do.
+  int patch_size = ModelConfig{}.patch_size, tokens = TokenizerConfig{}.n_tokens;
+  int d_model = 0, layers = 0, heads = 0, gene_dim = 0, gene_factors = -1;
   int threads = 0;
   bool quiet = false;
   TrainOptions train;
@@ -58,8 +60,7 @@ AnnData keep_listed_genes(const AnnData& data, const std::string& genes_file) {
 }
 
 void run_train(const TrainArgs& args) {
-  apply_threads(args.threads);
-  if (args.quiet) Progress::set_enabled(false);
+  start_run(args.threads, args.quiet);
   TrainOptions options = args.train;
   options.out = args.out;
   options.quiet = args.quiet;
@@ -93,11 +94,7 @@ void setup_train(CLI::App& cmd) {
   auto args = std::make_shared<TrainArgs>();
   auto& o = args->train;
   cmd.footer(
-      "Presets (P = genes per token; tokens per cell = genes / P):\n"
-      "  tiny   d=64   2 layers  2 heads  (tests, smoke runs)\n"
-      "  small  d=128  3 layers  4 heads  (CPU: pbmc3k-sized data in well under an hour)\n"
-      "  base   d=512  8 layers  8 heads  (GPU)\n"
-      "  large  d=1024 16 layers 16 heads (GPU)\n"
+      "Presets (P = genes per token; tokens per cell = genes / P):\n" + ModelConfig::presets_help() +
       "Example: lingshu train pbmc3k.h5ad --out pbmc_model --preset small --minutes 45\n"
       "Conditional: lingshu train kang.h5ad --out kang_model --condition cell_type --perturbation condition "
       "\\\n"
@@ -124,7 +121,7 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--batch-size,-b", o.batch_size, "cells per step")->capture_default_str();
   cmd.add_option("--lr", o.lr, "peak learning rate (AdamW, warm-up then cosine decay)")
       ->capture_default_str();
-  cmd.add_option("--prior-lr-scale", o.prior_lr_scale,
+  cmd.add_option("--bias-lr-scale", o.bias_lr_scale,
                  "learning rate of the output biases (which start at the token marginals) relative to --lr; "
                  "0 keeps them at the marginals")
       ->check(CLI::Range(0.0, 10.0))
@@ -171,8 +168,7 @@ void setup_train(CLI::App& cmd) {
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   cmd.add_flag("--resume", o.resume, "continue training the model in --out from its last checkpoint");
-  cmd.add_flag("--quiet,-q", args->quiet, "no progress output");
-  add_threads_option(cmd, args->threads);
+  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress output");
   cmd.callback([args] { run_train(*args); });
 }
 

@@ -191,10 +191,7 @@ std::vector<int32_t> target_positions(const ConditionField& field, const std::st
   if (!field.is_perturbation) return {};
   std::map<std::string, int32_t> gene_index;
   for (size_t j = 0; j < gene_names.size(); ++j) gene_index.emplace(gene_names[j], static_cast<int32_t>(j));
-  std::vector<int32_t> position_of(gene_names.size(), -1);
-  for (size_t pos = 0; pos < patching.order.size(); ++pos) {
-    position_of[static_cast<size_t>(patching.order[pos])] = static_cast<int32_t>(pos);
-  }
+  const std::vector<int32_t> position_of = patching.position_of_gene();
   std::vector<int32_t> positions;
   for (const int32_t gene : perturbation_targets(label, field.control, gene_index)) {
     positions.push_back(position_of[static_cast<size_t>(gene)]);

@@ -325,6 +325,13 @@ int32_t GenePatching::gene_at(int64_t pos) const {
   return pos >= 0 && pos < n_genes ? order[static_cast<size_t>(pos)] : -1;
 }
 
+std::vector<int32_t> GenePatching::position_of_gene() const {
+  std::vector<int32_t> position(order.size());
+  for (size_t pos = 0; pos < order.size(); ++pos)
+    position[static_cast<size_t>(order[pos])] = static_cast<int32_t>(pos);
+  return position;
+}
+
 void GenePatching::to_positions(std::span<const uint8_t> by_gene, uint8_t pad,
                                 std::span<uint8_t> by_position) const {
   if (by_gene.size() != static_cast<size_t>(n_genes) ||

@@ -14,8 +14,8 @@
 namespace lingshu {
 
 struct TokenizerConfig {
-  int n_tokens = 64;     // K value tokens; MASK is token K
-  int exact_limit = 32;  // counts 0 .. exact_limit-1 are their own token
+  int n_tokens = 64;             // K value tokens; MASK is token K
+  int exact_limit = 32;          // counts 0 .. exact_limit-1 are their own token
   double cap_quantile = 0.9999;  // cap = this quantile of non-zero training counts
 
   bool operator==(const TokenizerConfig&) const = default;
@@ -52,8 +52,8 @@ class Tokenizer {
   TokenizerConfig config_;
   int n_genes_ = 0;
   double cap_ = 0.0;
-  std::vector<double> lower_edges_;     // K
-  std::vector<double> global_rep_;      // K
+  std::vector<double> lower_edges_;  // K
+  std::vector<double> global_rep_;   // K
   // Per-gene representatives where they differ from the global ones: (gene * K + token) -> value.
   std::vector<std::pair<int64_t, double>> gene_rep_;
   std::vector<int64_t> gene_rep_offsets_;  // n_genes + 1 into gene_rep_ (sorted by key)
@@ -72,6 +72,8 @@ struct GenePatching {
   int64_t n_positions() const { return n_patches() * patch_size; }
   // Gene at sequence position `pos` (0 .. n_positions-1), or -1 for padding.
   int32_t gene_at(int64_t pos) const;
+  // The inverse of `order`: the sequence position of each gene (n_genes entries).
+  std::vector<int32_t> position_of_gene() const;
 
   // One cell's tokens in gene order (n_genes) -> sequence order (n_positions), padding = `pad`.
   void to_positions(std::span<const uint8_t> by_gene, uint8_t pad, std::span<uint8_t> by_position) const;

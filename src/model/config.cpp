@@ -13,15 +13,16 @@ namespace {
 struct Preset {
   const char* name;
   int gene_dim, d_model, n_layers, n_heads;
+  const char* meant_for;
 };
 // Widths chosen for ~430 tokens per cell at P = 32 (pbmc3k's 13,714 genes): `small` trains a few
 // epochs of pbmc3k in 35-45 minutes on two shared CPU cores (about 5 cells/s); `base` and `large`
 // are meant for a GPU.
 constexpr Preset kPresets[] = {
-    {"tiny", 8, 64, 2, 2},
-    {"small", 16, 128, 3, 4},
-    {"base", 32, 512, 8, 8},
-    {"large", 64, 1024, 16, 16},
+    {"tiny", 8, 64, 2, 2, "tests, smoke runs"},
+    {"small", 16, 128, 3, 4, "CPU: pbmc3k-sized data in well under an hour"},
+    {"base", 32, 512, 8, 8, "GPU"},
+    {"large", 64, 1024, 16, 16, "GPU"},
 };
 }  // namespace
 
@@ -32,6 +33,15 @@ const std::vector<std::string>& ModelConfig::preset_names() {
     return v;
   }();
   return names;
+}
+
+std::string ModelConfig::presets_help() {
+  std::string out;
+  for (const auto& p : kPresets) {
+    out += fmt::format("  {:<6} d={:<5} {:>2} layers {:>2} heads  gene dim {:<3} ({})\n", p.name, p.d_model,
+                       p.n_layers, p.n_heads, p.gene_dim, p.meant_for);
+  }
+  return out;
 }
 
 ModelConfig ModelConfig::from_preset(const std::string& name) {
@@ -75,29 +85,6 @@ void ModelConfig::validate() const {
     fail(fmt::format("perturbation field {} is not one of the {} condition fields", perturbation_field,
                      n_conditions()));
   }
-}
-
-int64_t ModelConfig::n_parameters() const {
-  const int64_t d = d_model, L = n_positions(), P = patch_size, K = n_tokens, g = gene_dim;
-  int64_t n = (K + 1) * g + L * g;                           // value and gene-identity embeddings
-  n += P * g * d + d + n_patches() * d;                      // patch projection, patch positions
-  for (const int64_t v : condition_vocab_sizes) n += v * d;  // condition tokens
-  if (perturbation_field >= 0) n += g * d;                   // target-gene projection
-  const int64_t hidden = static_cast<int64_t>(mlp_ratio) * d;
-  const int64_t block = 2 * 2 * d                        // two LayerNorms
-                        + d * 3 * d + 3 * d + d * d + d  // attention projections
-                        + d * hidden + hidden + hidden * d + d;
-  n += n_layers * block;
-  n += 2 * d;                      // final LayerNorm
-  n += d * P * K + P * K + L * K;  // output head + per-gene logit bias
-  if (gene_factors > 0) {
-    n += (K + 1) + L;                                      // value levels, per-gene level offsets
-    n += L * d + L * gene_factors * d + gene_factors * K;  // input loadings, output loadings, profiles
-  }
-  if (condition_logit_bias) {
-    for (const int64_t v : condition_vocab_sizes) n += v * L * K;  // per-label logit bias
-  }
-  return n;
 }
 
 double ModelConfig::forward_flops_per_cell() const {

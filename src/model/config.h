@@ -46,6 +46,8 @@ struct ModelConfig {
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);
   static const std::vector<std::string>& preset_names();
+  // One line per preset (name, width, layers, heads, gene dim, what it is meant for), for --help.
+  static std::string presets_help();
 
   int64_t n_patches() const { return (n_genes + patch_size - 1) / patch_size; }
   int64_t n_positions() const { return n_patches() * patch_size; }  // genes + padding
@@ -55,8 +57,6 @@ struct ModelConfig {
   // Throws UserError naming the offending field if the shape cannot be built.
   void validate() const;
 
-  // Learned parameters (exact for the architecture in model.cpp).
-  int64_t n_parameters() const;
   // Multiply-add FLOPs (2 per MAC) of one cell's forward pass: matrix products and attention.
   double forward_flops_per_cell() const;
 

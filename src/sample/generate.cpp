@@ -14,7 +14,7 @@
 #include "core/progress.h"
 #include "core/seed.h"
 #include "data/conditions.h"
-#include "eval/perturbation_baselines.h"
+#include "io/pairs.h"
 #include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
@@ -202,12 +202,18 @@ std::vector<CellGroup> with_library_labels(const ModelMetadata& meta, const std:
   return out;
 }
 
-AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& requested,
+LoadedModel load_model(const std::filesystem::path& dir, const std::string& device) {
+  LoadedModel model{dir, read_model_metadata(dir), nullptr, device};
+  model.network = load_weights(dir, model.meta.config, resolve_device(device)).ptr();
+  return model;
+}
+
+AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested,
                         const SamplingSettings& settings) {
   validate(settings);
   const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order),
                                parse_schedule(settings.schedule)};
-  const ModelMetadata meta = read_model_metadata(model_dir);
+  const ModelMetadata& meta = loaded.meta;
   const ModelConfig& config = meta.config;
   const int64_t F = config.n_conditions();
   const int64_t library = library_field_index(meta.conditions);
@@ -236,9 +242,9 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
     throw UserError("--guide perturbation needs a model trained with --perturbation; use --guide all");
   }
 
-  const auto device = resolve_device(settings.device);
+  const auto device = resolve_device(loaded.device);
   const auto precision = resolve_precision(settings.precision, device);
-  auto model = load_weights(model_dir, config, device);
+  MaskedDiffusionModelImpl& model = *loaded.network;
   torch::NoGradGuard no_grad;
 
   const int64_t mask_token = config.n_tokens, L = config.n_positions();
@@ -290,14 +296,14 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
     };
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
-      return combine(model->forward(z.repeat({R, 1}), all_conditions, all_targets));
+      return combine(model.forward(z.repeat({R, 1}), all_conditions, all_targets));
     };
     const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
                                               const torch::Tensor& pos) {
       const AutocastScope autocast(precision, device);
       const auto offsets = (torch::arange(R, r.options()) * n).repeat_interleave(r.size(0));
-      return combine(model->forward_at(z.repeat({R, 1}), all_conditions, all_targets, r.repeat({R}) + offsets,
-                                       pos.repeat({R})));
+      return combine(model.forward_at(z.repeat({R, 1}), all_conditions, all_targets, r.repeat({R}) + offsets,
+                                      pos.repeat({R})));
     };
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
@@ -317,7 +323,7 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
   out.var.index = meta.gene_names;
   add_condition_columns(meta, groups, out.obs);
   out.uns_strings = {
-      {"lingshu_model", model_dir.string()},
+      {"lingshu_model", loaded.dir.string()},
       {"lingshu_preset", config.preset},
       {"lingshu_sampler",
        fmt::format(
@@ -329,7 +335,8 @@ AnnData generate_groups(const std::filesystem::path& model_dir, const std::vecto
 }
 
 AnnData generate_cells(const GenerateOptions& options) {
-  const ModelMetadata meta = read_model_metadata(options.model_dir);
+  const LoadedModel model = load_model(options.model_dir, options.sampling.device);
+  const ModelMetadata& meta = model.meta;
   std::vector<CellGroup> groups;
   if (!options.plan.empty()) {
     if (!options.conditions.empty()) throw UserError("give --plan or --condition, not both");
@@ -348,7 +355,7 @@ AnnData generate_cells(const GenerateOptions& options) {
       groups = training_proportions(meta, options.n_cells);
     }
   }
-  return generate_groups(options.model_dir, groups, options.sampling);
+  return generate_groups(model, groups, options.sampling);
 }
 
 }  // namespace lingshu

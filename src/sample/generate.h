@@ -5,6 +5,7 @@
 // Free of LibTorch so the CLI stays light.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,21 @@
 #include "model/model_dir.h"
 
 namespace lingshu {
+
+class MaskedDiffusionModelImpl;  // model/model.h
+
+// A trained model directory, read once per command: its metadata and its weights, on the device
+// that samples. The network stays behind a pointer so that this header is free of LibTorch.
+struct LoadedModel {
+  std::filesystem::path dir;  // named in the generated file's uns
+  ModelMetadata meta;
+  std::shared_ptr<MaskedDiffusionModelImpl> network;  // in eval mode
+  std::string device;                                 // where the weights are: "cpu" or "cuda"
+};
+
+// Reads `dir` (metadata and weights.pt) and puts the weights on `device`. UserError when `dir` is not
+// a model directory of this format version, or CUDA is asked for but unavailable.
+LoadedModel load_model(const std::filesystem::path& dir, const std::string& device = "cpu");
 
 struct SamplingSettings {
   int steps = 32;  // unmasking steps
@@ -48,10 +64,11 @@ struct EncodedLabels {
 // targets are genes of the model is NULL plus its targets; any other unknown label is a UserError.
 EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels);
 
-// Generates every group's cells in order. Labels must be known to the model, except perturbation
-// labels whose targets are genes of the model (their token is NULL plus the targets' embedding).
+// Generates every group's cells in order, on model.device (settings.device is for load_model).
+// Labels must be known to the model, except perturbation labels whose targets are genes of the
+// model (their token is NULL plus the targets' embedding).
 // obs: index gen_0 .., one categorical column per condition field; uns: model and settings.
-AnnData generate_groups(const std::filesystem::path& model_dir, const std::vector<CellGroup>& groups,
+AnnData generate_groups(const LoadedModel& model, const std::vector<CellGroup>& groups,
                         const SamplingSettings& settings);
 
 // The label combination of `--condition` terms ("col=value", several per string allowed): labels for

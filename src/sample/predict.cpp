@@ -11,7 +11,7 @@
 #include "core/error.h"
 #include "core/seed.h"
 #include "data/conditions.h"
-#include "eval/perturbation_baselines.h"
+#include "io/pairs.h"
 #include "io/read_counts.h"
 #include "model/model_dir.h"
 
@@ -56,21 +56,17 @@ class PriorInjector {
     std::map<std::string, int32_t> data_column;
     for (int64_t j = 0; j < data_.n_vars(); ++j)
       data_column.emplace(data_.gene_names()[j], static_cast<int32_t>(j));
-    std::vector<int32_t> position_of(meta.gene_names.size());
-    for (size_t pos = 0; pos < meta.patching.order.size(); ++pos) {
-      position_of[static_cast<size_t>(meta.patching.order[pos])] = static_cast<int32_t>(pos);
-    }
+    position_of_gene_ = meta.patching.position_of_gene();
     for (size_t g = 0; g < meta.gene_names.size(); ++g) {
       gene_index_.emplace(meta.gene_names[g], static_cast<int32_t>(g));
       const auto it = data_column.find(meta.gene_names[g]);
-      if (it != data_column.end()) position_of_column_.emplace(it->second, position_of[g]);
+      if (it != data_column.end()) position_of_column_.emplace(it->second, position_of_gene_[g]);
     }
     if (position_of_column_.empty()) {
       throw UserError(
           fmt::format("--prior {}: none of the model's genes is in this file; pass the training data",
                       options.prior_data.string()));
     }
-    position_of_gene_ = std::move(position_of);
     data_.obs.require(context_col_, "obs");
     data_.obs.require(pert_.column, "obs");
   }
@@ -185,7 +181,8 @@ class PriorInjector {
 }  // namespace
 
 Prediction predict_perturbations(const PredictOptions& options) {
-  const ModelMetadata meta = read_model_metadata(options.model_dir);
+  const LoadedModel model = load_model(options.model_dir, options.sampling.device);
+  const ModelMetadata& meta = model.meta;
   const int pert = meta.config.perturbation_field;
   if (pert < 0) {
     throw UserError(fmt::format("{} has no perturbation field; train it with --perturbation COLUMN",
@@ -239,7 +236,7 @@ Prediction predict_perturbations(const PredictOptions& options) {
   }
   std::vector<CellGroup> groups = std::move(perturbed);
   groups.insert(groups.end(), controls.begin(), controls.end());
-  out.cells = generate_groups(options.model_dir, groups, options.sampling);
+  out.cells = generate_groups(model, groups, options.sampling);
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
   out.cells.uns_strings.emplace_back("lingshu_prior",
                                      options.prior_data.empty() ? "none" : options.prior_data.string());

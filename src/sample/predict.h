@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "data/anndata.h"
-#include "data/prior.h"
+#include "data/perturbation_prior.h"
 #include "sample/generate.h"
 
 namespace lingshu {
@@ -20,7 +20,7 @@ struct PredictOptions {
   std::filesystem::path pairs;       // CSV: condition columns (as in obs) + n_cells
   std::filesystem::path prior_data;  // training counts for --prior ("" = no prior)
   std::string prior_layer;           // --layer of that file
-  PriorOptions prior;
+  PerturbationPriorOptions prior;
   int64_t n_control = 0;  // control cells per context (0: the largest n_cells of its rows)
   SamplingSettings sampling;
 };

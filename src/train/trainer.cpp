@@ -29,8 +29,8 @@
 #include "train/checkpoint.h"
 #include "train/conditioning.h"
 #include "train/lr_schedule.h"
+#include "train/marginal_init.h"
 #include "train/objective.h"
-#include "train/output_prior.h"
 
 namespace lingshu {
 
@@ -48,63 +48,50 @@ at::Generator step_generator(uint64_t seed, int64_t step) {
   return at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
 }
 
+// The training settings stored in config.json, listed once: `visit(name, field)` for each, on a
+// const TrainOptions (writing) or a mutable one (reading).
+template <typename Options, typename Visit>
+void visit_stored_options(Options& o, Visit&& visit) {
+  visit("batch_size", o.batch_size);
+  visit("steps", o.steps);
+  visit("minutes", o.minutes);
+  visit("lr", o.lr);
+  visit("min_lr_ratio", o.min_lr_ratio);
+  visit("warmup", o.warmup);
+  visit("weight_decay", o.weight_decay);
+  visit("bias_lr_scale", o.bias_lr_scale);
+  visit("grad_clip", o.grad_clip);
+  visit("val_fraction", o.val_fraction);
+  visit("max_val_cells", o.max_val_cells);
+  visit("eval_every", o.eval_every);
+  visit("log_every", o.log_every);
+  visit("checkpoint_every", o.checkpoint_every);
+  visit("seed", o.seed);
+  visit("precision", o.precision);
+  visit("p_uncond", o.p_uncond);
+  visit("condition_fields", o.condition_fields);
+  visit("perturbation", o.perturbation);
+  visit("control", o.control);
+  visit("holdouts", o.holdouts);
+  visit("library_bins", o.library_bins);
+}
+
 nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
-  return {{"batch_size", o.batch_size},
-          {"steps", o.steps},
-          {"minutes", o.minutes},
-          {"lr", o.lr},
-          {"min_lr_ratio", o.min_lr_ratio},
-          {"warmup", o.warmup},
-          {"weight_decay", o.weight_decay},
-          {"prior_lr_scale", o.prior_lr_scale},
-          {"grad_clip", o.grad_clip},
-          {"val_fraction", o.val_fraction},
-          {"max_val_cells", o.max_val_cells},
-          {"eval_every", o.eval_every},
-          {"log_every", o.log_every},
-          {"checkpoint_every", o.checkpoint_every},
-          {"seed", o.seed},
-          {"precision", o.precision},
-          {"p_uncond", o.p_uncond},
-          {"condition_fields", o.condition_fields},
-          {"perturbation", o.perturbation},
-          {"control", o.control},
-          {"holdouts", o.holdouts},
-          {"library_bins", o.library_bins},
-          {"n_cells", n_cells}};
+  nlohmann::json j = {{"n_cells", n_cells}};
+  visit_stored_options(o, [&](const char* name, const auto& field) { j[name] = field; });
+  return j;
 }
 
 // The stored settings of a model directory, with this invocation's run-time choices kept.
 TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now) {
   TrainOptions o = now;
-  o.batch_size = j.at("batch_size");
-  o.steps = j.at("steps");
-  o.minutes = j.at("minutes");
-  o.lr = j.at("lr");
-  o.min_lr_ratio = j.at("min_lr_ratio");
-  o.warmup = j.at("warmup");
-  o.weight_decay = j.at("weight_decay");
-  o.prior_lr_scale = j.at("prior_lr_scale");
-  o.grad_clip = j.at("grad_clip");
-  o.val_fraction = j.at("val_fraction");
-  o.max_val_cells = j.at("max_val_cells");
-  o.eval_every = j.at("eval_every");
-  o.log_every = j.at("log_every");
-  o.checkpoint_every = j.at("checkpoint_every");
-  o.seed = j.at("seed");
-  o.precision = j.at("precision");
-  o.p_uncond = j.at("p_uncond");
-  o.condition_fields = j.at("condition_fields").get<std::vector<std::string>>();
-  o.perturbation = j.at("perturbation");
-  o.control = j.at("control");
-  o.holdouts = j.at("holdouts").get<std::vector<std::string>>();
-  o.library_bins = j.at("library_bins");
+  visit_stored_options(o, [&](const char* name, auto& field) { j.at(name).get_to(field); });
   return o;
 }
 
 // Parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings, biases and
 // LayerNorm gains; the output-bias tables (which start at the token marginals) in a third group
-// whose learning rate is scaled by prior_lr_scale.
+// whose learning rate is scaled by bias_lr_scale.
 constexpr size_t kOutputBiasGroup = 2;
 
 bool is_output_bias(const std::string& name) {
@@ -131,11 +118,11 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
   return torch::optim::AdamW(std::move(groups), options);
 }
 
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double prior_lr_scale) {
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double bias_lr_scale) {
   auto& groups = optimizer.param_groups();
   for (size_t g = 0; g < groups.size(); ++g) {
     static_cast<torch::optim::AdamWOptions&>(groups[g].options())
-        .lr(g == kOutputBiasGroup ? lr * prior_lr_scale : lr);
+        .lr(g == kOutputBiasGroup ? lr * bias_lr_scale : lr);
   }
 }
 
@@ -568,7 +555,7 @@ class Stepper {
                           inputs.targets.defined() ? inputs.targets.to(device_) : torch::Tensor());
       loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device_), run_.meta.config.n_genes);
     }
-    set_learning_rate(optimizer_, lr, o.prior_lr_scale);
+    set_learning_rate(optimizer_, lr, o.bias_lr_scale);
     optimizer_.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model_->parameters(), o.grad_clip);
@@ -620,6 +607,16 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
   const auto precision = resolve_precision(options.precision, device);
   auto model = build_model(run, device);
   auto optimizer = make_optimizer(model, options);
+  if (!options.quiet) {
+    int64_t n_parameters = 0;
+    for (const auto& p : model->parameters()) n_parameters += p.numel();
+    const ModelConfig& c = run.meta.config;
+    fmt::print(stderr,
+               "train: {} model, {:.1f}M parameters (width {}, {} layers, {} gene factors, {} tokens per "
+               "cell), {}\n",
+               c.preset, static_cast<double>(n_parameters) / 1e6, c.d_model, c.n_layers, c.gene_factors,
+               c.sequence_length(), precision_name(precision));
+  }
 
   nlohmann::json state = {{"step", 0},
                           {"total_steps", options.steps},

@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "../eval/test_perturbation_data.h"
 #include "io/h5ad.h"
+#include "test_perturbation_data.h"
 #include "test_support.h"
 
 namespace lingshu {

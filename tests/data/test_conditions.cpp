@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "data/conditions.h"
-#include "data/prior.h"
+#include "data/perturbation_prior.h"
 
 namespace lingshu {
 namespace {

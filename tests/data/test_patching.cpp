@@ -59,6 +59,10 @@ TEST(GenePatching, PositionsRoundTripToGenes) {
   std::vector<uint8_t> back(70, 255);
   p.to_genes(by_position, back);
   EXPECT_EQ(back, by_gene);
+  // position_of_gene inverts the order.
+  const auto position = p.position_of_gene();
+  ASSERT_EQ(position.size(), 70u);
+  for (int32_t g = 0; g < 70; ++g) EXPECT_EQ(p.gene_at(position[static_cast<size_t>(g)]), g);
 }
 
 // Fisher-Yates with an unbiased bounded draw makes all 24 orders of 4 genes equally likely.

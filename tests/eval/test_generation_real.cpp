@@ -9,9 +9,9 @@
 #include <numeric>
 #include <random>
 
+#include "baselines/independent_baseline.h"
 #include "eval/expression.h"
 #include "eval/generation_metrics.h"
-#include "eval/independent_baseline.h"
 #include "io/h5ad.h"
 #include "test_support.h"
 

@@ -1,6 +1,8 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -48,15 +50,16 @@ TEST(ModelConfig, JsonRoundTripKeepsEveryField) {
   EXPECT_EQ(back.to_json(), c.to_json());
 }
 
-TEST(ModelConfig, ParameterCountMatchesTheModule) {
-  for (const int P : {1, 8, 32}) {
-    auto c = tiny_config(70, P, {4, 3});
-    c.perturbation_field = P == 8 ? 1 : -1;  // with and without the target projection
-    const MaskedDiffusionModel model(c);
-    int64_t n = 0;
-    for (const auto& p : model->parameters()) n += p.numel();
-    EXPECT_EQ(n, c.n_parameters()) << "P=" << P;
+TEST(ModelConfig, PresetsHelpHasOneLinePerPreset) {
+  const auto help = ModelConfig::presets_help();
+  for (const auto& name : ModelConfig::preset_names()) {
+    const auto c = ModelConfig::from_preset(name);
+    EXPECT_NE(help.find(fmt::format("  {:<6} d={:<5} {:>2} layers", name, c.d_model, c.n_layers)),
+              std::string::npos)
+        << help;
   }
+  EXPECT_EQ(std::count(help.begin(), help.end(), '\n'),
+            static_cast<long>(ModelConfig::preset_names().size()));
 }
 
 TEST(Model, LogitsHaveOneDistributionPerPosition) {
@@ -146,9 +149,9 @@ TEST(Model, GeneFactorsStartSilentThenGiveEachGeneItsOwnOutputAndInput) {
   EXPECT_GT(moved.select(1, 13).max().item<float>(), 1e-4);
   EXPECT_EQ(moved.narrow(1, 0, 13).max().item<float>(), 0.0f);
   EXPECT_EQ(moved.narrow(1, 14, c.n_positions() - 14).max().item<float>(), 0.0f);
-  // An observed gene's level enters through its own input loading: with it zeroed, that gene's
-  // value changes nothing in its patch's slot-shared path either once the value embedding of
-  // both values agrees, so compare two values with equal value embeddings.
+  // An observed gene's level enters through its own input loading. Give values 1 and 2 the same
+  // slot-shared value embedding: they then differ only in level, so switching gene 21 between
+  // them changes the logits while its input loading is non-zero, and nothing once it is zero.
   params["value_emb.weight"][2].copy_(params["value_emb.weight"][1]);
   tokens[0][21] = 1;
   const auto with_one = model->forward(tokens, conditions);

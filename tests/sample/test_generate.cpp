@@ -140,10 +140,8 @@ class Conditional : public ::testing::Test {
 };
 
 TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
-  const auto meta = read_model_metadata(model());
-  std::vector<int32_t> position_of(genes().size());
-  for (size_t pos = 0; pos < genes().size(); ++pos)
-    position_of[static_cast<size_t>(meta.patching.order[pos])] = static_cast<int32_t>(pos);
+  const LoadedModel loaded = load_model(model());
+  const std::vector<int32_t> position_of = loaded.meta.patching.position_of_gene();
   const auto top = untouched_genes_by_mean();
   const std::vector<int32_t> zeroed(top.begin(), top.begin() + 3);  // highly expressed, pre-filled 0
   const std::vector<int32_t> varied(top.end() - 4, top.end());      // pre-filled 1..7 (exact tokens)
@@ -158,7 +156,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
     group.prefilled.push_back(cell);
   }
   const CellGroup free{{"type_1", "control"}, n, {}};
-  const AnnData out = generate_groups(model(), {group, free}, quick_sampling());
+  const AnnData out = generate_groups(loaded, {group, free}, quick_sampling());
   ASSERT_EQ(out.n_obs(), 2 * n);
   double free_total = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -172,7 +170,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
 
   // Pre-filled genes for some cells of a group only.
   group.prefilled.pop_back();
-  EXPECT_THROW(generate_groups(model(), {group}, quick_sampling()), UserError);
+  EXPECT_THROW(generate_groups(loaded, {group}, quick_sampling()), UserError);
 }
 
 TEST_F(Conditional, TrainingProportionsSumToNAndFollowTheCombinations) {
@@ -361,10 +359,11 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   const auto top = untouched_genes_by_mean();
   const std::string unseen =
       genes()[static_cast<size_t>(top[0])] + "+" + genes()[static_cast<size_t>(top[1])];
-  const auto meta = read_model_metadata(model());
+  const LoadedModel loaded = load_model(model());
+  const ModelMetadata& meta = loaded.meta;
   ASSERT_FALSE(meta.conditions[1].find(unseen));
   const int64_t n = 12;
-  const AnnData targeted = generate_groups(model(), {{{"type_1", unseen}, n, {}}}, quick_sampling(5));
+  const AnnData targeted = generate_groups(loaded, {{{"type_1", unseen}, n, {}}}, quick_sampling(5));
   ASSERT_EQ(targeted.n_obs(), n);
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(label(targeted, "condition", i), unseen);
   // Its input: the NULL token plus the two genes' sequence positions (test_model checks that the
@@ -382,7 +381,7 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   // A seen label keeps its own token.
   EXPECT_EQ(encode_labels(meta, {"type_1", pert_}).tokens[1], *meta.conditions[1].find(pert_));
   // A label of another field is never treated as targets.
-  EXPECT_THROW(generate_groups(model(), {{{genes()[0], "control"}, n, {}}}, quick_sampling()), UserError);
+  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control"}, n, {}}}, quick_sampling()), UserError);
 }
 
 TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {

@@ -10,9 +10,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "baselines/independent_baseline.h"
 #include "data/simulator.h"
 #include "eval/generation_metrics.h"
-#include "eval/independent_baseline.h"
 #include "sample/generate.h"
 #include "test_support.h"
 #include "tiny_training.h"

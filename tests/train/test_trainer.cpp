@@ -16,7 +16,7 @@
 #include "test_support.h"
 #include "tiny_training.h"
 #include "train/batch_loader.h"
-#include "train/output_prior.h"
+#include "train/marginal_init.h"
 #include "train/trainer.h"
 
 namespace lingshu {
@@ -63,14 +63,14 @@ TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   EXPECT_FALSE(torch::equal(a.at("head.weight"), stored_weights(dir / "fresh").at("head.weight")));
 }
 
-TEST(Trainer, PriorLrScaleZeroKeepsTheOutputBiasesAtTheMarginals) {
+TEST(Trainer, BiasLrScaleZeroKeepsTheOutputBiasesAtTheMarginals) {
   testing::TempDir dir;
   const auto sim = simulated(120, 64, 2, 1);
   auto frozen = tiny_train_options(dir / "frozen", 8);
-  frozen.prior_lr_scale = 0;
+  frozen.bias_lr_scale = 0;
   train_model(sim.data, frozen);
   auto start = tiny_train_options(dir / "start", 1);
-  start.prior_lr_scale = 0;
+  start.bias_lr_scale = 0;
   train_model(sim.data, start);
   train_model(sim.data, tiny_train_options(dir / "default", 8));
   const auto a = stored_weights(dir / "frozen"), b = stored_weights(dir / "start"),

@@ -1,4 +1,4 @@
-#include "eval/independent_baseline.h"
+#include "baselines/independent_baseline.h"
 
 #include <fmt/format.h>
 

@@ -1,8 +1,8 @@
-#include "data/prior.h"
+#include "data/perturbation_prior.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
-#include <algorithm>
 
 #include "data/preprocess.h"
 
@@ -18,13 +18,10 @@ std::vector<double> mean_normalised(const CsrMatrix& counts, const std::vector<i
 
 }  // namespace
 
-std::vector<DownRegulatedGene> consistently_down_genes(const CsrMatrix& counts, const DataFrame& obs,
-                                                       const std::string& context_col,
-                                                       const std::string& pert_col,
-                                                       const std::string& control,
-                                                       const std::string& perturbation,
-                                                       const std::string& target_context,
-                                                       const PriorOptions& options) {
+std::vector<DownRegulatedGene> consistently_down_genes(
+    const CsrMatrix& counts, const DataFrame& obs, const std::string& context_col,
+    const std::string& pert_col, const std::string& control, const std::string& perturbation,
+    const std::string& target_context, const PerturbationPriorOptions& options) {
   const Column& context = obs.require(context_col, "obs");
   const Column& pert = obs.require(pert_col, "obs");
   std::map<std::string, std::vector<int64_t>> perturbed, controls;
@@ -65,8 +62,8 @@ std::vector<DownRegulatedGene> consistently_down_genes(const CsrMatrix& counts, 
   if (n_contexts == 0) return out;
   for (size_t g = 0; g < n_genes; ++g) {
     if (!down_everywhere[g]) continue;
-    out.push_back({static_cast<int32_t>(g), std::exp(log_ratio_sum[g] / static_cast<double>(n_contexts)),
-                   n_contexts});
+    out.push_back(
+        {static_cast<int32_t>(g), std::exp(log_ratio_sum[g] / static_cast<double>(n_contexts)), n_contexts});
   }
   return out;
 }

@@ -1,16 +1,16 @@
-// Baseline predictors: the pairs file, counts that reproduce a target profile, each predictor's
-// profile computed independently from the training cells, and the real-data check that a split
-// half of a CRISPR screen scores near the best values while the mean baseline scores clearly worse.
+// Perturbation baselines: counts that reproduce a target profile, each predictor's profile computed
+// independently from the training cells, and the real-data check that a split half of a CRISPR
+// screen scores near the best values while the mean baseline scores clearly worse.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <map>
 
+#include "baselines/perturbation_baselines.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "data/preprocess.h"
-#include "eval/perturbation_baselines.h"
 #include "eval/perturbation_metrics.h"
 #include "io/h5ad.h"
 #include "test_perturbation_data.h"
@@ -43,21 +43,6 @@ std::vector<double> plus(const std::vector<double>& a, const std::vector<double>
   std::vector<double> out(a.size());
   for (size_t j = 0; j < a.size(); ++j) out[j] = a[j] + sign * b[j];
   return out;
-}
-
-TEST(PerturbationBaselines, ParsesPairsFiles) {
-  const auto pairs = parse_prediction_pairs(
-      "cell_type, condition ,n_cells\r\n\"K562, clone 2\",KLF1,100\n\nA,X+Y,5\n", "pairs.csv");
-  EXPECT_EQ(pairs.columns, (std::vector<std::string>{"cell_type", "condition"}));
-  ASSERT_EQ(pairs.rows.size(), 2u);
-  EXPECT_EQ(pairs.rows[0], (std::vector<std::string>{"K562, clone 2", "KLF1"}));
-  EXPECT_EQ(pairs.n_cells, (std::vector<int64_t>{100, 5}));
-  EXPECT_EQ(pairs.column("condition"), 1);
-  EXPECT_EQ(pairs.column("donor"), -1);
-  for (const char* bad : {"cell_type,condition\nA,B\n", "condition,n_cells\nA\n", "condition,n_cells\nA,0\n",
-                          "condition,n_cells\nA,3.5\n", "condition,n_cells\n"}) {
-    EXPECT_THROW(parse_prediction_pairs(bad, "pairs.csv"), UserError) << bad;
-  }
 }
 
 TEST(PerturbationBaselines, CountsReproduceTheTargetLogPseudobulk) {

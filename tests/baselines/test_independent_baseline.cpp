@@ -7,8 +7,8 @@
 #include <random>
 #include <set>
 
+#include "baselines/independent_baseline.h"
 #include "core/error.h"
-#include "eval/independent_baseline.h"
 #include "eval/stats.h"
 
 namespace lingshu {
@@ -41,20 +41,25 @@ std::vector<double> column(const CsrMatrix& m, int64_t c, const std::vector<int6
   return out;
 }
 
+// Options drawing `n_cells` cells by "cell_type".
+IndependentBaselineOptions by_type(int64_t n_cells, uint64_t seed, int threads) {
+  IndependentBaselineOptions options;
+  options.label = "cell_type";
+  options.n_cells = n_cells;
+  options.seed = seed;
+  options.threads = threads;
+  return options;
+}
+
 double mean(const std::vector<double>& v) {
   double s = 0;
   for (const double x : v) s += x;
   return s / static_cast<double>(v.size());
 }
 
-TEST(GenerationBaseline, KeepsMarginalsAndProportionsAndLosesCorrelation) {
+TEST(IndependentBaseline, KeepsMarginalsAndProportionsAndLosesCorrelation) {
   const AnnData train = correlated_training(2000, 1);
-  IndependentBaselineOptions options;
-  options.label = "cell_type";
-  options.n_cells = 3000;
-  options.seed = 7;
-  options.threads = 2;
-  const AnnData out = sample_independent_baseline(train, options);
+  const AnnData out = sample_independent_baseline(train, by_type(3000, 7, 2));
   ASSERT_EQ(out.n_obs(), 3000);
   ASSERT_EQ(out.n_vars(), 4);
   EXPECT_EQ(out.gene_names(), train.gene_names());
@@ -87,13 +92,9 @@ TEST(GenerationBaseline, KeepsMarginalsAndProportionsAndLosesCorrelation) {
   for (const int64_t r : gen_rows["b"]) EXPECT_EQ(out.X.dense_row(r)[2], 0.0f);
 }
 
-TEST(GenerationBaseline, SameSeedSameCellsWhateverTheThreadCount) {
+TEST(IndependentBaseline, SameSeedSameCellsWhateverTheThreadCount) {
   const AnnData train = correlated_training(300, 2);
-  IndependentBaselineOptions options;
-  options.label = "cell_type";
-  options.n_cells = 700;
-  options.seed = 3;
-  options.threads = 1;
+  IndependentBaselineOptions options = by_type(700, 3, 1);
   const AnnData one = sample_independent_baseline(train, options);
   options.threads = 2;
   const AnnData two = sample_independent_baseline(train, options);
@@ -104,7 +105,7 @@ TEST(GenerationBaseline, SameSeedSameCellsWhateverTheThreadCount) {
   EXPECT_NE(sample_independent_baseline(train, options).X.values, one.X.values);
 }
 
-TEST(GenerationBaseline, UnlabelledCellsAreNotUsedAndMissingColumnsAreUserErrors) {
+TEST(IndependentBaseline, UnlabelledCellsAreNotUsedAndMissingColumnsAreUserErrors) {
   AnnData train = correlated_training(100, 3);
   Column& type = train.obs.columns[0];
   // Unlabel every "b" cell: the baseline then draws only "a" cells.

@@ -7,7 +7,7 @@
 
 #include "data/simulator.h"
 #include "train/batch_loader.h"
-#include "train/output_prior.h"
+#include "train/marginal_init.h"
 
 namespace lingshu {
 namespace {
@@ -42,7 +42,7 @@ torch::Tensor token_histogram(const torch::Tensor& tokens) {
   return torch::one_hot(tokens, K).sum(0).to(torch::kDouble);  // [genes, K]
 }
 
-TEST(OutputPrior, TokenLogMarginalsAreEachGenesSmoothedTokenFrequencies) {
+TEST(MarginalInit, TokenLogMarginalsAreEachGenesSmoothedTokenFrequencies) {
   const auto e = encoded(200, 8);
   const auto log_p = token_log_marginals(e.sim.data.X, e.tokenizer, e.patching);
   ASSERT_EQ(log_p.sizes(), (std::vector<int64_t>{32, K}));
@@ -55,7 +55,7 @@ TEST(OutputPrior, TokenLogMarginalsAreEachGenesSmoothedTokenFrequencies) {
   EXPECT_TRUE(torch::allclose(log_p[31].to(torch::kDouble), overall.clamp_min(1e-7).log(), 1e-5, 1e-5));
 }
 
-TEST(OutputPrior, OneFieldShiftsGiveEachLabelItsOwnShrunkMarginals) {
+TEST(MarginalInit, OneFieldShiftsGiveEachLabelItsOwnShrunkMarginals) {
   const auto e = encoded(300, 9);
   // Codes 1..3 from the simulated types; code 0 (NULL) has no cells.
   std::vector<int64_t> code(300);
@@ -79,7 +79,7 @@ TEST(OutputPrior, OneFieldShiftsGiveEachLabelItsOwnShrunkMarginals) {
   }
 }
 
-TEST(OutputPrior, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
+TEST(MarginalInit, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
   // Two contexts x two perturbation labels, one combination (context 2, label 2) absent. The label
   // shift is the perturbation's effect within context 1, so the absent combination is predicted as
   // context 2 plus that effect, and the three seen combinations are fitted.
@@ -123,7 +123,7 @@ TEST(OutputPrior, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
   EXPECT_TRUE((shifts[1][0] == 0).all().item<bool>());
 }
 
-TEST(OutputPrior, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
+TEST(MarginalInit, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   // Each cell type split into eight size bins of ~12 cells. Type and size are fitted jointly by
   // maximum likelihood: each type's cells, summed over its bins, expect the token counts they have
   // plus the type's 10 pseudo-cells of the overall marginals (the shrinkage of a type-only prior),

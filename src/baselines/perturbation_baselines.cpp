@@ -1,17 +1,16 @@
-#include "eval/perturbation_baselines.h"
+#include "baselines/perturbation_baselines.h"
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <numeric>
 #include <optional>
 #include <random>
-#include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -22,128 +21,26 @@
 
 namespace lingshu {
 
-// ---- kinds and the pairs file -------------------------------------------------------------------
+// ---- kinds ---------------------------------------------------------------------------------------
+
+namespace {
+// Each kind with its name, for parsing and printing alike.
+constexpr std::pair<BaselineKind, const char*> kKindNames[] = {
+    {BaselineKind::Mean, "mean"}, {BaselineKind::Control, "control"}, {BaselineKind::Additive, "additive"}};
+}  // namespace
 
 BaselineKind parse_baseline_kind(const std::string& name) {
-  if (name == "mean") return BaselineKind::Mean;
-  if (name == "control") return BaselineKind::Control;
-  if (name == "additive") return BaselineKind::Additive;
+  for (const auto& [kind, kind_name] : kKindNames) {
+    if (name == kind_name) return kind;
+  }
   throw UserError(fmt::format("unknown baseline '{}'; choose mean, control or additive", name));
 }
 
 const char* baseline_kind_name(BaselineKind kind) {
-  switch (kind) {
-    case BaselineKind::Mean:
-      return "mean";
-    case BaselineKind::Control:
-      return "control";
-    case BaselineKind::Additive:
-      return "additive";
+  for (const auto& [k, name] : kKindNames) {
+    if (k == kind) return name;
   }
   return "?";
-}
-
-int PredictionPairs::column(const std::string& name) const {
-  const auto it = std::find(columns.begin(), columns.end(), name);
-  return it == columns.end() ? -1 : static_cast<int>(it - columns.begin());
-}
-
-namespace {
-
-// One CSV record: comma-separated, double-quoted fields may hold commas and "" for a quote.
-std::vector<std::string> split_csv_line(const std::string& line) {
-  std::vector<std::string> fields(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        fields.back() += '"';
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        fields.back() += c;
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.emplace_back();
-    } else {
-      fields.back() += c;
-    }
-  }
-  for (auto& f : fields) {
-    const auto first = f.find_first_not_of(" \t");
-    const auto last = f.find_last_not_of(" \t");
-    f = first == std::string::npos ? std::string() : f.substr(first, last - first + 1);
-  }
-  return fields;
-}
-
-}  // namespace
-
-PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::string& source) {
-  std::istringstream in(csv_text);
-  std::string line;
-  int line_number = 0;
-  PredictionPairs pairs;
-  int n_cells_col = -1;
-  size_t n_fields = 0;
-  while (std::getline(in, line)) {
-    ++line_number;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") == std::string::npos) continue;
-    auto fields = split_csv_line(line);
-    if (n_fields == 0) {
-      const auto it = std::find(fields.begin(), fields.end(), "n_cells");
-      if (it == fields.end()) {
-        throw UserError(
-            fmt::format("{}: the header '{}' has no n_cells column; write e.g. "
-                        "'cell_type,condition,n_cells'",
-                        source, line));
-      }
-      n_cells_col = static_cast<int>(it - fields.begin());
-      n_fields = fields.size();
-      fields.erase(it);
-      pairs.columns = fields;
-      continue;
-    }
-    if (fields.size() != n_fields) {
-      throw UserError(fmt::format("{} line {}: {} fields where the header has {}", source, line_number,
-                                  fields.size(), n_fields));
-    }
-    const std::string count_text = fields[static_cast<size_t>(n_cells_col)];
-    size_t used = 0;
-    int64_t count = 0;
-    try {
-      count = std::stoll(count_text, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != count_text.size() || count < 1) {
-      throw UserError(fmt::format("{} line {}: n_cells '{}' is not a positive whole number", source,
-                                  line_number, count_text));
-    }
-    fields.erase(fields.begin() + n_cells_col);
-    pairs.rows.push_back(std::move(fields));
-    pairs.n_cells.push_back(count);
-  }
-  if (n_fields == 0 || pairs.rows.empty()) {
-    throw UserError(
-        fmt::format("{} lists no cells to predict; write a header and one row per "
-                    "(context, perturbation), e.g. 'cell_type,condition,n_cells' then 'K562,KLF1,100'",
-                    source));
-  }
-  return pairs;
-}
-
-PredictionPairs read_prediction_pairs(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) throw UserError(fmt::format("cannot open the pairs file {}", path.string()));
-  std::stringstream text;
-  text << in.rdbuf();
-  return parse_prediction_pairs(text.str(), path.string());
 }
 
 // ---- counts for a target profile ----------------------------------------------------------------

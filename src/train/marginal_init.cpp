@@ -1,4 +1,4 @@
-#include "train/output_prior.h"
+#include "train/marginal_init.h"
 
 #include <ATen/ATen.h>
 

@@ -15,13 +15,13 @@
 // context's training control cells are copied into the output under the control label, so deltas
 // can be computed from the prediction file alone.
 #include <cstdint>
-#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "data/anndata.h"
 #include "data/count_matrix.h"
+#include "io/pairs.h"
 
 namespace lingshu {
 
@@ -30,22 +30,6 @@ enum class BaselineKind { Mean, Control, Additive };
 // Parses "mean" / "control" / "additive"; throws UserError otherwise.
 BaselineKind parse_baseline_kind(const std::string& name);
 const char* baseline_kind_name(BaselineKind kind);
-
-// The (context, perturbation) rows to predict: a header naming obs columns plus `n_cells`, one row
-// per prediction, e.g. "cell_type,condition,n_cells\nK562,KLF1,100".
-struct PredictionPairs {
-  std::vector<std::string> columns;            // header without n_cells
-  std::vector<std::vector<std::string>> rows;  // one value per column
-  std::vector<int64_t> n_cells;                // per row
-
-  // Index of a column, or -1.
-  int column(const std::string& name) const;
-};
-
-// Throws UserError naming the line for malformed input (missing n_cells, wrong field count,
-// n_cells not a positive integer, no rows).
-PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::string& source);
-PredictionPairs read_prediction_pairs(const std::filesystem::path& path);
 
 struct BaselineOptions {
   std::string pert_col = "condition";
