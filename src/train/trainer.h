@@ -59,6 +59,10 @@ struct TrainResult {
   // Validation masked cross-entropy of the output biases alone minus the model's, half the genes
   // masked: what seeing the other genes adds (NaN without a validation split).
   double context_gain = 0;
+  // The weights written to the model directory: those of the lowest validation loss (-1 / NaN
+  // without validation cells: the last weights).
+  int64_t best_step = -1;
+  double best_val_loss = 0;
   double seconds = 0;  // wall-clock of this invocation
   double cells_per_second = 0;
   std::string precision;  // what ran: fp32 or bf16

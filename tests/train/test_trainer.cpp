@@ -81,6 +81,40 @@ TEST(Trainer, BiasLrScaleZeroKeepsTheOutputBiasesAtTheMarginals) {
       torch::equal(a.at("gene_logit_bias"), c.at("gene_logit_bias")));  // and by default so do the biases
 }
 
+TEST(Trainer, TheModelDirectoryKeepsTheWeightsOfTheBestValidationLoss) {
+  testing::TempDir dir;
+  const auto sim = simulated(160, 48, 2, 3);
+  auto o = tiny_train_options(dir / "model", 120);
+  o.lr = 3e-2;  // a noisy validation curve, so the best is rarely the last
+  o.val_fraction = 0.2;
+  o.eval_every = 10;
+  const auto result = train_model(sim.data, o);
+  std::ifstream log(dir / "model" / "train_log.jsonl");
+  int64_t argmin = -1;
+  double lowest = 0;
+  for (std::string line; std::getline(log, line);) {
+    const auto j = nlohmann::json::parse(line);
+    if (!j.contains("val_loss")) continue;
+    if (argmin < 0 || j["val_loss"].get<double>() < lowest) {
+      argmin = j["step"];
+      lowest = j["val_loss"];
+    }
+  }
+  RecordProperty("best_step", std::to_string(result.best_step) + " of " + std::to_string(result.steps));
+  EXPECT_EQ(result.best_step, argmin);
+  EXPECT_DOUBLE_EQ(result.best_val_loss, lowest);
+  // The weights on disk are not the last ones when an earlier validation was better: the same run
+  // validated only at its end keeps its last weights.
+  auto last_only = o;
+  last_only.out = dir / "last";
+  last_only.eval_every = 1000000;
+  train_model(sim.data, last_only);
+  ASSERT_GE(result.best_step, 0);
+  EXPECT_EQ(torch::equal(stored_weights(dir / "model").at("head.weight"),
+                         stored_weights(dir / "last").at("head.weight")),
+            result.best_step == result.steps);
+}
+
 // Mean over validation cells and genes of -log p(token) under each gene's training marginal
 // (add-one smoothed): the loss of a model that ignores the other genes.
 double marginal_cross_entropy(const Simulation& sim, const std::filesystem::path& model_dir,
