@@ -21,7 +21,6 @@ struct TrainArgs {
   // 0 / -1: the preset's value; patch size and tokens default as the model and tokenizer do.
   int patch_size = ModelConfig{}.patch_size, tokens = TokenizerConfig{}.n_tokens;
   int d_model = 0, layers = 0, heads = 0, gene_dim = 0, gene_factors = -1;
-  bool no_depth_summary = false;
   int threads = 0;
   bool quiet = false;
   TrainOptions train;
@@ -72,7 +71,6 @@ void run_train(const TrainArgs& args) {
   if (args.heads > 0) options.model.n_heads = args.heads;
   if (args.gene_dim > 0) options.model.gene_dim = args.gene_dim;
   if (args.gene_factors >= 0) options.model.gene_factors = args.gene_factors;
-  if (args.no_depth_summary) options.model.depth_summary = false;
   options.tokenizer.n_tokens = args.tokens;
   // Fewer value tokens than the default exact range: keep half of them exact, bin the rest.
   options.tokenizer.exact_limit = std::min(options.tokenizer.exact_limit, args.tokens / 2);
@@ -119,8 +117,6 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--gene-dim", args->gene_dim, "override the preset's per-gene embedding width");
   cmd.add_option("--gene-factors", args->gene_factors,
                  "per-gene input and output loadings: R output factors per gene (default 16; 0: none)");
-  cmd.add_flag("--no-depth-summary", args->no_depth_summary,
-               "experiment: no cell-depth input to the patches");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
   cmd.add_option("--steps", o.steps, "optimiser steps (default 2000 unless --minutes is given)");
   cmd.add_option(

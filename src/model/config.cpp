@@ -113,8 +113,7 @@ nlohmann::json ModelConfig::to_json() const {
           {"perturbation_field", perturbation_field},
           {"condition_to_patches", condition_to_patches},
           {"condition_logit_bias", condition_logit_bias},
-          {"gene_factors", gene_factors},
-          {"depth_summary", depth_summary}};
+          {"gene_factors", gene_factors}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -135,7 +134,6 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.condition_to_patches = j.at("condition_to_patches").get<bool>();
     c.condition_logit_bias = j.at("condition_logit_bias").get<bool>();
     c.gene_factors = j.at("gene_factors").get<int>();
-    c.depth_summary = j.at("depth_summary").get<bool>();
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -42,9 +42,6 @@ struct ModelConfig {
   // loadings, which tilt its value distribution along R learned value profiles. 0: none (the
   // paper's slot-shared patch projection and head only).
   int gene_factors = 16;
-  // With gene factors: every patch token also gets the cell's depth (mean level deviation of its
-  // observed genes) and observed share along two learned directions.
-  bool depth_summary = true;
 
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);

@@ -86,7 +86,7 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     // Zero output loadings: a fresh model's logits are exactly its output biases (the marginals).
     gene_out_ = register_parameter("gene_out_loading", torch::zeros({L, R, d}));
     value_profile_ = register_parameter("value_profile", torch::randn({R, K}) * 0.3);
-    if (config_.depth_summary) depth_in_ = register_parameter("depth_in", torch::randn({2, d}) * 0.3);
+    depth_in_ = register_parameter("depth_in", torch::randn({2, d}) * 0.3);
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
@@ -171,18 +171,17 @@ torch::Tensor MaskedDiffusionModelImpl::gene_factor_input(const torch::Tensor& t
       (value_level_.index_select(0, tokens.flatten()).view(tokens.sizes()) - gene_level_mean_) *
       observed;  // [B, L]; masked genes add nothing
   // Per patch, [B, P] x [P, d]: one batched product over patches.
-  auto x = torch::einsum("bnp,npd->bnd", {level.reshape({B, N, P}), gene_in_.view({N, P, config_.d_model})});
-  if (config_.depth_summary) {
-    // The cell's depth, the largest source of variation in every dataset, as one number that every
-    // patch sees from the first layer: the mean level deviation of the observed genes (no
-    // observed gene: 0). Through the input loadings alone every gene's loading would have to
-    // learn the shared depth direction first.
-    const auto n_observed = observed.sum(1);
-    const auto depth = level.sum(1) / n_observed.clamp_min(1);             // [B]
-    const auto share = n_observed / static_cast<double>(config_.n_genes);  // [B]
-    x = x + (depth.unsqueeze(1) * depth_in_[0] + share.unsqueeze(1) * depth_in_[1]).unsqueeze(1);
-  }
-  return x;
+  const auto x =
+      torch::einsum("bnp,npd->bnd", {level.reshape({B, N, P}), gene_in_.view({N, P, config_.d_model})});
+  // The cell's depth, the largest source of variation in every dataset, as one number that every
+  // patch sees from the first layer: the mean level deviation of the observed genes (none
+  // observed: 0), and the share of genes observed. Through the input loadings alone every gene's
+  // loading would have to learn the shared depth direction first (paul15, 10 minutes: AUC 0.910 /
+  // MMD 0.029 / gene-gene 0.365 with it, 0.940 / 0.091 / 0.216 without).
+  const auto n_observed = observed.sum(1);
+  const auto depth = level.sum(1) / n_observed.clamp_min(1);             // [B]
+  const auto share = n_observed / static_cast<double>(config_.n_genes);  // [B]
+  return x + (depth.unsqueeze(1) * depth_in_[0] + share.unsqueeze(1) * depth_in_[1]).unsqueeze(1);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits(const torch::Tensor& states) const {

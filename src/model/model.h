@@ -112,7 +112,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Gene factors (gene_factors > 0): value level per token (MASK's unused), gene mean levels,
   // input loadings [n_positions, d], output loadings [n_positions, R, d], value profiles [R, K].
   torch::Tensor value_level_, gene_level_mean_, gene_in_, gene_out_, value_profile_;
-  torch::Tensor depth_in_;  // [2, d]: directions of the cell's depth and observed share (depth_summary)
+  torch::Tensor depth_in_;  // [2, d]: directions of the cell's depth and of its observed share
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);
