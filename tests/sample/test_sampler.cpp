@@ -126,7 +126,8 @@ TEST(Sampler, ConfidenceOrderCommitsTheSurestGenesFirst) {
         seen.push_back(z.clone());
         return logits;
       },
-      torch::full({1, L}, mask, torch::kLong), is_gene, mask, {4, 0.0, UnmaskOrder::Confidence, UnmaskSchedule::Linear}, gen);
+      torch::full({1, L}, mask, torch::kLong), is_gene, mask,
+      {4, 0.0, UnmaskOrder::Confidence, UnmaskSchedule::Linear}, gen);
   ASSERT_EQ(seen.size(), 4u);
   EXPECT_TRUE((seen[1][0].slice(0, 12) == 1).all().item<bool>());
   EXPECT_TRUE((seen[1][0].slice(0, 0, 12) == mask).all().item<bool>());
