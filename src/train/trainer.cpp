@@ -219,6 +219,26 @@ struct ValidationLoss {
   }
 };
 
+// Runs the model over the validation cells [0, mask.size(0)) in batches, with `mask`'s genes
+// masked; calls visit(tokens, mask, conditions, t, logits) for each batch (all on the device).
+template <typename Visit>
+void for_each_masked_batch(MaskedDiffusionModel& model, const ValidationSet& v, const torch::Tensor& mask,
+                           const TargetTable& targets, int64_t batch_size, Precision precision,
+                           const torch::Device& device, int64_t mask_token, Visit&& visit) {
+  for (int64_t begin = 0; begin < mask.size(0); begin += batch_size) {
+    const int64_t end = std::min(mask.size(0), begin + batch_size);
+    const auto tokens = v.tokens.slice(0, begin, end).to(device);
+    const auto batch_mask = mask.slice(0, begin, end).to(device);
+    const auto conditions = v.conditions.slice(0, begin, end).to(device);
+    torch::Tensor logits;
+    {
+      const AutocastScope autocast(precision, device);
+      logits = model->forward(apply_mask(tokens, batch_mask, mask_token), conditions, targets.of(conditions));
+    }
+    visit(tokens, batch_mask, conditions, v.t.slice(0, begin, end).to(device), logits);
+  }
+}
+
 ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v,
                                const TargetTable& targets, int64_t batch_size, Precision precision,
                                const torch::Device& device, int64_t n_genes, int64_t mask_token) {
@@ -226,43 +246,29 @@ ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet&
   torch::NoGradGuard no_grad;
   model->eval();
   double loss_sum = 0, ce_sum = 0, masked = 0;
-  const int64_t n = v.tokens.size(0);
-  for (int64_t begin = 0; begin < n; begin += batch_size) {
-    const int64_t end = std::min(n, begin + batch_size);
-    const auto tokens = v.tokens.slice(0, begin, end).to(device);
-    const auto mask = v.mask.slice(0, begin, end).to(device);
-    const auto t = v.t.slice(0, begin, end).to(device);
-    torch::Tensor logits;
-    {
-      const AutocastScope autocast(precision, device);
-      const auto conditions = v.conditions.slice(0, begin, end).to(device);
-      logits = model->forward(apply_mask(tokens, mask, mask_token), conditions, targets.of(conditions));
-    }
-    loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() *
-                static_cast<double>(end - begin);
-    const double m = mask.sum().item<double>();
-    ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
-    masked += m;
-  }
-  ValidationLoss out{loss_sum / static_cast<double>(n), ce_sum / std::max(masked, 1.0), {}, {}};
-  for (const auto& rate_mask : v.rate_masks) {
+  for_each_masked_batch(model, v, v.mask, targets, batch_size, precision, device, mask_token,
+                        [&](const torch::Tensor& tokens, const torch::Tensor& mask, const torch::Tensor&,
+                            const torch::Tensor& t, const torch::Tensor& logits) {
+                          loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() *
+                                      static_cast<double>(tokens.size(0));
+                          const double m = mask.sum().item<double>();
+                          ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
+                          masked += m;
+                        });
+  ValidationLoss out{
+      loss_sum / static_cast<double>(v.tokens.size(0)), ce_sum / std::max(masked, 1.0), {}, {}};
+  for (const torch::Tensor& rate_mask : v.rate_masks) {
     double model_sum = 0, prior_sum = 0, count = 0;
-    for (int64_t begin = 0; begin < rate_mask.size(0); begin += batch_size) {
-      const int64_t end = std::min(rate_mask.size(0), begin + batch_size);
-      const auto tokens = v.tokens.slice(0, begin, end).to(device);
-      const auto mask = rate_mask.slice(0, begin, end).to(device);
-      const auto conditions = v.conditions.slice(0, begin, end).to(device);
-      torch::Tensor logits;
-      {
-        const AutocastScope autocast(precision, device);
-        logits = model->forward(apply_mask(tokens, mask, mask_token), conditions, targets.of(conditions));
-      }
-      const double m = mask.sum().item<double>();
-      model_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
-      prior_sum +=
-          masked_cross_entropy(model->output_bias_logits(conditions), tokens, mask).item<double>() * m;
-      count += m;
-    }
+    for_each_masked_batch(
+        model, v, rate_mask, targets, batch_size, precision, device, mask_token,
+        [&](const torch::Tensor& tokens, const torch::Tensor& mask, const torch::Tensor& conditions,
+            const torch::Tensor&, const torch::Tensor& logits) {
+          const double m = mask.sum().item<double>();
+          model_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
+          prior_sum +=
+              masked_cross_entropy(model->output_bias_logits(conditions), tokens, mask).item<double>() * m;
+          count += m;
+        });
     out.model_ce.push_back(model_sum / std::max(count, 1.0));
     out.prior_ce.push_back(prior_sum / std::max(count, 1.0));
   }
