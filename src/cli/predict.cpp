@@ -49,6 +49,9 @@ void setup_predict(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--n-control", p.n_control,
                  "control cells per context (default: the largest n_cells of its rows)");
+  cmd.add_flag("--allow-unknown", p.allow_unknown,
+               "predict a perturbation the model never saw, whose label names no gene of the model, as its "
+               "context's perturbed state (said so in the output's uns) instead of refusing the pairs file");
   add_sampling_options(cmd, p.sampling, args->threads);
   cmd.callback([args] { run_predict(*args); });
 }

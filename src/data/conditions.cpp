@@ -10,14 +10,14 @@
 
 namespace lingshu {
 
-namespace {
-
-std::string join_labels(const std::vector<std::string>& labels, size_t limit = 12) {
+std::string join_labels(const std::vector<std::string>& labels, size_t limit) {
   std::string out;
   for (size_t i = 0; i < labels.size() && i < limit; ++i) out += (i ? ", " : "") + labels[i];
   if (labels.size() > limit) out += fmt::format(", ... ({} in all)", labels.size());
   return out;
 }
+
+namespace {
 
 std::vector<std::string> distinct_labels(const Column& column) {
   if (column.kind == Column::Kind::Categorical) return column.categories;

@@ -36,6 +36,9 @@ struct ConditionField {
   static ConditionField from_json(const nlohmann::json& j);
 };
 
+// The first `limit` labels, comma-separated, and how many there are in all when that is more.
+std::string join_labels(const std::vector<std::string>& labels, size_t limit = 12);
+
 // Builds a field from an obs column (categories in their stored order; missing values map to NULL).
 ConditionField make_condition_field(const DataFrame& obs, const std::string& column);
 ConditionField make_perturbation_field(const DataFrame& obs, const std::string& column,

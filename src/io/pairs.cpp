@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "core/error.h"
@@ -55,6 +56,7 @@ PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::s
   std::string line;
   int line_number = 0;
   PredictionPairs pairs;
+  std::map<std::vector<std::string>, int> first_line;  // labels -> the line that named them first
   int n_cells_col = -1;
   size_t n_fields = 0;
   while (std::getline(in, line)) {
@@ -93,6 +95,13 @@ PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::s
                                   line_number, count_text));
     }
     fields.erase(fields.begin() + n_cells_col);
+    const auto [seen, added] = first_line.emplace(fields, line_number);
+    if (!added) {
+      throw UserError(
+          fmt::format("{} line {}: the same labels as line {}; give each combination one row "
+                      "(add their n_cells)",
+                      source, line_number, seen->second));
+    }
     pairs.rows.push_back(std::move(fields));
     pairs.n_cells.push_back(count);
   }

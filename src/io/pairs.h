@@ -19,7 +19,7 @@ struct PredictionPairs {
 };
 
 // Throws UserError naming the line for malformed input (missing n_cells, wrong field count,
-// n_cells not a positive integer, no rows).
+// n_cells not a positive integer, two rows with the same labels, no rows).
 PredictionPairs parse_prediction_pairs(const std::string& csv_text, const std::string& source);
 PredictionPairs read_prediction_pairs(const std::filesystem::path& path);
 

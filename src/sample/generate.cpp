@@ -61,7 +61,10 @@ struct Row {
 void add_condition_columns(const ModelMetadata& meta, const std::vector<CellGroup>& groups, DataFrame& obs) {
   for (size_t f = 0; f < meta.conditions.size(); ++f) {
     std::vector<std::string> labels;
-    for (const auto& g : groups) labels.insert(labels.end(), static_cast<size_t>(g.n_cells), g.labels[f]);
+    for (const auto& g : groups) {
+      const auto& shown = g.shown_labels.empty() ? g.labels : g.shown_labels;
+      labels.insert(labels.end(), static_cast<size_t>(g.n_cells), shown[f]);
+    }
     Column column = Column::categorical(meta.conditions[f].column, labels);
     // "" marks an unconditioned field: missing in AnnData terms.
     const auto empty = std::find(column.categories.begin(), column.categories.end(), std::string());
@@ -157,13 +160,13 @@ std::vector<double> library_weights(const ModelMetadata& meta, const std::vector
 
 std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n) {
   const auto& combos = meta.combinations;
-  if (combos.empty()) return {{std::vector<std::string>(meta.conditions.size()), n, {}}};
+  if (combos.empty()) return {{std::vector<std::string>(meta.conditions.size()), n, {}, {}}};
   std::vector<double> weights;
   for (const auto& c : combos) weights.push_back(static_cast<double>(c.n_cells));
   const auto counts = apportion(weights, n);
   std::vector<CellGroup> groups;
   for (size_t i = 0; i < combos.size(); ++i) {
-    if (counts[i] > 0) groups.push_back({combos[i].labels, counts[i], {}});
+    if (counts[i] > 0) groups.push_back({combos[i].labels, counts[i], {}, {}});
   }
   return groups;
 }
@@ -190,8 +193,9 @@ std::vector<CellGroup> with_library_labels(const ModelMetadata& meta, const std:
     int64_t first = 0;
     for (size_t b = 0; b < counts.size(); ++b) {
       if (counts[b] == 0) continue;
-      CellGroup part{g.labels, counts[b], {}};
+      CellGroup part{g.labels, counts[b], {}, g.shown_labels};
       part.labels[lib] = meta.conditions[lib].labels[b];
+      if (!part.shown_labels.empty()) part.shown_labels[lib] = part.labels[lib];
       if (!g.prefilled.empty()) {
         part.prefilled.assign(g.prefilled.begin() + first, g.prefilled.begin() + first + counts[b]);
       }
@@ -345,12 +349,12 @@ AnnData generate_cells(const GenerateOptions& options) {
       std::vector<std::string> terms;
       for (size_t c = 0; c < plan.columns.size(); ++c)
         terms.push_back(plan.columns[c] + "=" + plan.rows[r][c]);
-      groups.push_back({labels_from_terms(meta, terms), plan.n_cells[r], {}});
+      groups.push_back({labels_from_terms(meta, terms), plan.n_cells[r], {}, {}});
     }
   } else {
     if (options.n_cells < 1) throw UserError("--n must be at least 1");
     if (!options.conditions.empty()) {
-      groups.push_back({labels_from_terms(meta, options.conditions), options.n_cells, {}});
+      groups.push_back({labels_from_terms(meta, options.conditions), options.n_cells, {}, {}});
     } else {
       groups = training_proportions(meta, options.n_cells);
     }

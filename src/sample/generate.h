@@ -52,6 +52,9 @@ struct CellGroup {
   std::vector<std::string> labels;  // one per model condition field, "" = NULL (unconditioned)
   int64_t n_cells = 0;
   std::vector<std::vector<PrefilledGene>> prefilled;  // empty, or one list per cell
+  // The labels the output's obs shows, when they differ from the `labels` the model is given
+  // (an unknown perturbation predicted as its context's perturbed state); empty: `labels`.
+  std::vector<std::string> shown_labels;
 };
 
 // Condition tokens and target positions of one label combination.

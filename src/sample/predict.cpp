@@ -1,6 +1,7 @@
 #include "sample/predict.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <map>
@@ -41,6 +42,47 @@ std::vector<int> pairs_columns(const ModelMetadata& meta, const PredictionPairs&
                                 meta.conditions[static_cast<size_t>(pert_field)].column));
   }
   return out;
+}
+
+// Whether the model can place each row's perturbation (seen in training, or naming genes of the
+// model). Every label is checked before anything is generated, so one message names every row
+// the model cannot place; unknown perturbations pass only with `allow_unknown`.
+std::vector<bool> unknown_perturbations(const ModelMetadata& meta, const PredictionPairs& pairs,
+                                        const std::vector<int>& columns, bool allow_unknown) {
+  constexpr size_t kListed = 12;
+  std::vector<bool> unknown(pairs.rows.size(), false);
+  std::vector<std::string> problems;
+  const ConditionField* unknown_context = nullptr;
+  for (size_t r = 0; r < pairs.rows.size(); ++r) {
+    for (size_t f = 0; f < columns.size(); ++f) {
+      if (columns[f] < 0) continue;
+      const ConditionField& field = meta.conditions[f];
+      const std::string& label = pairs.rows[r][static_cast<size_t>(columns[f])];
+      if (label.empty() || field.find(label)) continue;
+      if (field.is_perturbation) {
+        if (!target_positions(field, label, meta.gene_names, meta.patching).empty()) continue;
+        unknown[r] = true;
+        if (allow_unknown) continue;
+      } else if (!unknown_context) {
+        unknown_context = &field;
+      }
+      if (problems.size() < kListed)
+        problems.push_back(fmt::format("row {} {} '{}'", r + 1, field.column, label));
+      else if (problems.size() == kListed)
+        problems.emplace_back("...");
+    }
+  }
+  if (problems.empty()) return unknown;
+  const auto n_rows = std::count(unknown.begin(), unknown.end(), true);
+  throw UserError(fmt::format(
+      "the pairs file names labels the model never saw ({}); {}", fmt::join(problems, ", "),
+      unknown_context
+          ? fmt::format("known values of '{}': {}", unknown_context->column,
+                        join_labels(unknown_context->labels))
+          : fmt::format("{} row(s) name a perturbation that is neither a training label nor genes of "
+                        "the model: pass --allow-unknown to predict them as their context's "
+                        "perturbed state",
+                        n_rows)));
 }
 
 // The prior of README "Prior injection" for one (context, perturbation) row.
@@ -191,6 +233,7 @@ Prediction predict_perturbations(const PredictOptions& options) {
   const ConditionField& pert_field = meta.conditions[static_cast<size_t>(pert)];
   const PredictionPairs pairs = read_prediction_pairs(options.pairs);
   const auto columns = pairs_columns(meta, pairs, pert);
+  const auto unknown = unknown_perturbations(meta, pairs, columns, options.allow_unknown);
 
   std::optional<PriorInjector> prior;
   if (!options.prior_data.empty()) {
@@ -209,6 +252,7 @@ Prediction predict_perturbations(const PredictOptions& options) {
   Prediction out;
   std::vector<CellGroup> perturbed, controls;
   std::map<std::vector<std::string>, size_t> control_of_context;
+  std::vector<std::string> unknown_labels;
   for (size_t r = 0; r < pairs.rows.size(); ++r) {
     std::vector<std::string> labels(meta.conditions.size());
     for (size_t f = 0; f < labels.size(); ++f) {
@@ -220,13 +264,21 @@ Prediction predict_perturbations(const PredictOptions& options) {
     const int64_t n_control = options.n_control > 0 ? options.n_control : pairs.n_cells[r];
     const auto [it, inserted] = control_of_context.emplace(context, controls.size());
     if (inserted) {
-      controls.push_back({context, n_control, {}});
+      controls.push_back({context, n_control, {}, {}});
     } else if (options.n_control <= 0) {
       controls[it->second].n_cells = std::max(controls[it->second].n_cells, n_control);
     }
     if (label == pert_field.control) continue;  // its control cells are generated once per context
-    CellGroup group{labels, pairs.n_cells[r], {}};
-    if (prior) {
+    CellGroup group{labels, pairs.n_cells[r], {}, {}};
+    if (unknown[r]) {
+      group.shown_labels = labels;
+      group.labels[static_cast<size_t>(pert)].clear();
+      unknown_labels.push_back(label);
+      out.notes.push_back(
+          fmt::format("{} is not a perturbation of the model: predicted as the perturbed state of "
+                      "its context (--allow-unknown)",
+                      label));
+    } else if (prior) {
       const std::string& ctx = pairs.rows[r][static_cast<size_t>(pairs.column(prior->context_column()))];
       auto [cells, note] = prior->prefill(ctx, label, group.n_cells, mix_seed(options.sampling.seed, r));
       group.prefilled = std::move(cells);
@@ -238,6 +290,9 @@ Prediction predict_perturbations(const PredictOptions& options) {
   groups.insert(groups.end(), controls.begin(), controls.end());
   out.cells = generate_groups(model, groups, options.sampling);
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
+  out.cells.uns_strings.emplace_back(
+      "lingshu_unknown_perturbations",
+      unknown_labels.empty() ? "none" : fmt::format("{}", fmt::join(unknown_labels, ",")));
   out.cells.uns_strings.emplace_back("lingshu_prior",
                                      options.prior_data.empty() ? "none" : options.prior_data.string());
   return out;

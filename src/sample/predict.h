@@ -22,12 +22,15 @@ struct PredictOptions {
   std::string prior_layer;           // --layer of that file
   PerturbationPriorOptions prior;
   int64_t n_control = 0;  // control cells per context (0: the largest n_cells of its rows)
+  // A perturbation neither seen in training nor naming genes of the model is predicted as its
+  // context's perturbed state (else: an error listing every such row).
+  bool allow_unknown = false;
   SamplingSettings sampling;
 };
 
 struct Prediction {
   AnnData cells;
-  std::vector<std::string> notes;  // what the prior pre-filled, per row
+  std::vector<std::string> notes;  // what the prior pre-filled, per row; unknown perturbations
 };
 
 Prediction predict_perturbations(const PredictOptions& options);

@@ -1,5 +1,5 @@
 // The pairs CSV: quoted fields, stray spaces and CR line ends are read as meant; malformed files
-// and a missing file are refused as user errors.
+// (a duplicated label combination among them) and a missing file are refused as user errors.
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -21,7 +21,8 @@ TEST(PredictionPairs, ParsesPairsFiles) {
   EXPECT_EQ(pairs.column("condition"), 1);
   EXPECT_EQ(pairs.column("donor"), -1);
   for (const char* bad : {"cell_type,condition\nA,B\n", "condition,n_cells\nA\n", "condition,n_cells\nA,0\n",
-                          "condition,n_cells\nA,3.5\n", "condition,n_cells\n"}) {
+                          "condition,n_cells\nA,3.5\n", "condition,n_cells\n",
+                          "cell_type,condition,n_cells\nA,B,5\nA,C,5\nA, B ,7\n"}) {
     EXPECT_THROW(parse_prediction_pairs(bad, "pairs.csv"), UserError) << bad;
   }
 }

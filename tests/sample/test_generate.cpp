@@ -1,7 +1,7 @@
 // Conditional generation and perturbation prediction from a tiny model trained on a simulated
 // screen (2 cell types x 3 knock-downs, one (type, knock-down) pair held out): pre-filled genes,
 // training proportions, label checks, unseen gene labels, and predict_perturbations with and
-// without the prior.
+// without the prior, and with perturbations it cannot place.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -146,7 +146,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
   const std::vector<int32_t> zeroed(top.begin(), top.begin() + 3);  // highly expressed, pre-filled 0
   const std::vector<int32_t> varied(top.end() - 4, top.end());      // pre-filled 1..7 (exact tokens)
   const int64_t n = 10;
-  CellGroup group{{"type_1", "control"}, n, {}};
+  CellGroup group{{"type_1", "control"}, n, {}, {}};
   for (int64_t i = 0; i < n; ++i) {
     std::vector<PrefilledGene> cell;
     for (const int32_t g : zeroed) cell.emplace_back(position_of[static_cast<size_t>(g)], 0);
@@ -155,7 +155,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
     }
     group.prefilled.push_back(cell);
   }
-  const CellGroup free{{"type_1", "control"}, n, {}};
+  const CellGroup free{{"type_1", "control"}, n, {}, {}};
   const AnnData out = generate_groups(loaded, {group, free}, quick_sampling());
   ASSERT_EQ(out.n_obs(), 2 * n);
   double free_total = 0;
@@ -329,13 +329,13 @@ TEST(LibraryLabels, GroupsSplitLikeTheTrainingCellsOfTheirLabelsOrOfTheirContext
                        {{"A", "P", "m"}, 4},
                        {{"B", "control", "m"}, 3},
                        {{"B", "P", "s"}, 1}};
-  CellGroup controls{{"A", "control", ""}, 8, {}};
+  CellGroup controls{{"A", "control", ""}, 8, {}, {}};
   for (uint8_t i = 0; i < 8; ++i) controls.prefilled.push_back({{0, i}});
   const std::vector<CellGroup> asked = {controls,
-                                        {{"A", "", ""}, 12, {}},          // any perturbation of A
-                                        {{"A", "Q", ""}, 6, {}},          // unseen pair: A's sizes
-                                        {{"C", "control", ""}, 16, {}},   // unknown context: all cells
-                                        {{"A", "control", "m"}, 5, {}}};  // a size asked for
+                                        {{"A", "", ""}, 12, {}, {}},          // any perturbation of A
+                                        {{"A", "Q", ""}, 6, {}, {}},          // unseen pair: A's sizes
+                                        {{"C", "control", ""}, 16, {}, {}},   // unknown context: all cells
+                                        {{"A", "control", "m"}, 5, {}, {}}};  // a size asked for
   std::vector<std::tuple<std::vector<std::string>, int64_t>> got;
   std::vector<uint8_t> prefilled_order;
   for (const auto& g : with_library_labels(meta, asked)) {
@@ -352,7 +352,7 @@ TEST(LibraryLabels, GroupsSplitLikeTheTrainingCellsOfTheirLabelsOrOfTheirContext
   EXPECT_EQ(prefilled_order, (std::vector<uint8_t>{0, 1, 2, 3, 4, 5, 6, 7})) << "each cell keeps its genes";
   meta.conditions.pop_back();  // no library field: groups unchanged
   meta.combinations.clear();
-  EXPECT_EQ(with_library_labels(meta, {{{"A", "control"}, 3, {}}}).size(), 1u);
+  EXPECT_EQ(with_library_labels(meta, {{{"A", "control"}, 3, {}, {}}}).size(), 1u);
 }
 
 TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
@@ -363,7 +363,7 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   const ModelMetadata& meta = loaded.meta;
   ASSERT_FALSE(meta.conditions[1].find(unseen));
   const int64_t n = 12;
-  const AnnData targeted = generate_groups(loaded, {{{"type_1", unseen}, n, {}}}, quick_sampling(5));
+  const AnnData targeted = generate_groups(loaded, {{{"type_1", unseen}, n, {}, {}}}, quick_sampling(5));
   ASSERT_EQ(targeted.n_obs(), n);
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(label(targeted, "condition", i), unseen);
   // Its input: the NULL token plus the two genes' sequence positions (test_model checks that the
@@ -381,7 +381,7 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   // A seen label keeps its own token.
   EXPECT_EQ(encode_labels(meta, {"type_1", pert_}).tokens[1], *meta.conditions[1].find(pert_));
   // A label of another field is never treated as targets.
-  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control"}, n, {}}}, quick_sampling()), UserError);
+  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control"}, n, {}, {}}}, quick_sampling()), UserError);
 }
 
 TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {
@@ -463,10 +463,55 @@ TEST_F(Conditional, PredictRefusesBadPairs) {
         << "a label naming a gene and a non-gene";
   }
   EXPECT_THROW(run("d.csv", "cell_type,n_cells\ntype_0,4\n", false), UserError) << "no perturbation column";
+  EXPECT_THROW(
+      run("f.csv", "cell_type,condition,n_cells\ntype_0," + pert_ + ",4\ntype_0," + pert_ + ",2\n", false),
+      UserError)
+      << "the same pair twice";
   auto unconditional =
       predict_options(write_pairs("e.csv", "cell_type,condition,n_cells\ntype_0," + pert_ + ",4\n"));
   unconditional.model_dir = plain();
   EXPECT_THROW(predict_perturbations(unconditional), UserError);
+}
+
+TEST_F(Conditional, UnknownPerturbationsAreListedTogetherOrPredictedWhenAllowed) {
+  const auto pairs = write_pairs("unknown.csv", "cell_type,condition,n_cells\ntype_0,DRUG_A,4\ntype_1," +
+                                                    pert_ + ",3\ntype_1,DRUG_B,5\n");
+  try {
+    predict_perturbations(predict_options(pairs));
+    ADD_FAILURE() << "unknown perturbations were accepted";
+  } catch (const UserError& e) {
+    const std::string message = e.what();
+    for (const char* expected :
+         {"row 1 condition 'DRUG_A'", "row 3 condition 'DRUG_B'", "2 row(s)", "--allow-unknown"})
+      EXPECT_NE(message.find(expected), std::string::npos) << message;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << "one line";
+  }
+
+  auto allowed = predict_options(pairs);
+  allowed.allow_unknown = true;
+  const Prediction p = predict_perturbations(allowed);
+  const auto counts = cells_per_pair(p.cells);
+  EXPECT_EQ(counts.at({"type_0", "DRUG_A"}), 4);
+  EXPECT_EQ(counts.at({"type_1", "DRUG_B"}), 5);
+  EXPECT_EQ(counts.at({"type_1", pert_}), 3);
+  ASSERT_EQ(p.notes.size(), 2u);
+  EXPECT_NE(p.notes[0].find("DRUG_A"), std::string::npos) << p.notes[0];
+  const auto uns = std::find_if(p.cells.uns_strings.begin(), p.cells.uns_strings.end(),
+                                [](const auto& kv) { return kv.first == "lingshu_unknown_perturbations"; });
+  ASSERT_NE(uns, p.cells.uns_strings.end());
+  EXPECT_EQ(uns->second, "DRUG_A,DRUG_B");
+
+  // An unknown context is never allowed, and its message lists the contexts the model knows.
+  try {
+    predict_perturbations([&] {
+      auto o = predict_options(write_pairs("ctx.csv", "cell_type,condition,n_cells\ntype_9,DRUG_A,4\n"));
+      o.allow_unknown = true;
+      return o;
+    }());
+    ADD_FAILURE() << "an unknown context was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("type_0"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
