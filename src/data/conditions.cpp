@@ -4,7 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "core/error.h"
 
@@ -64,6 +66,7 @@ nlohmann::json ConditionField::to_json() const {
   nlohmann::json j = {
       {"column", column}, {"labels", labels}, {"is_perturbation", is_perturbation}, {"control", control}};
   if (is_library) j["library_edges"] = library_edges;
+  if (is_state) j["is_state"] = true;
   return j;
 }
 
@@ -73,6 +76,7 @@ ConditionField ConditionField::from_json(const nlohmann::json& j) {
   f.labels = j.at("labels").get<std::vector<std::string>>();
   f.is_perturbation = j.at("is_perturbation").get<bool>();
   f.control = j.at("control").get<std::string>();
+  f.is_state = j.value("is_state", false);
   if (j.contains("library_edges")) {
     f.is_library = true;
     f.library_edges = j.at("library_edges").get<std::vector<double>>();
@@ -150,6 +154,40 @@ std::vector<std::string> library_labels(const ConditionField& field, const std::
 
 int library_field_index(const std::vector<ConditionField>& fields) {
   const auto it = std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_library; });
+  return it == fields.end() ? -1 : static_cast<int>(it - fields.begin());
+}
+
+std::string state_label(const std::vector<ConditionField>& fields, const std::vector<std::string>& labels) {
+  std::string context;
+  std::string state;
+  for (size_t f = 0; f < fields.size(); ++f) {
+    if (fields[f].is_library || fields[f].is_state) continue;
+    if (labels[f].empty()) return "";
+    if (fields[f].is_perturbation)
+      state = labels[f] == fields[f].control ? "control" : "perturbed";
+    else
+      context += labels[f] + "/";
+  }
+  return state.empty() ? "" : context + state;
+}
+
+std::optional<ConditionField> make_state_field(const std::vector<ConditionField>& fields,
+                                               const std::vector<std::vector<std::string>>& cell_labels) {
+  if (std::none_of(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; }))
+    return std::nullopt;
+  std::set<std::string> labels;
+  for (const auto& cell : cell_labels) {
+    if (auto label = state_label(fields, cell); !label.empty()) labels.insert(std::move(label));
+  }
+  ConditionField field;
+  field.column = kStateColumn;
+  field.is_state = true;
+  field.labels.assign(labels.begin(), labels.end());
+  return field;
+}
+
+int state_field_index(const std::vector<ConditionField>& fields) {
+  const auto it = std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_state; });
   return it == fields.end() ? -1 : static_cast<int>(it - fields.begin());
 }
 

@@ -25,6 +25,8 @@ struct ConditionField {
   // [library_edges[i - 1], library_edges[i]).
   bool is_library = false;
   std::vector<double> library_edges;
+  // The perturbation-state field (make_state_field): derived from the other fields' labels.
+  bool is_state = false;
 
   int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
   // Token of `label`, or nullopt when the field has never seen it.
@@ -59,6 +61,28 @@ std::vector<std::string> library_labels(const ConditionField& field, const std::
 
 // Index of the library-size field in `fields`, or -1.
 int library_field_index(const std::vector<ConditionField>& fields);
+
+// The obs column of the perturbation-state field that `lingshu train --perturbation` adds.
+inline constexpr const char* kStateColumn = "perturbation_state";
+
+// A cell's perturbation state: its context labels (every field but the perturbation, the library
+// size and the state itself) joined by '/', then "control" or "perturbed" ("A172/perturbed"; a
+// model without context fields: "perturbed"). "" when the perturbation or a context label is
+// unset. Why a field: what every perturbation of a context shares against its controls (stress,
+// selection, the screen's own effect) is most of what a perturbed population differs by (the
+// mean baseline of Ahlmann-Eltze et al. 2025); as a label of its own it is learned from the
+// context's other perturbations, predicts a perturbation never seen, and lets the perturbation's
+// own label carry only what is specific to it.
+std::string state_label(const std::vector<ConditionField>& fields, const std::vector<std::string>& labels);
+
+// The state field of a model with `fields` (one of them a perturbation field), with the labels
+// that `cell_labels` (one label per field per cell, "" = missing) give. nullopt without a
+// perturbation field.
+std::optional<ConditionField> make_state_field(const std::vector<ConditionField>& fields,
+                                               const std::vector<std::vector<std::string>>& cell_labels);
+
+// Index of the perturbation-state field in `fields`, or -1.
+int state_field_index(const std::vector<ConditionField>& fields);
 
 // Tokens of every cell for every field, row-major [n_cells x n_fields]. Missing labels -> NULL.
 std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<ConditionField>& fields);

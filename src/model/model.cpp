@@ -87,6 +87,10 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     gene_out_ = register_parameter("gene_out_loading", torch::zeros({L, R, d}));
     value_profile_ = register_parameter("value_profile", torch::randn({R, K}) * 0.3);
     depth_in_ = register_parameter("depth_in", torch::randn({2, d}) * 0.3);
+    cell_in_ = register_parameter("cell_in_loading", torch::zeros({L, R}));
+    cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
+    cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
+    cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
@@ -123,6 +127,16 @@ void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
   value_profile_[0].copy_(centred / centred.norm().clamp_min(1e-6) * std::sqrt(config_.n_tokens));
 }
 
+void MaskedDiffusionModelImpl::set_cell_factors(const torch::Tensor& in_loading,
+                                                const torch::Tensor& out_loading) {
+  TORCH_CHECK(config_.gene_factors > 0, "this model has no gene factors");
+  TORCH_CHECK(in_loading.sizes() == cell_in_.sizes() && out_loading.sizes() == cell_out_.sizes(),
+              "cell factor loadings must be ", cell_in_.sizes());
+  torch::NoGradGuard no_grad;
+  cell_in_.copy_(in_loading);
+  cell_out_.copy_(out_loading);
+}
+
 void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const torch::Tensor& bias) {
   TORCH_CHECK(field >= 0 && field < static_cast<int64_t>(condition_logit_bias_.size()),
               "no per-label logit bias for field ", field);
@@ -153,14 +167,47 @@ torch::Tensor MaskedDiffusionModelImpl::output_bias_logits(const torch::Tensor& 
   return out;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& tokens) {
+torch::Tensor MaskedDiffusionModelImpl::expected_levels(const torch::Tensor& conditions, int64_t rows) const {
+  torch::NoGradGuard no_grad;
+  const auto levels = value_level_.slice(0, 0, config_.n_tokens);
+  if (!conditions.defined() || conditions.size(1) == 0 || condition_logit_bias_.empty())
+    return torch::matmul(torch::softmax(gene_logit_bias_, -1), levels).unsqueeze(0).expand({rows, -1});
+  // A batch holds few distinct label rows: the [rows, L, K] softmax once per distinct row.
+  const auto [distinct, row_of, unused] = torch::unique_dim(conditions, 0, false, true, false);
+  return torch::matmul(torch::softmax(output_bias_logits(distinct), -1), levels).index_select(0, row_of);
+}
+
+torch::Tensor MaskedDiffusionModelImpl::cell_scores(const torch::Tensor& tokens,
+                                                    const torch::Tensor& conditions) const {
+  if (config_.gene_factors == 0) return {};
+  const int64_t G = config_.n_genes;
+  const auto genes = tokens.slice(1, 0, G);
+  const auto observed = genes.lt(config_.n_tokens).to(value_level_.scalar_type());
+  const auto level = value_level_.index_select(0, genes.flatten()).view(genes.sizes());
+  const auto deviation = (level - expected_levels(conditions, tokens.size(0)).slice(1, 0, G)) * observed;
+  // A random share of the genes estimates the full projection times that share: dividing by
+  // (share + shrink) undoes the share and, with few genes, pulls the noisy estimate towards 0.
+  const auto share = observed.mean(1, /*keepdim=*/true);
+  const auto scores = torch::matmul(deviation, cell_in_.slice(0, 0, G)) / (share + cell_shrink_.exp());
+  // Unit-variance scores, bounded at 3 sd: unbounded, a cell whose sampled genes came out high
+  // raised the scores, which raised its other genes, until a few cells in twenty had every gene in
+  // the hundreds (paul15).
+  constexpr double kBound = 3.0;
+  return kBound * torch::tanh(scores / kBound);
+}
+
+torch::Tensor MaskedDiffusionModelImpl::embed_patches(const torch::Tensor& tokens,
+                                                      const torch::Tensor& cell) {
   const int64_t B = tokens.size(0);
   TORCH_CHECK(tokens.dim() == 2 && tokens.size(1) == config_.n_positions(), "tokens must be [B, ",
               config_.n_positions(), "], got ", tokens.sizes());
   const auto genes = value_emb_(tokens) + gene_emb_;  // [B, L, g]
   const auto patches = genes.view({B, config_.n_patches(), config_.patch_size * config_.gene_dim});
   auto x = patch_in_(patches) + patch_pos_;
-  if (config_.gene_factors > 0) x = x + gene_factor_input(tokens).to(x.scalar_type());
+  if (config_.gene_factors > 0) {
+    x = x +
+        (gene_factor_input(tokens) + torch::matmul(cell, cell_to_patch_).unsqueeze(1)).to(x.scalar_type());
+  }
   return x;
 }
 
@@ -223,9 +270,10 @@ torch::Tensor MaskedDiffusionModelImpl::embed_conditions(const torch::Tensor& co
 
 torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens,
                                                      const torch::Tensor& conditions,
-                                                     const torch::Tensor& targets) {
+                                                     const torch::Tensor& targets,
+                                                     const torch::Tensor& cell) {
   const int64_t B = tokens.size(0), F = config_.n_conditions();
-  auto x = embed_patches(tokens);
+  auto x = embed_patches(tokens, cell);
   if (F > 0) {
     TORCH_CHECK(
         conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B && conditions.size(1) == F,
@@ -242,11 +290,15 @@ torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens
 
 torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
                                                 const torch::Tensor& targets) {
-  const auto x = patch_states(tokens, conditions, targets);
+  const auto cell = cell_scores(tokens, conditions);
+  const auto x = patch_states(tokens, conditions, targets, cell);
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
   auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
-  if (config_.gene_factors > 0) out = out + gene_factor_logits(x);
+  if (config_.gene_factors > 0) {
+    const auto tilt = torch::matmul(cell, cell_out_.t());  // [B, L]
+    out = out + gene_factor_logits(x) + tilt.unsqueeze(-1) * value_level_.slice(0, 0, config_.n_tokens);
+  }
   if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
   return out;
 }
@@ -256,7 +308,8 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
                                                    const torch::Tensor& targets, const torch::Tensor& rows,
                                                    const torch::Tensor& positions) {
   const int64_t P = config_.patch_size, K = config_.n_tokens;
-  const auto x = patch_states(tokens, conditions, targets);
+  const auto cell = cell_scores(tokens, conditions);
+  const auto x = patch_states(tokens, conditions, targets, cell);
   const auto states = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
   const auto slot = torch::remainder(positions, P);
   const auto weight = head_->weight.view({P, K, -1});
@@ -270,7 +323,11 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
     out.index_copy_(0, picked, logits.to(torch::kFloat32));
   }
   out = out + gene_logit_bias_.index_select(0, positions);
-  if (config_.gene_factors > 0) out = out + gene_factor_logits_at(states, positions);
+  if (config_.gene_factors > 0) {
+    const auto tilt = (cell.index_select(0, rows) * cell_out_.index_select(0, positions)).sum(1);  // [M]
+    out = out + gene_factor_logits_at(states, positions) +
+          tilt.unsqueeze(1) * value_level_.slice(0, 0, config_.n_tokens);
+  }
   if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
   return out;
 }

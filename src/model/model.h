@@ -13,6 +13,11 @@
 // gene reads R scalars off its patch's final state with its output loadings [R, d]; they tilt its
 // logits along R learned value profiles [R, K]. The slot-shared projection and head alone let a
 // gene's value reach the network only through the slot it occupies.
+// The same R also sizes the cell factors, a linear factor model around the transformer: the
+// observed genes' deviations from their label's expected level, projected on per-gene input
+// loadings, give R cell scores (shrunk towards 0 when few genes are observed); the scores enter
+// every patch token, and each gene's output loadings turn them into an exponential tilt of its
+// levels. They start as principal components of the training cells (train/cell_factor_init.h).
 //
 // Positions are sequence positions of GenePatching (gene order()[pos] sits at pos; positions past
 // the last gene are padding). The gene-identity embedding is indexed by position, which is the
@@ -75,13 +80,20 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Sets the value level of each token ([K], e.g. log1p of its lower count edge) and each gene's
   // mean level ([n_positions]), the start of the gene-factor input (gene_factors > 0 models).
   void set_value_levels(const torch::Tensor& levels, const torch::Tensor& gene_mean_levels);
+  // Sets the cell factors' input and output loadings ([n_positions, R] each).
+  void set_cell_factors(const torch::Tensor& in_loading, const torch::Tensor& out_loading);
   // Sets field f's per-label output bias [vocab_f, n_positions, K] (condition_logit_bias models).
   void set_condition_logit_bias(int64_t field, const torch::Tensor& bias);
 
   const ModelConfig& config() const { return config_; }
 
  private:
-  torch::Tensor embed_patches(const torch::Tensor& tokens);
+  // `cell`: the cell scores [B, R] (undefined without gene factors).
+  torch::Tensor embed_patches(const torch::Tensor& tokens, const torch::Tensor& cell);
+  // The level each gene is expected to have under each row's output biases: [B, n_positions], no grad.
+  torch::Tensor expected_levels(const torch::Tensor& conditions, int64_t rows) const;
+  // The cell scores [B, R] from the observed genes (undefined without gene factors).
+  torch::Tensor cell_scores(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
   // Sum over each patch's observed genes of (level - gene mean level) x input loading: [B, n_patches, d].
   torch::Tensor gene_factor_input(const torch::Tensor& tokens);
   // Gene-specific logits from the patch states: [B, n_positions, K], or [M, K] at (rows, positions).
@@ -91,7 +103,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::Tensor embed_targets(const torch::Tensor& targets);
   // Final hidden states of the patch tokens: [B, n_patches, d_model].
   torch::Tensor patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                             const torch::Tensor& targets);
+                             const torch::Tensor& targets, const torch::Tensor& cell);
   // Sum over fields of each row's label bias at the given positions: [B, n_positions, K] when
   // `positions` is undefined, else [M, K] for (rows[m], positions[m]). Undefined without biases.
   torch::Tensor label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
@@ -113,6 +125,9 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // input loadings [n_positions, d], output loadings [n_positions, R, d], value profiles [R, K].
   torch::Tensor value_level_, gene_level_mean_, gene_in_, gene_out_, value_profile_;
   torch::Tensor depth_in_;  // [2, d]: directions of the cell's depth and of its observed share
+  // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], and
+  // the log of the shrinkage (in shares of observed genes) of scores from few genes.
+  torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_;
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);

@@ -171,6 +171,15 @@ std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n
   return groups;
 }
 
+void fill_state_label(const ModelMetadata& meta, std::vector<std::string>& labels) {
+  const int state = state_field_index(meta.conditions);
+  if (state < 0 || labels.size() != meta.conditions.size() || !labels[static_cast<size_t>(state)].empty())
+    return;
+  const auto& field = meta.conditions[static_cast<size_t>(state)];
+  if (auto label = state_label(meta.conditions, labels); field.find(label))
+    labels[static_cast<size_t>(state)] = std::move(label);
+}
+
 std::vector<CellGroup> with_library_labels(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
   const int library = library_field_index(meta.conditions);
   if (library < 0) return groups;
@@ -227,7 +236,12 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
       throw UserError("pre-filled genes must be given for every cell of a group, or for none");
     }
   }
-  const std::vector<CellGroup> groups = with_library_labels(meta, requested);
+  std::vector<CellGroup> stated = requested;
+  for (auto& g : stated) {
+    fill_state_label(meta, g.labels);
+    if (!g.shown_labels.empty()) fill_state_label(meta, g.shown_labels);
+  }
+  const std::vector<CellGroup> groups = with_library_labels(meta, stated);
 
   std::vector<EncodedLabels> encoded;
   std::vector<Row> rows;

@@ -81,6 +81,12 @@ std::vector<std::string> labels_from_terms(const ModelMetadata& meta, const std:
 // `n` cells split over the training label combinations in proportion (largest remainders).
 std::vector<CellGroup> training_proportions(const ModelMetadata& meta, int64_t n);
 
+// Sets the perturbation-state label of `labels` (one per model field) from its other labels where
+// the model has a state field and the label is unset: state_label, or NULL when training never saw
+// that state (a context whose perturbed cells were all held out). Before `pert` is cleared, an
+// unknown perturbation keeps its context's perturbed state.
+void fill_state_label(const ModelMetadata& meta, std::vector<std::string>& labels);
+
 // `groups` with the library-size label filled in where a model has a library field and a group
 // leaves it unset: each such group is split over the library bins in the proportions of the
 // training cells that carry its labels. A combination no training cell carries (an unseen

@@ -271,7 +271,8 @@ Prediction predict_perturbations(const PredictOptions& options) {
     if (label == pert_field.control) continue;  // its control cells are generated once per context
     CellGroup group{labels, pairs.n_cells[r], {}, {}};
     if (unknown[r]) {
-      group.shown_labels = labels;
+      fill_state_label(meta, group.labels);
+      group.shown_labels = group.labels;
       group.labels[static_cast<size_t>(pert)].clear();
       unknown_labels.push_back(label);
       out.notes.push_back(

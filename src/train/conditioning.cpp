@@ -21,6 +21,18 @@ void keep_occurring_labels(ConditionField& field, const DataFrame& obs) {
   }
   std::erase_if(field.labels, [&](const std::string& l) { return !seen.contains(l); });
 }
+// Every cell's label in each field whose column obs has ("" where missing or absent).
+std::vector<std::vector<std::string>> cell_labels(const DataFrame& obs,
+                                                  const std::vector<ConditionField>& fields) {
+  std::vector<std::vector<std::string>> out(static_cast<size_t>(obs.size()),
+                                            std::vector<std::string>(fields.size()));
+  for (size_t f = 0; f < fields.size(); ++f) {
+    const Column* column = obs.find(fields[f].column);
+    if (column == nullptr) continue;
+    for (int64_t i = 0; i < obs.size(); ++i) out[static_cast<size_t>(i)][f] = column->label(i).value_or("");
+  }
+  return out;
+}
 }  // namespace
 
 std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request,
@@ -49,13 +61,27 @@ std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const C
     }
     if (auto field = make_library_field(totals, request.library_bins)) fields.push_back(std::move(*field));
   }
+  if (auto state = make_state_field(fields, cell_labels(obs, fields))) {
+    if (obs.find(kStateColumn) != nullptr) {
+      throw UserError(fmt::format(
+          "obs already has a column '{}', the name of the perturbation-state condition; rename it",
+          kStateColumn));
+    }
+    fields.push_back(std::move(*state));
+  }
   return fields;
 }
 
-void set_library_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
+void set_derived_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
                          const std::vector<double>& totals) {
   for (const auto& f : fields) {
     if (f.is_library) obs.set(Column::categorical(f.column, library_labels(f, totals)));
+  }
+  // The state derives from the other labels, the library bins among them.
+  if (const int state = state_field_index(fields); state >= 0) {
+    std::vector<std::string> labels;
+    for (const auto& cell : cell_labels(obs, fields)) labels.push_back(state_label(fields, cell));
+    obs.set(Column::categorical(fields[static_cast<size_t>(state)].column, labels));
   }
 }
 

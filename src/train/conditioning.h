@@ -21,14 +21,15 @@ struct ConditioningRequest {
 };
 
 // The condition fields for `obs` (training cells only): vocabularies hold the labels that occur.
-// With request.library_bins > 0 the last field holds library-size bins of `totals` (the cells'
-// total counts); UserError if obs already has a column of that name.
+// With request.library_bins > 0 a field holds library-size bins of `totals` (the cells' total
+// counts); with a perturbation column the last field is the perturbation state (state_label).
+// UserError if obs already has a column of either name.
 std::vector<ConditionField> build_condition_fields(const DataFrame& obs, const ConditioningRequest& request,
                                                    const std::vector<double>& totals = {});
 
-// Sets the obs column of every library field in `fields` to each cell's bin label, so that
-// library bins are encoded and counted like any obs column.
-void set_library_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
+// Sets the obs columns of the derived fields in `fields` (library bins of `totals`, the
+// perturbation state), so that they are encoded and counted like any obs column.
+void set_derived_columns(DataFrame& obs, const std::vector<ConditionField>& fields,
                          const std::vector<double>& totals);
 
 // Index of the perturbation field in `fields`, or -1.

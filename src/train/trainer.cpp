@@ -26,6 +26,7 @@
 #include "model/precision.h"
 #include "model/weights.h"
 #include "train/batch_loader.h"
+#include "train/cell_factor_init.h"
 #include "train/checkpoint.h"
 #include "train/conditioning.h"
 #include "train/lr_schedule.h"
@@ -286,6 +287,9 @@ void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& coun
     const auto n = token_counts(counts, meta.tokenizer, meta.patching, one_group, 1)[0];  // [L, K]
     const auto mean_levels = n.matmul(levels) / static_cast<double>(std::max<int64_t>(counts.n_rows, 1));
     model.set_value_levels(levels.to(torch::kFloat), mean_levels.to(torch::kFloat));
+    const auto cell =
+        cell_factor_start(counts, meta.tokenizer, meta.patching, levels, codes, meta.config.gene_factors);
+    model.set_cell_factors(cell.in_loading, cell.out_loading);
   }
   if (!meta.config.condition_logit_bias) return;
   const auto shifts =
@@ -441,7 +445,7 @@ PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
   const auto totals = cells.X.row_sums();
   const auto fields = run.resuming ? run.meta.conditions : build_condition_fields(cells.obs, request, totals);
   DataFrame obs = cells.obs;
-  set_library_columns(obs, fields, totals);
+  set_derived_columns(obs, fields, totals);
   const auto codes = condition_codes(obs, fields);
   const Split split = split_cells(cells.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
   run.train_counts = cells.X.select_rows(split.train);

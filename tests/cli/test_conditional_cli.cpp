@@ -59,13 +59,14 @@ TEST(ConditionalCli, SimulateTrainWithHoldoutPredictThenEvaluate) {
   nlohmann::json conditions;
   std::ifstream(dir / "model" / "conditions.json") >> conditions;
   EXPECT_EQ(conditions["holdouts"], nlohmann::json::array({holdout}));
-  ASSERT_EQ(conditions["fields"].size(), 3u);
+  ASSERT_EQ(conditions["fields"].size(), 4u);
   EXPECT_EQ(conditions["fields"][1]["column"], "condition");
   EXPECT_EQ(conditions["fields"][1]["is_perturbation"], true);
   // The library-size field: 8 quantile bins of the training cells' totals.
   EXPECT_EQ(conditions["fields"][2]["column"], "library_size");
   EXPECT_EQ(conditions["fields"][2]["labels"].size(), 8u);
   EXPECT_EQ(conditions["fields"][2]["library_edges"].size(), 7u);
+  EXPECT_EQ(conditions["fields"][3]["column"], "perturbation_state");
 
   std::ofstream(path("pairs.csv")) << "cell_type,condition,n_cells\ntype_0," << pert << ",30\n";
   r =

@@ -146,7 +146,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
   const std::vector<int32_t> zeroed(top.begin(), top.begin() + 3);  // highly expressed, pre-filled 0
   const std::vector<int32_t> varied(top.end() - 4, top.end());      // pre-filled 1..7 (exact tokens)
   const int64_t n = 10;
-  CellGroup group{{"type_1", "control"}, n, {}, {}};
+  CellGroup group{{"type_1", "control", ""}, n, {}, {}};
   for (int64_t i = 0; i < n; ++i) {
     std::vector<PrefilledGene> cell;
     for (const int32_t g : zeroed) cell.emplace_back(position_of[static_cast<size_t>(g)], 0);
@@ -155,7 +155,7 @@ TEST_F(Conditional, PrefilledGenesComeOutExactlyInEveryCell) {
     }
     group.prefilled.push_back(cell);
   }
-  const CellGroup free{{"type_1", "control"}, n, {}, {}};
+  const CellGroup free{{"type_1", "control", ""}, n, {}, {}};
   const AnnData out = generate_groups(loaded, {group, free}, quick_sampling());
   ASSERT_EQ(out.n_obs(), 2 * n);
   double free_total = 0;
@@ -363,13 +363,17 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   const ModelMetadata& meta = loaded.meta;
   ASSERT_FALSE(meta.conditions[1].find(unseen));
   const int64_t n = 12;
-  const AnnData targeted = generate_groups(loaded, {{{"type_1", unseen}, n, {}, {}}}, quick_sampling(5));
+  const AnnData targeted = generate_groups(loaded, {{{"type_1", unseen, ""}, n, {}, {}}}, quick_sampling(5));
   ASSERT_EQ(targeted.n_obs(), n);
   for (int64_t i = 0; i < n; ++i) EXPECT_EQ(label(targeted, "condition", i), unseen);
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(label(targeted, kStateColumn, i), "type_1/perturbed");
   // Its input: the NULL token plus the two genes' sequence positions (test_model checks that the
-  // targets change the logits).
-  const auto encoded = encode_labels(meta, {"type_1", unseen});
-  EXPECT_EQ(encoded.tokens, (std::vector<int64_t>{*meta.conditions[0].find("type_1"), 0}));
+  // targets change the logits), in its context's perturbed state.
+  std::vector<std::string> labels{"type_1", unseen, ""};
+  fill_state_label(meta, labels);
+  const auto encoded = encode_labels(meta, labels);
+  EXPECT_EQ(encoded.tokens, (std::vector<int64_t>{*meta.conditions[0].find("type_1"), 0,
+                                                  *meta.conditions[2].find("type_1/perturbed")}));
   std::vector<int32_t> expected;
   for (int64_t pos = 0; pos < meta.patching.n_genes; ++pos) {
     const auto gene = meta.patching.order[static_cast<size_t>(pos)];
@@ -379,9 +383,9 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   std::sort(got.begin(), got.end());
   EXPECT_EQ(got, expected);
   // A seen label keeps its own token.
-  EXPECT_EQ(encode_labels(meta, {"type_1", pert_}).tokens[1], *meta.conditions[1].find(pert_));
+  EXPECT_EQ(encode_labels(meta, {"type_1", pert_, ""}).tokens[1], *meta.conditions[1].find(pert_));
   // A label of another field is never treated as targets.
-  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control"}, n, {}, {}}}, quick_sampling()), UserError);
+  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control", ""}, n, {}, {}}}, quick_sampling()), UserError);
 }
 
 TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {
@@ -394,7 +398,7 @@ TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {
   EXPECT_EQ(cells.gene_names(), genes());
   std::vector<std::string> columns;
   for (const auto& c : cells.obs.columns) columns.push_back(c.name);
-  EXPECT_EQ(columns, (std::vector<std::string>{"cell_type", "condition"}));
+  EXPECT_EQ(columns, (std::vector<std::string>{"cell_type", "condition", kStateColumn}));
   // Controls per context: the largest n_cells of its rows.
   EXPECT_EQ(cells_per_pair(cells),
             (std::map<std::pair<std::string, std::string>, int64_t>{{{"type_0", pert_}, 7},

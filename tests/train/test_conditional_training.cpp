@@ -67,14 +67,16 @@ TEST(ConditionalTraining, ModelDirectoryRecordsFieldsHoldoutAndCombinations) {
   EXPECT_EQ(j["holdouts"], nlohmann::json::array({holdout}));
 
   const auto meta = read_model_metadata(dir / "m");
-  ASSERT_EQ(meta.conditions.size(), 2u);
+  ASSERT_EQ(meta.conditions.size(), 3u);
   EXPECT_EQ(meta.conditions[0].column, "cell_type");
   EXPECT_EQ(meta.conditions[1].column, "condition");
   EXPECT_TRUE(meta.conditions[1].is_perturbation);
+  EXPECT_EQ(meta.conditions[2].column, kStateColumn);
   EXPECT_EQ(meta.config.perturbation_field, 1);
-  ASSERT_EQ(meta.config.condition_vocab_sizes.size(), 2u);
+  ASSERT_EQ(meta.config.condition_vocab_sizes.size(), 3u);
   EXPECT_EQ(meta.config.condition_vocab_sizes[0], 3);  // NULL + 2 types
   EXPECT_EQ(meta.config.condition_vocab_sizes[1], 4);  // NULL + control + 2 perturbations
+  EXPECT_EQ(meta.config.condition_vocab_sizes[2], 5);  // NULL + 2 types x (control, perturbed)
   // The held-out perturbation is still a label: type_1 cells carry it.
   EXPECT_TRUE(meta.conditions[1].find(pert));
   EXPECT_EQ(meta.holdouts, std::vector<std::string>{holdout});
@@ -94,7 +96,7 @@ TEST(ConditionalTraining, ModelDirectoryRecordsFieldsHoldoutAndCombinations) {
   ASSERT_EQ(meta.combinations.size(), direct.size());
   int64_t total = 0;
   for (const auto& c : meta.combinations) {
-    EXPECT_EQ(c.n_cells, direct.at(c.labels));
+    EXPECT_EQ(c.n_cells, direct.at({c.labels[0], c.labels[1]}));
     EXPECT_FALSE(c.labels[0] == "type_0" && c.labels[1] == pert);
     total += c.n_cells;
   }

@@ -36,7 +36,7 @@ TEST(Conditioning, FieldsHoldOnlyLabelsOfTrainingCellsAndMarkThePerturbation) {
   ASSERT_NE(std::find(categories.begin(), categories.end(), "type_2"), categories.end());
 
   const auto fields = build_condition_fields(cells.obs, {{"cell_type"}, "condition", "control", {}});
-  ASSERT_EQ(fields.size(), 2u);
+  ASSERT_EQ(fields.size(), 3u);
   EXPECT_EQ(fields[0].column, "cell_type");
   EXPECT_EQ(fields[0].labels, (std::vector<std::string>{"type_0", "type_1"}));
   EXPECT_FALSE(fields[0].is_perturbation);
@@ -47,11 +47,16 @@ TEST(Conditioning, FieldsHoldOnlyLabelsOfTrainingCellsAndMarkThePerturbation) {
   EXPECT_TRUE(fields[1].find("control"));
   for (const auto& p : sim.truth.perturbations) EXPECT_TRUE(fields[1].find(p.name)) << p.name;
   EXPECT_EQ(perturbation_field_index(fields), 1);
+  // The perturbation state comes last: each training context, control or perturbed.
+  EXPECT_EQ(state_field_index(fields), 2);
+  EXPECT_EQ(fields[2].column, kStateColumn);
+  EXPECT_EQ(fields[2].labels, (std::vector<std::string>{"type_0/control", "type_0/perturbed",
+                                                        "type_1/control", "type_1/perturbed"}));
 
   // The perturbation column named among --condition too: one field, where it was named.
   const auto listed =
       build_condition_fields(cells.obs, {{"condition", "cell_type"}, "condition", "control", {}});
-  ASSERT_EQ(listed.size(), 2u);
+  ASSERT_EQ(listed.size(), 3u);
   EXPECT_EQ(listed[0].column, "condition");
   EXPECT_EQ(perturbation_field_index(listed), 0);
 
@@ -66,13 +71,22 @@ TEST(Conditioning, LibraryBinsComeLastAndBecomeAnObsColumnCountedLikeAnyOther) {
   const auto totals = sim.data.X.row_sums();
   ConditioningRequest request{{"cell_type"}, "condition", "control", {}, 4};
   const auto fields = build_condition_fields(sim.data.obs, request, totals);
-  ASSERT_EQ(fields.size(), 3u);
+  ASSERT_EQ(fields.size(), 4u);
   EXPECT_EQ(library_field_index(fields), 2);
   EXPECT_EQ(perturbation_field_index(fields), 1);
+  EXPECT_EQ(state_field_index(fields), 3);
   EXPECT_EQ(fields[2].labels.size(), 4u);
 
   DataFrame obs = sim.data.obs;
-  set_library_columns(obs, fields, totals);
+  set_derived_columns(obs, fields, totals);
+  // Every cell's state column agrees with its own labels.
+  const Column& state = obs.require(kStateColumn, "obs");
+  const Column& type = obs.require("cell_type", "obs");
+  const Column& condition = obs.require("condition", "obs");
+  for (int64_t i = 0; i < obs.size(); ++i) {
+    ASSERT_EQ(*state.label(i),
+              *type.label(i) + (*condition.label(i) == "control" ? "/control" : "/perturbed"));
+  }
   const auto codes = condition_codes(obs, fields);
   std::map<int64_t, int64_t> per_bin;
   for (size_t i = 0; i < totals.size(); ++i) {
@@ -95,7 +109,7 @@ TEST(Conditioning, LibraryBinsComeLastAndBecomeAnObsColumnCountedLikeAnyOther) {
   // A data column of the same name would be silently replaced: refused instead.
   EXPECT_THROW(build_condition_fields(obs, request, totals), UserError);
   request.library_bins = 0;
-  EXPECT_EQ(build_condition_fields(sim.data.obs, request, totals).size(), 2u);
+  EXPECT_EQ(build_condition_fields(sim.data.obs, request, totals).size(), 3u);
 }
 
 TEST(Conditioning, BadRequestsAreUserErrors) {
@@ -117,21 +131,22 @@ TEST(Conditioning, CombinationsCountTheCellsAndCodesMatchEncoding) {
   for (const int64_t i : {3, 50, 51}) types.codes[static_cast<size_t>(i)] = -1;
 
   const auto fields = build_condition_fields(obs, {{"cell_type"}, "condition", "control", {}});
+  set_derived_columns(obs, fields, {});
   const auto combos = count_combinations(obs, fields);
   std::map<std::vector<std::string>, int64_t> direct;
   for (int64_t i = 0; i < obs.size(); ++i) ++direct[{label(obs, "cell_type", i), label(obs, "condition", i)}];
   ASSERT_EQ(combos.size(), direct.size());
   int64_t total = 0;
   for (const auto& c : combos) {
-    ASSERT_EQ(c.labels.size(), 2u);
-    EXPECT_EQ(c.n_cells, direct.at(c.labels)) << c.labels[0] << "/" << c.labels[1];
+    ASSERT_EQ(c.labels.size(), 3u);  // the state follows from the other two
+    EXPECT_EQ(c.n_cells, direct.at({c.labels[0], c.labels[1]})) << c.labels[0] << "/" << c.labels[1];
     total += c.n_cells;
   }
   EXPECT_EQ(total, obs.size());
   EXPECT_GT(direct.count({"", label(obs, "condition", 3)}), 0u);
   // In order of first occurrence.
-  EXPECT_EQ(combos[0].labels,
-            (std::vector<std::string>{label(obs, "cell_type", 0), label(obs, "condition", 0)}));
+  EXPECT_EQ(combos[0].labels, (std::vector<std::string>{label(obs, "cell_type", 0), label(obs, "condition", 0),
+                                                        label(obs, kStateColumn, 0)}));
 
   const auto codes = condition_codes(obs, fields);
   const auto flat = encode_conditions(obs, fields);
