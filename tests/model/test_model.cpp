@@ -119,6 +119,8 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   model->eval();
   torch::NoGradGuard no_grad;
   model->named_parameters()["gene_out_loading"].normal_();  // the gene-factor path too (zero when fresh)
+  model->set_cell_factors(torch::randn({c.n_positions(), c.gene_factors}) * 0.1,
+                          torch::randn({c.n_positions(), c.gene_factors}));
   const auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);
   const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
   const auto full = model->forward(tokens, conditions);
@@ -165,6 +167,37 @@ TEST(Model, GeneFactorsStartSilentThenGiveEachGeneItsOwnOutputAndInput) {
   EXPECT_GT(change_of_level(), 1e-6);  // the depth summary still sees it
   params["depth_in"].zero_();
   EXPECT_LT(change_of_level(), 1e-6);
+}
+
+TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
+  torch::manual_seed(8);
+  auto c = tiny_config(40, 8, {3});
+  c.gene_factors = 2;
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto params = model->named_parameters();
+  params["head.weight"].zero_();
+  params["head.bias"].zero_();
+  auto in = torch::zeros({c.n_positions(), 2});
+  in.slice(0, 0, 10).normal_();
+  auto out = torch::zeros({c.n_positions(), 2});
+  out[30].normal_();
+  model->set_cell_factors(in, out);
+  const auto conditions = torch::tensor({{1}}, torch::kLong);
+  const auto tilt = [&](const torch::Tensor& tokens) {
+    return (model->forward(tokens, conditions) - model->output_bias_logits(conditions)).abs()[0];
+  };
+  // Nothing observed: every score is 0, the logits are the output biases.
+  const auto masked = torch::full({1, c.n_positions()}, c.n_tokens, torch::kLong);
+  EXPECT_EQ(tilt(masked).max().item<float>(), 0.0f);
+  // Genes 0..9 observed high: gene 30, and only gene 30, is tilted.
+  auto observed = masked.clone();
+  observed.slice(1, 0, 10).fill_(c.n_tokens - 1);
+  const auto moved = tilt(observed);
+  EXPECT_GT(moved[30].max().item<float>(), 1e-3);
+  EXPECT_EQ(moved.narrow(0, 0, 30).max().item<float>(), 0.0f);
+  EXPECT_EQ(moved.narrow(0, 31, c.n_positions() - 31).max().item<float>(), 0.0f);
 }
 
 TEST(Model, PaddedTargetsFillWithMinusOne) {
