@@ -173,8 +173,12 @@ std::string state_label(const std::vector<ConditionField>& fields, const std::ve
 
 std::optional<ConditionField> make_state_field(const std::vector<ConditionField>& fields,
                                                const std::vector<std::vector<std::string>>& cell_labels) {
-  if (std::none_of(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; }))
-    return std::nullopt;
+  // What perturbations share needs two of them: with one (Kang's "stimulated") the state says
+  // what the label says, and training can move the effect from the label into the states of the
+  // contexts that have it, away from a context whose perturbed cells were all held out.
+  const auto pert =
+      std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; });
+  if (pert == fields.end() || pert->labels.size() < 3) return std::nullopt;
   std::set<std::string> labels;
   for (const auto& cell : cell_labels) {
     if (auto label = state_label(fields, cell); !label.empty()) labels.insert(std::move(label));

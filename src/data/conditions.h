@@ -77,7 +77,7 @@ std::string state_label(const std::vector<ConditionField>& fields, const std::ve
 
 // The state field of a model with `fields` (one of them a perturbation field), with the labels
 // that `cell_labels` (one label per field per cell, "" = missing) give. nullopt without a
-// perturbation field.
+// perturbation field with at least two perturbations besides the control.
 std::optional<ConditionField> make_state_field(const std::vector<ConditionField>& fields,
                                                const std::vector<std::vector<std::string>>& cell_labels);
 

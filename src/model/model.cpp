@@ -91,6 +91,12 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
+    // Frozen copies of the output biases as they start: the levels the cell scores are centred on.
+    start_gene_bias_ = register_parameter("start_gene_logit_bias", gene_logit_bias_.clone(), false);
+    for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
+      start_condition_bias_.push_back(register_parameter(fmt::format("start_condition_logit_bias_{}", f),
+                                                         condition_logit_bias_[f].clone(), false));
+    }
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
@@ -111,6 +117,7 @@ void MaskedDiffusionModelImpl::set_gene_logit_bias(const torch::Tensor& bias) {
               ", got ", bias.sizes());
   torch::NoGradGuard no_grad;
   gene_logit_bias_.copy_(bias);
+  if (start_gene_bias_.defined()) start_gene_bias_.copy_(bias);
 }
 
 void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
@@ -145,14 +152,16 @@ void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const tor
               bias.sizes());
   torch::NoGradGuard no_grad;
   table.copy_(bias);
+  if (!start_condition_bias_.empty()) start_condition_bias_[static_cast<size_t>(field)].copy_(bias);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
-                                                   const torch::Tensor& positions) const {
+                                                   const torch::Tensor& positions,
+                                                   const std::vector<torch::Tensor>& tables) const {
   torch::Tensor sum;
-  for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
+  for (size_t f = 0; f < tables.size(); ++f) {
     const auto labels = conditions.select(1, static_cast<int64_t>(f));
-    const auto& table = condition_logit_bias_[f];
+    const auto& table = tables[f];
     auto b = positions.defined() ? table.index({labels.index_select(0, rows), positions})
                                  : table.index_select(0, labels);
     sum = sum.defined() ? sum + b : b;
@@ -163,18 +172,23 @@ torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditio
 torch::Tensor MaskedDiffusionModelImpl::output_bias_logits(const torch::Tensor& conditions) const {
   const int64_t B = conditions.defined() ? conditions.size(0) : 1;
   auto out = gene_logit_bias_.unsqueeze(0).expand({B, -1, -1});
-  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
+  if (const auto by_label = label_bias(conditions, {}, {}, condition_logit_bias_); by_label.defined())
+    out = out + by_label;
   return out;
 }
 
 torch::Tensor MaskedDiffusionModelImpl::expected_levels(const torch::Tensor& conditions, int64_t rows) const {
+  // Centred on the biases as they started (the data's marginals), not as they are: trained ones
+  // could drift in a direction the scores then undo, which moved a fully masked cell's prediction
+  // (cellline CRISPR, 10 minutes: A172 control cells at 80 counts in one step against 126 real).
   torch::NoGradGuard no_grad;
   const auto levels = value_level_.slice(0, 0, config_.n_tokens);
-  if (!conditions.defined() || conditions.size(1) == 0 || condition_logit_bias_.empty())
-    return torch::matmul(torch::softmax(gene_logit_bias_, -1), levels).unsqueeze(0).expand({rows, -1});
+  if (!conditions.defined() || conditions.size(1) == 0 || start_condition_bias_.empty())
+    return torch::matmul(torch::softmax(start_gene_bias_, -1), levels).unsqueeze(0).expand({rows, -1});
   // A batch holds few distinct label rows: the [rows, L, K] softmax once per distinct row.
   const auto [distinct, row_of, unused] = torch::unique_dim(conditions, 0, false, true, false);
-  return torch::matmul(torch::softmax(output_bias_logits(distinct), -1), levels).index_select(0, row_of);
+  const auto start = start_gene_bias_ + label_bias(distinct, {}, {}, start_condition_bias_);
+  return torch::matmul(torch::softmax(start, -1), levels).index_select(0, row_of);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::cell_scores(const torch::Tensor& tokens,
@@ -299,7 +313,8 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
     const auto tilt = torch::matmul(cell, cell_out_.t());  // [B, L]
     out = out + gene_factor_logits(x) + tilt.unsqueeze(-1) * value_level_.slice(0, 0, config_.n_tokens);
   }
-  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
+  if (const auto by_label = label_bias(conditions, {}, {}, condition_logit_bias_); by_label.defined())
+    out = out + by_label;
   return out;
 }
 
@@ -328,7 +343,9 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
     out = out + gene_factor_logits_at(states, positions) +
           tilt.unsqueeze(1) * value_level_.slice(0, 0, config_.n_tokens);
   }
-  if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
+  if (const auto by_label = label_bias(conditions, rows, positions, condition_logit_bias_);
+      by_label.defined())
+    out = out + by_label;
   return out;
 }
 

@@ -104,10 +104,11 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Final hidden states of the patch tokens: [B, n_patches, d_model].
   torch::Tensor patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
                              const torch::Tensor& targets, const torch::Tensor& cell);
-  // Sum over fields of each row's label bias at the given positions: [B, n_positions, K] when
-  // `positions` is undefined, else [M, K] for (rows[m], positions[m]). Undefined without biases.
+  // Sum over fields of each row's label bias in `tables` (one per field) at the given positions:
+  // [B, n_positions, K] when `positions` is undefined, else [M, K] for (rows[m], positions[m]).
+  // Undefined without tables.
   torch::Tensor label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
-                           const torch::Tensor& positions) const;
+                           const torch::Tensor& positions, const std::vector<torch::Tensor>& tables) const;
 
   ModelConfig config_;
   torch::nn::Embedding value_emb_{nullptr};  // K values + MASK
@@ -128,6 +129,9 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], and
   // the log of the shrinkage (in shares of observed genes) of scores from few genes.
   torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_;
+  // The output biases as set at the start (not trained): what the cell scores are centred on.
+  torch::Tensor start_gene_bias_;
+  std::vector<torch::Tensor> start_condition_bias_;
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);

@@ -53,6 +53,11 @@ TEST(Conditioning, FieldsHoldOnlyLabelsOfTrainingCellsAndMarkThePerturbation) {
   EXPECT_EQ(fields[2].labels, (std::vector<std::string>{"type_0/control", "type_0/perturbed",
                                                         "type_1/control", "type_1/perturbed"}));
 
+  // One perturbation alone: the state would say what its label says, so there is none.
+  const AnnData single = remove_holdouts(cells, {"condition=" + sim.truth.perturbations[1].name});
+  EXPECT_EQ(
+      state_field_index(build_condition_fields(single.obs, {{"cell_type"}, "condition", "control", {}})), -1);
+
   // The perturbation column named among --condition too: one field, where it was named.
   const auto listed =
       build_condition_fields(cells.obs, {{"condition", "cell_type"}, "condition", "control", {}});
@@ -145,8 +150,9 @@ TEST(Conditioning, CombinationsCountTheCellsAndCodesMatchEncoding) {
   EXPECT_EQ(total, obs.size());
   EXPECT_GT(direct.count({"", label(obs, "condition", 3)}), 0u);
   // In order of first occurrence.
-  EXPECT_EQ(combos[0].labels, (std::vector<std::string>{label(obs, "cell_type", 0), label(obs, "condition", 0),
-                                                        label(obs, kStateColumn, 0)}));
+  EXPECT_EQ(combos[0].labels,
+            (std::vector<std::string>{label(obs, "cell_type", 0), label(obs, "condition", 0),
+                                      label(obs, kStateColumn, 0)}));
 
   const auto codes = condition_codes(obs, fields);
   const auto flat = encode_conditions(obs, fields);
