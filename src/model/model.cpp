@@ -92,10 +92,10 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
     // Frozen copies of the output biases as they start: the levels the cell scores are centred on.
-    start_gene_bias_ = register_parameter("start_gene_logit_bias", gene_logit_bias_.clone(), false);
+    start_gene_bias_ = register_parameter("start_gene_logit_bias", gene_logit_bias_.detach().clone(), false);
     for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
       start_condition_bias_.push_back(register_parameter(fmt::format("start_condition_logit_bias_{}", f),
-                                                         condition_logit_bias_[f].clone(), false));
+                                                         condition_logit_bias_[f].detach().clone(), false));
     }
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));

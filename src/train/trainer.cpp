@@ -102,6 +102,7 @@ bool is_output_bias(const std::string& name) {
 torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptions& o) {
   std::vector<torch::Tensor> decay, no_decay, prior;
   for (const auto& item : model->named_parameters()) {
+    if (!item.value().requires_grad()) continue;  // frozen copies (the cell scores' centring)
     const auto& name = item.key();
     const bool is_table = name.find("emb") != std::string::npos || name == "patch_pos";
     if (is_output_bias(name))
