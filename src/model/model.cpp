@@ -108,7 +108,10 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.3);
   }
   if (target_proj_) torch::nn::init::normal_(target_proj_->weight, 0.0, 0.02);
-  torch::nn::init::normal_(head_->weight, 0.0, 0.02);
+  // A fresh model predicts exactly its output biases (the marginals it starts from): a random head
+  // added logit noise that differed from label to label, so an untrained model's perturbed and
+  // control cells differed by noise as large as a perturbation's effect.
+  torch::nn::init::zeros_(head_->weight);
   torch::nn::init::zeros_(head_->bias);
 }
 

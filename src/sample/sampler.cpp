@@ -51,16 +51,21 @@ std::pair<torch::Tensor, torch::Tensor> propose_rows(const torch::Tensor& logits
   }
   return {tokens, log_probs.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)};
 }
+
+// Rows per slice of `logits` whose float64 copies stay near 8 MiB.
+int64_t rows_per_chunk(const torch::Tensor& logits) {
+  const int64_t per_row = std::max<int64_t>(1, logits.numel() / std::max<int64_t>(logits.size(0), 1));
+  return std::max<int64_t>(1, (int64_t{1} << 20) / per_row);
+}
 }  // namespace
 
 std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logits, double temperature,
                                                        at::Generator& generator) {
   // A slice at a time: float64 noise for every (gene, value) of a whole batch is large.
-  const int64_t per_row = std::max<int64_t>(1, logits.numel() / std::max<int64_t>(logits.size(0), 1));
-  const int64_t rows_per_chunk = std::max<int64_t>(1, (int64_t{1} << 20) / per_row);
+  const int64_t chunk = rows_per_chunk(logits);
   std::vector<torch::Tensor> tokens, log_p;
-  for (int64_t begin = 0; begin < logits.size(0); begin += rows_per_chunk) {
-    auto [t, l] = propose_rows(logits.slice(0, begin, begin + rows_per_chunk), temperature, generator);
+  for (int64_t begin = 0; begin < logits.size(0); begin += chunk) {
+    auto [t, l] = propose_rows(logits.slice(0, begin, begin + chunk), temperature, generator);
     tokens.push_back(std::move(t));
     log_p.push_back(std::move(l));
   }
@@ -71,6 +76,26 @@ std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logi
             at::empty(out_shape, logits.options().dtype(at::kDouble))};
   }
   return {at::cat(tokens), at::cat(log_p)};
+}
+
+torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator& generator) {
+  const auto slot =
+      at::argsort(at::rand({rows, positions}, generator, at::kDouble), /*dim=*/int64_t{0}, false);
+  return (slot.to(at::kDouble) + at::rand({rows, positions}, generator, at::kDouble)) /
+         static_cast<double>(std::max<int64_t>(rows, 1));
+}
+
+torch::Tensor values_at_quantiles(const torch::Tensor& logits, const torch::Tensor& u, double temperature) {
+  if (logits.size(0) == 0) return at::empty({0}, logits.options().dtype(at::kLong));
+  const int64_t chunk = rows_per_chunk(logits), K = logits.size(-1);
+  std::vector<torch::Tensor> out;
+  for (int64_t begin = 0; begin < logits.size(0); begin += chunk) {
+    const auto l = logits.slice(0, begin, begin + chunk).to(at::kDouble);
+    const auto cdf = at::softmax(temperature > 0 ? l / temperature : l, -1).cumsum(-1);
+    const auto q = u.slice(0, begin, begin + chunk).to(cdf.device()).unsqueeze(-1);
+    out.push_back((cdf < q).sum(-1).clamp_max(K - 1));
+  }
+  return at::cat(out);
 }
 
 torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& score,
@@ -99,6 +124,10 @@ torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initi
   auto masked = (tokens == mask_token).logical_and(is_gene.unsqueeze(0).to(tokens.device()));
   const auto n_masked = masked.sum(1);  // [B]: rows may differ when genes are pre-filled
   const int64_t S = std::max(options.steps, 1);
+  // Each gene is drawn once, when committed: its quantile is fixed from the start.
+  const auto quantile = options.order == UnmaskOrder::Random
+                            ? stratified_uniforms(tokens.size(0), tokens.size(1), generator)
+                            : torch::Tensor();
   for (int64_t s = 0; s < S; ++s) {
     // Per row, the schedule's share for this step (see unmask_schedule).
     const auto n_commit = committed_after(n_masked, options.schedule, s + 1, S) -
@@ -116,7 +145,10 @@ torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initi
       } else {
         logits = denoiser(tokens).index({commit});
       }
-      const auto values = propose_values(logits, options.temperature, generator).first;
+      const auto values =
+          options.temperature > 0
+              ? values_at_quantiles(logits, quantile.index({commit.cpu()}), options.temperature)
+              : propose_values(logits, options.temperature, generator).first;
       tokens = tokens.masked_scatter(commit, values);
       masked = masked.logical_and(commit.logical_not());
     } else {

@@ -1,7 +1,8 @@
 #pragma once
 // The reverse process of masked diffusion (MDLM / LLaDA / MaskGIT-style unmasking). Starting from
 // all-MASK (or partly pre-filled) cells, each of S steps runs the denoiser once, proposes a value
-// for every masked gene by sampling its predicted distribution (Gumbel-max in float64), and
+// for every masked gene by sampling its predicted distribution (random order: at a quantile
+// stratified across the batch's cells; confidence order: Gumbel-max in float64), and
 // commits the share of masked genes that the unmasking schedule (linear or cosine) allows: the
 // most confident ones, or a random share. Committed and pre-filled genes are never re-masked; after the last
 // step no gene is left masked.
@@ -51,6 +52,18 @@ std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps,
 // computed in float64. Returns {tokens int64 [B, L], log p(token) float64 [B, L]}.
 std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logits, double temperature,
                                                        at::Generator& generator);
+
+// Uniforms [rows, positions] float64 stratified down each column: position j's values in the rows
+// fall one in each of the intervals [i / rows, (i + 1) / rows), in random order. Each row's values
+// are independent uniforms, as plain ones are; the column's spread is even, so values drawn from
+// them (values_at_quantiles) vary across cells as they should while a column's mean over the rows
+// has far less sampling noise (Latin hypercube sampling): the pseudobulk of 100 generated cells
+// then shows the model's prediction instead of noise as large as a perturbation's effect.
+torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator& generator);
+
+// The value at quantile u [M] of each softmax(logits [M, K] / temperature) (inverse CDF, float64):
+// with u uniform, a draw from that distribution, the values ordered as the count bins are.
+torch::Tensor values_at_quantiles(const torch::Tensor& logits, const torch::Tensor& u, double temperature);
 
 // The `n_commit[row]` masked positions of highest `score` in each row (ties by position): bool [B, L].
 torch::Tensor select_highest(const torch::Tensor& masked, const torch::Tensor& score,

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <map>
+#include <numeric>
 
 namespace lingshu {
 
@@ -116,6 +117,60 @@ std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, con
   return shift;
 }
 
+// The label fields (all but cell size) in the order they nest: contexts, state, perturbation. The
+// least squares fit them in this order too, so the state takes what a context's perturbed cells
+// share and a perturbation label only what is its own (fitted first, the labels took the shift all
+// perturbed cells share, and a context's state alone predicted too little of it).
+std::vector<size_t> nesting_order(size_t n_fields, const MarginalFieldRoles& roles) {
+  std::vector<size_t> out;
+  for (size_t f = 0; f < n_fields; ++f) {
+    const auto i = static_cast<int>(f);
+    if (i != roles.library && i != roles.perturbation && i != roles.state) out.push_back(f);
+  }
+  if (roles.state >= 0) out.push_back(static_cast<size_t>(roles.state));
+  if (roles.perturbation >= 0) out.push_back(static_cast<size_t>(roles.perturbation));
+  return out;
+}
+
+// The groups each label combination nests in, outermost first (the combinations themselves left
+// out): the contexts, then the contexts with the state.
+std::vector<std::vector<size_t>> parent_levels(const std::vector<size_t>& order,
+                                               const MarginalFieldRoles& roles) {
+  const size_t n_context = order.size() - (roles.state >= 0 ? 1 : 0) - (roles.perturbation >= 0 ? 1 : 0);
+  std::vector<std::vector<size_t>> levels;
+  for (size_t end = std::max<size_t>(n_context, 1); end < order.size(); ++end)
+    levels.emplace_back(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(end));
+  return levels;
+}
+
+// Each label combination's prior [C, L, K]: the smoothed marginals of its parent group, each group
+// along `levels` shrunk by `prior_cells` pseudo-cells of its own parent, the outermost of `q`.
+torch::Tensor nested_priors(const std::vector<std::vector<int64_t>>& codes,
+                            const std::vector<std::vector<size_t>>& levels,
+                            const std::vector<int64_t>& label_of_row, const torch::Tensor& n_by_label,
+                            const torch::Tensor& q, double prior_cells) {
+  const auto n_rows = static_cast<int64_t>(label_of_row.size());
+  auto prior = q.expand_as(n_by_label).clone();
+  for (const auto& fields : levels) {
+    const auto level = combinations_of(codes, fields, n_rows);
+    const auto n_groups = static_cast<int64_t>(level.labels.size());
+    std::vector<int64_t> group_of(static_cast<size_t>(n_by_label.size(0))),
+        member(static_cast<size_t>(n_groups));
+    for (int64_t r = 0; r < n_rows; ++r) {
+      const int64_t label = label_of_row[static_cast<size_t>(r)];
+      group_of[static_cast<size_t>(label)] = level.of_row[static_cast<size_t>(r)];
+      member[static_cast<size_t>(level.of_row[static_cast<size_t>(r)])] = label;
+    }
+    const auto group = at::tensor(group_of, at::kLong);
+    const auto n = at::zeros({n_groups, q.size(0), q.size(1)}, at::kDouble).index_add_(0, group, n_by_label);
+    const auto cells = n.select(1, 0).sum(-1);
+    // Levels nest, so every member of a group has the same parent: any one of them gives it.
+    const auto parent = prior.index_select(0, at::tensor(member, at::kLong));
+    prior = ((n + prior_cells * parent) / (cells + prior_cells).view({-1, 1, 1})).index_select(0, group);
+  }
+  return prior;
+}
+
 // One step of iterative proportional fitting for the groups `group_of` [C] of the combinations:
 // what to add to each group's logits so that the expected token counts of its cells under
 // softmax(logits) [C, L, K] match `observed` [groups, L, K]. Softmax normalises, so with observed
@@ -132,14 +187,12 @@ torch::Tensor proportional_fitting_step(const torch::Tensor& logits, const torch
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                             const GenePatching& patching,
                                             const std::vector<std::vector<int64_t>>& codes,
-                                            const std::vector<int64_t>& vocab_sizes, int library_field,
-                                            double prior_cells) {
+                                            const std::vector<int64_t>& vocab_sizes,
+                                            const MarginalFieldRoles& roles, double prior_cells) {
   const auto F = vocab_sizes.size();
-  std::vector<size_t> label_fields, all_fields;
-  for (size_t f = 0; f < F; ++f) {
-    all_fields.push_back(f);
-    if (static_cast<int>(f) != library_field) label_fields.push_back(f);
-  }
+  std::vector<size_t> all_fields(F);
+  std::iota(all_fields.begin(), all_fields.end(), size_t{0});
+  const auto label_fields = nesting_order(F, roles);
   const auto all = combinations_of(codes, all_fields, counts.n_rows);
   const auto n =
       token_counts(counts, tokenizer, patching, all.of_row, static_cast<int64_t>(all.labels.size()));
@@ -160,7 +213,9 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   const auto q = overall.exp();
   const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
   const auto cells_by_label = n_by_label.select(1, 0).sum(-1);
-  const auto observed_by_label = n_by_label + prior_cells * q;
+  const auto prior_by_label =
+      nested_priors(codes, parent_levels(label_fields, roles), by_label.of_row, n_by_label, q, prior_cells);
+  const auto observed_by_label = n_by_label + prior_cells * prior_by_label;
   // Each combination's smoothed log-marginals; without label fields every cell's baseline is the
   // overall marginals themselves.
   auto target =
@@ -174,15 +229,15 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   // log-marginals (iterative proportional fitting): size bins split every cell type into small
   // groups whose averaged log-frequencies would blend the types and under-count rare values;
   // summing counts before taking logs does neither. Each combination's `prior_cells` pseudo-cells
-  // of the overall marginals (its shrinkage without size) are spread over its size bins by their
+  // of its parent's marginals (its shrinkage without size) are spread over its size bins by their
   // cells: both margins then come from one table, so the fit has a fixed point. Pseudo-cells of the
   // combination's own marginals instead left rare values of a bin almost unsmoothed (held-out
   // masked cross-entropy of the start on pbmc3k 0.232 against 0.225).
-  if (library_field >= 0) {
-    const auto lib = static_cast<size_t>(library_field);
+  if (roles.library >= 0) {
+    const auto lib = static_cast<size_t>(roles.library);
     const auto bin_of = label_columns(all, F)[lib];
     const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
-    const auto smoothed = n + pseudo.view({-1, 1, 1}) * q;
+    const auto smoothed = n + pseudo.view({-1, 1, 1}) * prior_by_label.index_select(0, merged_of);
     const auto weight = cells + pseudo;  // a combination's groups add up to observed_by_label
     const auto observed_by_bin =
         at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble).index_add_(0, bin_of, smoothed);
@@ -197,12 +252,47 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
         target += proportional_fitting_step(logits(), weight, merged_of, observed_by_label);
     }
   }
-  // The label fields' shifts by least squares on the combinations.
+  const auto columns = label_columns(by_label, label_fields.size());
   std::vector<int64_t> label_vocab;
   for (const size_t f : label_fields) label_vocab.push_back(vocab_sizes[f]);
-  const auto fitted =
-      least_squares_shifts(target, cells_by_label, label_columns(by_label, label_fields.size()), label_vocab);
-  for (size_t i = 0; i < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
+  if (roles.state < 0) {
+    // The label fields' shifts by least squares on the combinations.
+    const auto fitted = least_squares_shifts(target, cells_by_label, columns, label_vocab);
+    for (size_t i = 0; i < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
+  } else {
+    // With a state, contexts and states by least squares on each state's pooled marginals, and the
+    // perturbation labels by maximum likelihood on top (iterative proportional fitting): a label's
+    // tilt matches the token counts of all its cells, summed over contexts, to what their states
+    // expect. Averaged over a state's (context, perturbation) groups of 60-100 cells, log-frequencies
+    // under-weighted every non-zero value, and a context's perturbed state alone (or with an unseen
+    // perturbation) came out at half the size of its perturbed cells.
+    const auto fitted_counts = at::softmax(overall + target, -1) * cells_by_label.view({-1, 1, 1});
+    const size_t n_outer = label_fields.size() - 1;  // contexts and state: the perturbation is last
+    const auto& state_of = columns[n_outer - 1];
+    const auto by_state =
+        at::zeros({vocab_sizes[static_cast<size_t>(roles.state)], n.size(1), n.size(2)}, at::kDouble)
+            .index_add_(0, state_of, fitted_counts);
+    const auto state_cells = by_state.select(1, 0).sum(-1).clamp_min(1e-12).view({-1, 1, 1});
+    const auto pooled = (by_state / state_cells).clamp_min(kFloor).log().index_select(0, state_of) - overall;
+    const auto outer = least_squares_shifts(
+        pooled, cells_by_label, {columns.begin(), columns.begin() + static_cast<std::ptrdiff_t>(n_outer)},
+        {label_vocab.begin(), label_vocab.begin() + static_cast<std::ptrdiff_t>(n_outer)});
+    auto base = overall.expand_as(target).clone();
+    for (size_t i = 0; i < n_outer; ++i) {
+      shift[label_fields[i]] = outer[i];
+      base += outer[i].index_select(0, columns[i]);
+    }
+    const auto& label_of = columns[n_outer];
+    const auto observed = at::zeros({label_vocab[n_outer], n.size(1), n.size(2)}, at::kDouble)
+                              .index_add_(0, label_of, fitted_counts);
+    auto& tilt = shift[static_cast<size_t>(roles.perturbation)];
+    tilt = at::zeros_like(observed);
+    for (int round = 0; round < kBackfitRounds; ++round) {
+      tilt += proportional_fitting_step(base + tilt.index_select(0, label_of), cells_by_label, label_of,
+                                        observed);
+      tilt[0].zero_();
+    }
+  }
   std::vector<torch::Tensor> out;
   for (auto& s : shift) out.push_back(s.to(at::kFloat));
   return out;

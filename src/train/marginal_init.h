@@ -27,22 +27,34 @@ torch::Tensor token_counts(const CsrMatrix& counts, const Tokenizer& tokenizer, 
 torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                   const GenePatching& patching);
 
+// What each condition field is to the smoothing (indices into the fields; -1: none).
+struct MarginalFieldRoles {
+  int library = -1;       // cell size: fitted jointly with the label combinations (below)
+  int perturbation = -1;  // the perturbation label: its groups are smoothed towards their state
+  int state = -1;         // the perturbation state (context + control/perturbed)
+};
+
 // Per condition field, each label's shift of the log-marginals: [vocab_f, n_positions, K] float,
 // NULL (0) and labels without cells at zero. The shifts of a cell's labels add up (least squares,
-// weighted by cells) to its label combination's log-marginals, shrunk towards the overall ones by
-// `prior_cells` pseudo-cells: with one field exactly each label's own log-marginals; with a
-// context and a perturbation field, the context's marginals plus the perturbation's average
-// effect within contexts, so an unseen combination starts as the additive prediction.
-// The cell-size field (`library_field`, -1 if none) is left out of those combinations: it is
-// fitted by maximum likelihood jointly with each combination's own marginals (per size bin and
-// per combination, the expected token counts of its cells match the observed ones plus the
-// combination's pseudo-cells of the overall marginals, spread over its bins by cells), and
-// the least squares then start from those combination marginals.
+// weighted by cells) to its label combination's log-marginals: with one field exactly each label's
+// own log-marginals; with a context and a perturbation field, the context's marginals plus the
+// perturbation's average effect within contexts, so an unseen combination starts as the additive
+// prediction.
+// Each combination's marginals are shrunk by `prior_cells` pseudo-cells of the group it nests in:
+// the context (the fields that are neither perturbation nor state) towards the overall marginals,
+// the context's perturbation state towards its context, and a (context, perturbation) group towards
+// its state. A small group's log-frequencies then deviate from its parent's only where its own
+// cells say so; pseudo-cells of the overall marginals instead leave every small group's share of the
+// difference between its context and the average cell in its shifts (a perturbation's "effect").
+// The cell-size field is left out of those combinations: it is fitted by maximum likelihood jointly
+// with each combination's own marginals (per size bin and per combination, the expected token
+// counts of its cells match the observed ones plus the combination's pseudo-cells, spread over its
+// bins by cells), and the least squares then start from those combination marginals.
 // codes[f][r]: label of row r in field f.
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                             const GenePatching& patching,
                                             const std::vector<std::vector<int64_t>>& codes,
-                                            const std::vector<int64_t>& vocab_sizes, int library_field = -1,
-                                            double prior_cells = 10);
+                                            const std::vector<int64_t>& vocab_sizes,
+                                            const MarginalFieldRoles& roles = {}, double prior_cells = 10);
 
 }  // namespace lingshu

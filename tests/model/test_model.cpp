@@ -74,6 +74,25 @@ TEST(Model, LogitsHaveOneDistributionPerPosition) {
   EXPECT_TRUE(torch::isfinite(logits).all().item<bool>());
 }
 
+// A fresh model's head is zero (it predicts its output biases): tests of what the network sees
+// give it random weights first.
+void randomise_head(MaskedDiffusionModelImpl& model) {
+  torch::NoGradGuard no_grad;
+  model.named_parameters()["head.weight"].normal_(0.0, 0.02);
+}
+
+TEST(Model, FreshModelPredictsItsOutputBiases) {
+  torch::manual_seed(3);
+  auto c = tiny_config(40, 8, {3});
+  MaskedDiffusionModel model(c);
+  model->eval();
+  auto tokens = torch::full({2, c.n_positions()}, c.n_tokens, torch::kLong);
+  tokens[1][0] = 2;
+  const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
+  const auto logits = model->forward(tokens, conditions);
+  EXPECT_TRUE(torch::allclose(logits, model->output_bias_logits(conditions), 1e-6, 1e-6));
+}
+
 TEST(Model, AttentionIsBidirectional) {
   // Changing the last gene's value must change the prediction for the first gene (a causal
   // model could not see it), and each cell is computed independently of the others.
@@ -81,6 +100,7 @@ TEST(Model, AttentionIsBidirectional) {
   const auto c = tiny_config(64, 8);
   MaskedDiffusionModel model(c);
   model->eval();
+  randomise_head(*model);
   auto tokens = torch::full({2, c.n_positions()}, c.n_tokens, torch::kLong);
   const auto before = model->forward(tokens);
   tokens[0][c.n_positions() - 1] = 3;
@@ -94,6 +114,7 @@ TEST(Model, ConditionTokensAndPerturbationTargetsChangeThePrediction) {
   auto c = tiny_config(40, 8, {3, 4});
   c.perturbation_field = 1;
   MaskedDiffusionModel model(c);
+  randomise_head(*model);
   const auto tokens = torch::full({1, c.n_positions()}, c.n_tokens, torch::kLong);
   const auto null_logits = model->forward(tokens, torch::zeros({1, 2}, torch::kLong));
   const auto cond_logits = model->forward(tokens, torch::tensor({{1, 0}}, torch::kLong));
@@ -119,6 +140,7 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   model->eval();
   torch::NoGradGuard no_grad;
   model->named_parameters()["gene_out_loading"].normal_();  // the gene-factor path too (zero when fresh)
+  randomise_head(*model);
   model->set_cell_factors(torch::randn({c.n_positions(), c.gene_factors}) * 0.1,
                           torch::randn({c.n_positions(), c.gene_factors}));
   const auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);

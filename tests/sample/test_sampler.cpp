@@ -168,5 +168,59 @@ TEST(Sampler, PositionDenoiserGivesTheSameCellsAsTheFullOne) {
   EXPECT_EQ(asked, 3 * 40);  // each gene's logits asked for exactly once
 }
 
+TEST(Sampler, StratifiedUniformsFillEveryIntervalOfAColumnOnce) {
+  auto gen = generator(12);
+  const int64_t rows = 50, positions = 400;
+  const auto u = stratified_uniforms(rows, positions, gen);
+  ASSERT_EQ(u.sizes(), (std::vector<int64_t>{rows, positions}));
+  // Down each column: one value in each [i / rows, (i + 1) / rows).
+  const auto slot = at::floor(u * rows).to(torch::kLong);
+  EXPECT_TRUE(
+      torch::equal(std::get<0>(slot.sort(0)), torch::arange(rows).unsqueeze(1).expand({rows, positions})));
+  // Along a row the values are independent uniforms: spread over [0, 1) with mean 1/2, variance
+  // 1/12, and no correlation between neighbouring columns.
+  const auto row = u[7];
+  EXPECT_NEAR(row.mean().item<double>(), 0.5, 4 * std::sqrt(1.0 / 12 / positions));
+  EXPECT_NEAR(row.var().item<double>(), 1.0 / 12, 0.015);
+  const auto a = u.slice(1, 0, positions - 1).flatten() - 0.5, b = u.slice(1, 1).flatten() - 0.5;
+  EXPECT_NEAR((a * b).mean().item<double>() * 12, 0.0, 4 / std::sqrt(static_cast<double>(a.numel())));
+}
+
+TEST(Sampler, ValuesAtEvenlySpreadQuantilesReproduceTheDistribution) {
+  const std::vector<double> p = {0.5, 0.3, 0.15, 0.05};
+  const auto logits = torch::log(torch::tensor(p, torch::kDouble)).expand({1000, 4}).contiguous();
+  const auto u = (torch::arange(1000, torch::kDouble) + 0.5) / 1000;  // evenly spread quantiles
+  const auto values = values_at_quantiles(logits, u, 1.0);
+  for (int64_t k = 0; k < 4; ++k)
+    EXPECT_EQ((values == k).sum().item<int64_t>(), static_cast<int64_t>(std::lround(p[k] * 1000)));
+  // Temperature 0.5 squares and renormalises the probabilities: 0.25 / 0.365 of the mass on value 0.
+  const auto cooler = values_at_quantiles(logits, u, 0.5);
+  EXPECT_NEAR((cooler == 0).to(torch::kDouble).mean().item<double>(), 0.25 / 0.365, 1e-3);
+}
+
+TEST(Sampler, ACellsDrawsFollowTheModelWhileTheBatchMeanVariesFarLess) {
+  // Every cell the same distribution over 4 values at 300 genes. Each cell's draws follow it, and
+  // the batch's mean value per gene (a pseudobulk of 40 cells) varies at most a tenth as much as 40
+  // independent draws' means would.
+  const std::vector<double> p = {0.6, 0.25, 0.1, 0.05};
+  const auto logits = torch::log(torch::tensor(p, torch::kDouble)).to(torch::kFloat).expand({40, 300, 4});
+  const Denoiser d = [&](const torch::Tensor&) { return logits; };
+  const auto initial = torch::full({40, 300}, 4, torch::kLong);
+  auto gen = generator(13);
+  const auto out = sample_tokens(d, initial, torch::ones({300}, torch::kBool), 4, {4, 1.0}, gen);
+  for (int64_t k = 0; k < 4; ++k) {
+    EXPECT_NEAR((out == k).to(torch::kDouble).mean().item<double>(), p[k], 0.01) << "value " << k;
+    EXPECT_NEAR((out[3] == k).to(torch::kDouble).mean().item<double>(), p[k], 0.1) << "one cell, value " << k;
+  }
+  double mean = 0, second = 0;
+  for (int64_t k = 0; k < 4; ++k) {
+    mean += static_cast<double>(k) * p[k];
+    second += static_cast<double>(k * k) * p[k];
+  }
+  const double iid_variance = (second - mean * mean) / 40;
+  const double variance = out.to(torch::kDouble).mean(0).var().item<double>();
+  EXPECT_LT(variance, iid_variance / 10);
+}
+
 }  // namespace
 }  // namespace lingshu

@@ -62,7 +62,7 @@ TEST(MarginalInit, OneFieldShiftsGiveEachLabelItsOwnShrunkMarginals) {
   for (int64_t r = 0; r < 300; ++r)
     code[static_cast<size_t>(r)] = e.sim.truth.cell_type[static_cast<size_t>(r)] + 1;
   const double prior = 10;
-  const auto shifts = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {code}, {4}, -1, prior);
+  const auto shifts = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {code}, {4}, {}, prior);
   ASSERT_EQ(shifts.size(), 1u);
   ASSERT_EQ(shifts[0].sizes(), (std::vector<int64_t>{4, 32, K}));
   EXPECT_TRUE((shifts[0][0] == 0).all().item<bool>());  // NULL: the overall marginals
@@ -97,7 +97,7 @@ TEST(MarginalInit, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
     c_kept.push_back(context[static_cast<size_t>(r)]);
     p_kept.push_back(pert[static_cast<size_t>(r)]);
   }
-  const auto shifts = label_log_shifts(X, e.tokenizer, e.patching, {c_kept, p_kept}, {3, 3}, -1, 10);
+  const auto shifts = label_log_shifts(X, e.tokenizer, e.patching, {c_kept, p_kept}, {3, 3}, {}, 10);
   // The fit is exact for three combinations and four free shifts: each seen combination's sum
   // equals its own shrunk log-marginals (up to the backfitting's convergence).
   const auto overall = token_log_marginals(X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
@@ -135,7 +135,8 @@ TEST(MarginalInit, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
     type[static_cast<size_t>(r)] = e.sim.truth.cell_type[static_cast<size_t>(r)] + 1;
     bin[static_cast<size_t>(r)] = 1 + r % 8;
   }
-  const auto shifts = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {type, bin}, {4, 10}, 1, 10);
+  const auto shifts =
+      label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {type, bin}, {4, 10}, {.library = 1}, 10);
   EXPECT_TRUE((shifts[1][0] == 0).all().item<bool>());
   EXPECT_TRUE((shifts[1][9] == 0).all().item<bool>());  // a bin without cells
   const auto overall =
@@ -163,7 +164,7 @@ TEST(MarginalInit, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   for (int64_t b = 1; b <= 8; ++b) EXPECT_LT(deviation(bins == b), 0.005) << "bin " << b;
   for (int64_t t = 1; t <= 3; ++t) EXPECT_LT(deviation(types == t), 1e-3) << "type " << t;
   // Size alone (an unconditional model with --library-bins): each bin its own smoothed counts.
-  const auto alone = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {bin}, {10}, 0, 10);
+  const auto alone = label_log_shifts(e.sim.data.X, e.tokenizer, e.patching, {bin}, {10}, {.library = 0}, 10);
   for (int64_t b = 1; b <= 8; ++b) {
     const auto mine = e.tokens.index_select(0, (bins == b).nonzero().squeeze(1));
     const double cells = static_cast<double>(mine.size(0));
@@ -172,6 +173,74 @@ TEST(MarginalInit, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
     const auto fitted = torch::softmax(overall + alone[0][b].slice(0, 0, 30).to(torch::kDouble), -1);
     EXPECT_LT((fitted - observed).abs().max().item<double>(), 1e-3) << "bin " << b;
   }
+}
+
+TEST(MarginalInit, AStateAloneGivesItsCellsPooledMarginalsAndPerturbationsTiltByTheirCounts) {
+  // Two contexts; perturbation labels 1 (control), 2 and 3; the state is (context, perturbed or
+  // not); (context 2, label 3) is held out. Each (context, state, label) group is smoothed by 10
+  // pseudo-cells of its state's marginals, each state by 10 of its context's, each context by 10
+  // of the overall. A context with its state alone gives the state's cells' pooled marginals (what
+  // an unseen perturbation of the context starts from), and each label's tilt makes the expected
+  // token counts of its cells, summed over contexts, equal to their smoothed counts.
+  const auto e = encoded(600, 12);
+  std::vector<int64_t> kept, context, pert, state;
+  for (int64_t r = 0; r < 600; ++r) {
+    const int64_t c = 1 + r % 2, p = 1 + e.sim.truth.cell_type[static_cast<size_t>(r)] % 3;
+    if (c == 2 && p == 3) continue;
+    kept.push_back(r);
+    context.push_back(c);
+    pert.push_back(p);
+    state.push_back(1 + 2 * (c - 1) + (p > 1 ? 1 : 0));
+  }
+  const auto X = e.sim.data.X.select_rows(kept);
+  const auto shifts = label_log_shifts(X, e.tokenizer, e.patching, {context, pert, state}, {3, 4, 5},
+                                       {.perturbation = 1, .state = 2}, 10);
+  const auto overall = token_log_marginals(X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
+  const auto tokens = e.tokens.index_select(0, torch::tensor(kept, torch::kLong));
+  const auto ct = torch::tensor(context, torch::kLong), pt = torch::tensor(pert, torch::kLong),
+             st = torch::tensor(state, torch::kLong);
+  const auto histogram = [&](const torch::Tensor& in) {
+    return token_histogram(tokens.index_select(0, in.nonzero().squeeze(1)));
+  };
+  const auto cells = [](const torch::Tensor& in) { return in.sum().item<double>(); };
+  const auto smoothed = [&](const torch::Tensor& in, const torch::Tensor& prior) {
+    return (histogram(in) + 10 * prior) / (cells(in) + 10);
+  };
+  const auto part = [](const torch::Tensor& shift, int64_t label) {
+    return shift[label].slice(0, 0, 30).to(torch::kDouble);
+  };
+  // Each state's groups together: their smoothed counts pooled.
+  std::vector<torch::Tensor> state_prior(5), group_counts;
+  for (int64_t p = 0; p <= 3; ++p) group_counts.push_back(torch::zeros({30, K}, torch::kDouble));
+  for (int64_t s = 1; s <= 4; ++s) {
+    const int64_t c = (s + 1) / 2;
+    state_prior[s] = smoothed(st == s, smoothed(ct == c, overall.exp()));
+    auto pooled = torch::zeros({30, K}, torch::kDouble);
+    double weight = 0;
+    for (int64_t p = 1; p <= 3; ++p) {
+      const auto in = (st == s) & (pt == p);
+      if (cells(in) == 0) continue;
+      const auto counts = smoothed(in, state_prior[s]) * cells(in);
+      pooled += counts;
+      weight += cells(in);
+      group_counts[p] += counts;
+    }
+    const auto alone = torch::softmax(overall + part(shifts[0], c) + part(shifts[2], s), -1);
+    EXPECT_LT((alone - pooled / weight).abs().max().item<double>(), 1e-4) << "state " << s;
+  }
+  for (int64_t p = 1; p <= 3; ++p) {
+    auto expected = torch::zeros({30, K}, torch::kDouble);
+    for (int64_t s = 1; s <= 4; ++s) {
+      const auto in = (st == s) & (pt == p);
+      const int64_t c = (s + 1) / 2;
+      expected += cells(in) *
+                  torch::softmax(overall + part(shifts[0], c) + part(shifts[2], s) + part(shifts[1], p), -1);
+    }
+    EXPECT_LT(((expected - group_counts[p]) / cells(pt == p)).abs().max().item<double>(), 1e-3)
+        << "label " << p;
+  }
+  EXPECT_TRUE((shifts[1][0] == 0).all().item<bool>());
+  EXPECT_TRUE((shifts[2][0] == 0).all().item<bool>());
 }
 
 }  // namespace
