@@ -1,8 +1,11 @@
 // `lingshu generate MODEL_DIR --n N --out cells.h5ad`: sample cells from a trained model.
 #include "sample/generate.h"
 
+#include <fmt/format.h>
+
 #include "cli/command.h"
 #include "cli/sampling_options.h"
+#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
@@ -12,7 +15,15 @@ using GenerateArgs = SamplingCommandArgs<GenerateOptions>;
 
 void run_generate(const GenerateArgs& args) {
   start_run(args.threads, args.options.sampling.quiet);
-  write_cells(args.out, generate_cells(args.options), "generate", args.options.sampling.quiet);
+  // Written as the cells are made: memory holds one batch, whatever --n.
+  H5adRowWriter writer(args.out);
+  const AnnData cells =
+      generate_cells(args.options, [&](const CsrMatrix& rows) { writer.append_rows(rows); });
+  writer.finish(cells.obs, cells.var, cells.uns_strings);
+  if (!args.options.sampling.quiet) {
+    fmt::print(stderr, "generate: wrote {} cells x {} genes to {}\n", writer.n_rows(), cells.n_vars(),
+               args.out);
+  }
 }
 
 void setup_generate(CLI::App& cmd) {

@@ -199,17 +199,18 @@ void require_unique_genes(const DataFrame& var) {
   }
 }
 
-void write_file(const fs::path& tmp, const AnnData& data) {
-  require_unique_genes(data.var);
-  const Handle file = hdf5::create_file(tmp);
-  const hid_t root = file.get();
+void write_header(hid_t root) {
   hdf5::write_string_attr(root, "encoding-type", "anndata");
   hdf5::write_string_attr(root, "encoding-version", "0.1.0");
-  write_matrix(root, data.X);
-  write_frame(root, "obs", data.obs, data.X.n_rows);
-  write_frame(root, "var", data.var, data.X.n_cols);
-  write_uns(root, data.uns_strings);
-  // anndata 0.8 always writes these mappings, empty when unused.
+}
+
+// Everything after X: obs, var, uns and the mappings anndata 0.8 always writes (empty when unused).
+void write_rest(hid_t root, const DataFrame& obs, const DataFrame& var,
+                const std::vector<std::pair<std::string, std::string>>& uns, int64_t n_rows, int64_t n_cols,
+                const fs::path& tmp) {
+  write_frame(root, "obs", obs, n_rows);
+  write_frame(root, "var", var, n_cols);
+  write_uns(root, uns);
   for (const char* name : {"layers", "obsm", "obsp", "varm", "varp"}) {
     const Handle group = hdf5::create_group(root, name);
     set_encoding(group.get(), "dict", "0.1.0");
@@ -217,6 +218,14 @@ void write_file(const fs::path& tmp, const AnnData& data) {
   if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) {
     throw UserError(fmt::format("cannot write {} (disk full?)", tmp.string()));
   }
+}
+
+void write_file(const fs::path& tmp, const AnnData& data) {
+  require_unique_genes(data.var);
+  const Handle file = hdf5::create_file(tmp);
+  write_header(file.get());
+  write_matrix(file.get(), data.X);
+  write_rest(file.get(), data.obs, data.var, data.uns_strings, data.X.n_rows, data.X.n_cols, tmp);
 }
 
 }  // namespace
@@ -230,6 +239,78 @@ void write_h5ad(const fs::path& path, const AnnData& data) {
       throw UserError(fmt::format("writing {}: {}", path.string(), e.what()));
     }
   });
+}
+
+struct H5adRowWriter::Impl {
+  fs::path path;
+  PendingFile pending;
+  Handle file, x, data, indices, indptr;
+  int64_t n_rows = 0, nnz = 0, n_cols = -1;
+
+  explicit Impl(const fs::path& p) : path(p), pending(p) {}
+};
+
+H5adRowWriter::H5adRowWriter(const fs::path& path) : impl_(std::make_unique<Impl>(path)) {
+  auto& m = *impl_;
+  m.file = hdf5::create_file(m.pending.tmp());
+  write_header(m.file.get());
+  m.x = hdf5::create_group(m.file.get(), "X");
+  set_encoding(m.x.get(), "csr_matrix", "0.1.0");
+  // Counts are whole numbers (int32, as write_h5ad stores them); indices and indptr int64 from the
+  // start, since the final number of stored values is not known yet.
+  m.data = hdf5::create_growing_1d<int32_t>(m.x.get(), "data");
+  m.indices = hdf5::create_growing_1d<int64_t>(m.x.get(), "indices");
+  m.indptr = hdf5::create_growing_1d<int64_t>(m.x.get(), "indptr");
+  const std::vector<int64_t> start = {0};
+  hdf5::append_1d<int64_t>(m.indptr.get(), start, "X/indptr");
+}
+
+H5adRowWriter::~H5adRowWriter() = default;
+
+int64_t H5adRowWriter::n_rows() const {
+  return impl_->n_rows;
+}
+
+void H5adRowWriter::append_rows(const CsrMatrix& rows) {
+  auto& m = *impl_;
+  rows.validate("rows to write");
+  if (m.n_cols >= 0 && rows.n_cols != m.n_cols) {
+    throw UserError(fmt::format("rows to write have {} columns, earlier rows {}; nothing was written to {}",
+                                rows.n_cols, m.n_cols, m.path.string()));
+  }
+  m.n_cols = rows.n_cols;
+  if (!holds_int32_counts(rows.values)) {
+    throw UserError(fmt::format("rows to write hold values that are not counts; nothing was written to {}",
+                                m.path.string()));
+  }
+  const std::vector<int32_t> values(rows.values.begin(), rows.values.end());
+  const std::vector<int64_t> indices(rows.indices.begin(), rows.indices.end());
+  std::vector<int64_t> ends(rows.indptr.begin() + 1, rows.indptr.end());
+  for (auto& e : ends) e += m.nnz;
+  hdf5::append_1d<int32_t>(m.data.get(), values, "X/data");
+  hdf5::append_1d<int64_t>(m.indices.get(), indices, "X/indices");
+  hdf5::append_1d<int64_t>(m.indptr.get(), ends, "X/indptr");
+  m.n_rows += rows.n_rows;
+  m.nnz += rows.nnz();
+}
+
+void H5adRowWriter::finish(const DataFrame& obs, const DataFrame& var,
+                           const std::vector<std::pair<std::string, std::string>>& uns) {
+  auto& m = *impl_;
+  require_unique_genes(var);
+  if (m.n_cols < 0) m.n_cols = var.size();
+  if (var.size() != m.n_cols) {
+    throw UserError(
+        fmt::format("writing {}: var has {} rows for {} columns", m.path.string(), var.size(), m.n_cols));
+  }
+  hdf5::write_int64_array_attr(m.x.get(), "shape", {m.n_rows, m.n_cols});
+  write_rest(m.file.get(), obs, var, uns, m.n_rows, m.n_cols, m.pending.tmp());
+  m.data.reset();
+  m.indices.reset();
+  m.indptr.reset();
+  m.x.reset();
+  m.file.reset();
+  m.pending.commit();
 }
 
 }  // namespace lingshu

@@ -575,6 +575,37 @@ template Handle write_1d<int64_t>(hid_t, const std::string&, std::span<const int
 template Handle write_1d<float>(hid_t, const std::string&, std::span<const float>);
 template Handle write_1d<double>(hid_t, const std::string&, std::span<const double>);
 
+template <typename T>
+Handle create_growing_1d(hid_t loc, const std::string& name) {
+  const hsize_t zero = 0, unlimited = H5S_UNLIMITED;
+  const Handle space(H5Screate_simple(1, &zero, &unlimited));
+  Handle plist(H5Pcreate(H5P_DATASET_CREATE));
+  H5Pset_chunk(plist.get(), 1, &kChunkElements);
+  H5Pset_shuffle(plist.get());
+  H5Pset_deflate(plist.get(), kGzipLevel);
+  return create_dataset(loc, name, file_type<T>(), space.get(), plist.get());
+}
+
+template <typename T>
+void append_1d(hid_t dataset, std::span<const T> values, const std::string& name) {
+  if (values.empty()) return;
+  const auto old_size = static_cast<hsize_t>(dims(dataset).at(0));
+  const hsize_t count = values.size(), new_size = old_size + count;
+  check_status(H5Dset_extent(dataset, &new_size), "extend", name);
+  const Handle file_space(H5Dget_space(dataset));
+  check_status(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &old_size, nullptr, &count, nullptr),
+               "select", name);
+  const Handle mem_space(H5Screate_simple(1, &count, nullptr));
+  check_status(
+      H5Dwrite(dataset, native_type<T>(), mem_space.get(), file_space.get(), H5P_DEFAULT, values.data()),
+      "write", name);
+}
+
+template Handle create_growing_1d<int32_t>(hid_t, const std::string&);
+template Handle create_growing_1d<int64_t>(hid_t, const std::string&);
+template void append_1d<int32_t>(hid_t, std::span<const int32_t>, const std::string&);
+template void append_1d<int64_t>(hid_t, std::span<const int64_t>, const std::string&);
+
 Handle write_bools(hid_t loc, const std::string& name, std::span<const uint8_t> values) {
   const Handle type = bool_enum_type();
   const Handle space = simple_space({values.size()});

@@ -105,6 +105,14 @@ void write_bool_attr(hid_t obj, const char* name, bool value);
 // 1-D numeric dataset; gzip-compressed and chunked when it has many elements.
 template <typename T>
 Handle write_1d(hid_t loc, const std::string& name, std::span<const T> values);
+// An empty 1-D numeric dataset of unlimited length (chunked, gzip), for append_1d.
+template <typename T>
+Handle create_growing_1d(hid_t loc, const std::string& name);
+
+// Appends `values` to a dataset made by create_growing_1d.
+template <typename T>
+void append_1d(hid_t dataset, std::span<const T> values, const std::string& name);
+
 // 1-D h5py-style enum bool dataset.
 Handle write_bools(hid_t loc, const std::string& name, std::span<const uint8_t> values);
 // 1-D variable-length UTF-8 string dataset.

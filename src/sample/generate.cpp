@@ -222,7 +222,7 @@ LoadedModel load_model(const std::filesystem::path& dir, const std::string& devi
 }
 
 AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested,
-                        const SamplingSettings& settings) {
+                        const SamplingSettings& settings, const CellSink& sink) {
   validate(settings);
   const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order),
                                parse_schedule(settings.schedule)};
@@ -329,12 +329,16 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
         sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
             .to(torch::kCPU)
             .contiguous();
+    CsrMatrix streamed;
+    streamed.n_cols = config.n_genes;
+    CsrMatrix& rows_out = sink ? streamed : out.X;
     for (int64_t i = 0; i < n; ++i) {
       std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
       decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);
-      out.X.append_dense_row(counts);
+      rows_out.append_dense_row(counts);
       out.obs.index.push_back(fmt::format("gen_{}", begin + i));
     }
+    if (sink) sink(streamed);
     if (progress) progress->update(begin + n);
   }
   if (progress) progress->finish();
@@ -352,7 +356,7 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   return out;
 }
 
-AnnData generate_cells(const GenerateOptions& options) {
+AnnData generate_cells(const GenerateOptions& options, const CellSink& sink) {
   const LoadedModel model = load_model(options.model_dir, options.sampling.device);
   const ModelMetadata& meta = model.meta;
   std::vector<CellGroup> groups;
@@ -373,7 +377,7 @@ AnnData generate_cells(const GenerateOptions& options) {
       groups = training_proportions(meta, options.n_cells);
     }
   }
-  return generate_groups(model, groups, options.sampling);
+  return generate_groups(model, groups, options.sampling, sink);
 }
 
 }  // namespace lingshu

@@ -5,6 +5,7 @@
 // Free of LibTorch so the CLI stays light.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -67,12 +68,17 @@ struct EncodedLabels {
 // targets are genes of the model is NULL plus its targets; any other unknown label is a UserError.
 EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels);
 
+// Takes each batch's generated rows of counts as they are made (see generate_groups).
+using CellSink = std::function<void(const CsrMatrix& rows)>;
+
 // Generates every group's cells in order, on model.device (settings.device is for load_model).
 // Labels must be known to the model, except perturbation labels whose targets are genes of the
 // model (their token is NULL plus the targets' embedding).
-// obs: index gen_0 .., one categorical column per condition field; uns: model and settings.
+// obs: index gen_0 .., one categorical column per condition field; uns: model and settings. X holds
+// the cells, unless `sink` is given: then each batch goes to it and X keeps no rows (memory for one
+// batch, whatever the number of cells).
 AnnData generate_groups(const LoadedModel& model, const std::vector<CellGroup>& groups,
-                        const SamplingSettings& settings);
+                        const SamplingSettings& settings, const CellSink& sink = {});
 
 // The label combination of `--condition` terms ("col=value", several per string allowed): labels for
 // the named fields, NULL for the others. UserError for a column that is not a condition of the model.
@@ -104,6 +110,6 @@ struct GenerateOptions {
 
 // `lingshu generate`: --plan rows, else n cells of the --condition combination, else (for a
 // conditional model) n cells in the training proportions.
-AnnData generate_cells(const GenerateOptions& options);
+AnnData generate_cells(const GenerateOptions& options, const CellSink& sink = {});
 
 }  // namespace lingshu

@@ -225,5 +225,84 @@ TEST(H5adWrite, RefusesInconsistentInput) {
   EXPECT_EQ(std::distance(std::filesystem::directory_iterator(dir.path()), {}), 0);  // no temp files left
 }
 
+// Counts of `rows` cells x 6 genes, cell r holding r + g at genes g = r mod 3 and 5 (row 4 empty).
+CsrMatrix count_rows(int64_t first, int64_t rows) {
+  CsrMatrix x;
+  x.n_cols = 6;
+  for (int64_t r = first; r < first + rows; ++r) {
+    std::vector<float> row(6, 0.0f);
+    if (r != 4) {
+      row[static_cast<size_t>(r % 3)] = static_cast<float>(r + r % 3);
+      row[5] = static_cast<float>(r + 5);
+    }
+    x.append_dense_row(row);
+  }
+  return x;
+}
+
+TEST(H5adRowWriter, ChunksWrittenAsTheyComeReadBackAsOneFile) {
+  TempDir dir;
+  const auto path = dir / "streamed.h5ad";
+  AnnData whole;
+  whole.X = count_rows(0, 7);
+  whole.obs.index = {"c0", "c1", "c2", "c3", "c4", "c5", "c6"};
+  whole.obs.columns.push_back(Column::categorical("cell_type", {"T", "B", "T", "T", "NK", "B", "T"}));
+  whole.var.index = {"g0", "g1", "g2", "g3", "g4", "g5"};
+  whole.uns_strings = {{"lingshu_model", "m"}};
+  {
+    H5adRowWriter writer(path);
+    writer.append_rows(count_rows(0, 3));
+    writer.append_rows(count_rows(3, 0));  // an empty chunk changes nothing
+    writer.append_rows(count_rows(3, 4));
+    EXPECT_EQ(writer.n_rows(), 7);
+    EXPECT_FALSE(std::filesystem::exists(path));  // not under its name before finish()
+    writer.finish(whole.obs, whole.var, whole.uns_strings);
+  }
+  const AnnData back = read_h5ad(path);
+  EXPECT_EQ(testing::dense(back.X), testing::dense(whole.X));
+  expect_same_frames(back.obs, whole.obs);
+  expect_same_frames(back.var, whole.var);
+  EXPECT_EQ(back.uns_strings, whole.uns_strings);
+  if (!testing::python_has("anndata")) GTEST_SKIP() << "anndata not available for the interop half";
+  const json got = python_json(R"(
+import json, warnings
+warnings.filterwarnings("ignore")
+import anndata
+a = anndata.read_h5ad()" + py_path(path) +
+                               R"()
+print(json.dumps(dict(X=a.X.toarray().tolist(), dtype=str(a.X.dtype), rows=a[[1, 5]].X.toarray().tolist(),
+                      cell_type=list(a.obs["cell_type"]))))
+)");
+  ASSERT_TRUE(got.contains("X"));
+  EXPECT_EQ(got["X"].get<std::vector<std::vector<float>>>(), testing::dense(whole.X));
+  EXPECT_EQ(got["dtype"], "int32");
+  EXPECT_EQ(got["rows"].get<std::vector<std::vector<float>>>(),
+            (std::vector<std::vector<float>>{testing::dense(whole.X)[1], testing::dense(whole.X)[5]}));
+  EXPECT_EQ(got["cell_type"], json::parse(R"(["T", "B", "T", "T", "NK", "B", "T"])"));
+}
+
+TEST(H5adRowWriter, LeavesNothingBehindWhenUnfinishedOrGivenBadRows) {
+  TempDir dir;
+  const auto path = dir / "cells.h5ad";
+  {
+    H5adRowWriter writer(path);
+    writer.append_rows(count_rows(0, 2));
+  }  // destroyed before finish(): an interrupted command
+  EXPECT_TRUE(std::filesystem::is_empty(dir.path()));
+  H5adRowWriter writer(path);
+  CsrMatrix fractional = count_rows(0, 2);
+  fractional.values[0] = 0.5f;
+  EXPECT_THROW(writer.append_rows(fractional), UserError);
+  writer.append_rows(count_rows(0, 2));
+  CsrMatrix wider = count_rows(2, 1);
+  wider.n_cols = 7;
+  EXPECT_THROW(writer.append_rows(wider), UserError);
+  DataFrame var;
+  var.index = {"g0", "g1"};
+  EXPECT_THROW(writer.finish(DataFrame{}, var, {}), UserError);  // var must name every column
+  EXPECT_FALSE(std::filesystem::exists(path));
+  EXPECT_THROW(H5adRowWriter(dir / "missing" / "cells.h5ad"), UserError);
+}
+
 }  // namespace
 }  // namespace lingshu
