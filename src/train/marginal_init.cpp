@@ -133,11 +133,16 @@ std::vector<size_t> nesting_order(size_t n_fields, const MarginalFieldRoles& rol
 }
 
 // The groups each label combination nests in, outermost first (the combinations themselves left
-// out): the contexts, then the contexts with the state.
+// out): with a perturbation state, the contexts, then the contexts with the state. Without one
+// (Kang's single "stimulated") a context holds both its controls and its perturbed cells: smoothed
+// towards it, a control group took pseudo-counts of the response itself, which shrank every
+// response's rare large values (Kang's held-out start: Pearson-delta 0.79 -> 0.65), so those
+// combinations are smoothed towards all cells.
 std::vector<std::vector<size_t>> parent_levels(const std::vector<size_t>& order,
                                                const MarginalFieldRoles& roles) {
-  const size_t n_context = order.size() - (roles.state >= 0 ? 1 : 0) - (roles.perturbation >= 0 ? 1 : 0);
   std::vector<std::vector<size_t>> levels;
+  if (roles.state < 0) return levels;
+  const size_t n_context = order.size() - 1 - (roles.perturbation >= 0 ? 1 : 0);
   for (size_t end = std::max<size_t>(n_context, 1); end < order.size(); ++end)
     levels.emplace_back(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(end));
   return levels;

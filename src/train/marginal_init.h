@@ -40,12 +40,13 @@ struct MarginalFieldRoles {
 // own log-marginals; with a context and a perturbation field, the context's marginals plus the
 // perturbation's average effect within contexts, so an unseen combination starts as the additive
 // prediction.
-// Each combination's marginals are shrunk by `prior_cells` pseudo-cells of the group it nests in:
-// the context (the fields that are neither perturbation nor state) towards the overall marginals,
-// the context's perturbation state towards its context, and a (context, perturbation) group towards
-// its state. A small group's log-frequencies then deviate from its parent's only where its own
-// cells say so; pseudo-cells of the overall marginals instead leave every small group's share of the
-// difference between its context and the average cell in its shifts (a perturbation's "effect").
+// Each combination's marginals are shrunk by `prior_cells` pseudo-cells of the overall marginals,
+// or, with a perturbation state, of the group it nests in: the context (the fields that are
+// neither perturbation nor state) towards the overall marginals, the context's state towards its
+// context, and a (context, perturbation) group towards its state. A small group's
+// log-frequencies then deviate from its parent's only where its own cells say so; pseudo-cells of
+// the overall marginals left every small group's share of the difference between its context and
+// the average cell in its shifts (a perturbation's "effect").
 // The cell-size field is left out of those combinations: it is fitted by maximum likelihood jointly
 // with each combination's own marginals (per size bin and per combination, the expected token
 // counts of its cells match the observed ones plus the combination's pseudo-cells, spread over its
