@@ -4,8 +4,8 @@
 # Reads ../shared/data in place; writes models, generated cells and metric JSON under OUT_DIR.
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
 # the unmasking steps, THREADS the CPU threads of every command (default 2), N_CELLS the generated
-# cells of the generation runs (default: as many as half B, which the metrics then match); TRAIN_FLAGS adds options to every train command (the experiments'
-# "--library-bins 16 --bias-lr-scale 0").
+# cells of the generation runs (default: as many as half B, which the metrics then match);
+# TRAIN_FLAGS adds options to every train command (e.g. "--library-bins 16").
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)

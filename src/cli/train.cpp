@@ -125,11 +125,6 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--batch-size,-b", o.batch_size, "cells per step")->capture_default_str();
   cmd.add_option("--lr", o.lr, "peak learning rate (AdamW, warm-up then cosine decay)")
       ->capture_default_str();
-  cmd.add_option("--bias-lr-scale", o.bias_lr_scale,
-                 "learning rate of the output biases (which start at the token marginals) relative to --lr; "
-                 "0 keeps them at the marginals")
-      ->check(CLI::Range(0.0, 10.0))
-      ->capture_default_str();
   cmd.add_option("--warmup", o.warmup, "warm-up steps (at most a tenth of the run)")->capture_default_str();
   cmd.add_option("--weight-decay", o.weight_decay, "AdamW weight decay of weight matrices")
       ->capture_default_str();

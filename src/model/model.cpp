@@ -69,12 +69,17 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   for (int i = 0; i < config_.n_layers; ++i) blocks_->push_back(TransformerBlock(config_));
   ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   head_ = register_module("head", torch::nn::Linear(d, P * K));
-  gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}));
+  // Output biases are set once from the data's marginals and never trained (requires_grad false):
+  // trained, they drifted in directions the network then undid (cell-line controls a third too
+  // small, validation loss higher), and they are what the cell scores are centred on.
+  gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}),
+                                        /*requires_grad=*/false);
   if (config_.condition_logit_bias) {
     for (size_t f = 0; f < config_.condition_vocab_sizes.size(); ++f) {
       condition_logit_bias_.push_back(
           register_parameter(fmt::format("condition_logit_bias_{}", f),
-                             torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K})));
+                             torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K}),
+                             /*requires_grad=*/false));
     }
   }
   if (const int64_t R = config_.gene_factors; R > 0) {
@@ -91,12 +96,6 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
-    // Frozen copies of the output biases as they start: the levels the cell scores are centred on.
-    start_gene_bias_ = register_parameter("start_gene_logit_bias", gene_logit_bias_.detach().clone(), false);
-    for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
-      start_condition_bias_.push_back(register_parameter(fmt::format("start_condition_logit_bias_{}", f),
-                                                         condition_logit_bias_[f].detach().clone(), false));
-    }
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
@@ -120,7 +119,6 @@ void MaskedDiffusionModelImpl::set_gene_logit_bias(const torch::Tensor& bias) {
               ", got ", bias.sizes());
   torch::NoGradGuard no_grad;
   gene_logit_bias_.copy_(bias);
-  if (start_gene_bias_.defined()) start_gene_bias_.copy_(bias);
 }
 
 void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
@@ -155,7 +153,6 @@ void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const tor
               bias.sizes());
   torch::NoGradGuard no_grad;
   table.copy_(bias);
-  if (!start_condition_bias_.empty()) start_condition_bias_[static_cast<size_t>(field)].copy_(bias);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
@@ -181,17 +178,13 @@ torch::Tensor MaskedDiffusionModelImpl::output_bias_logits(const torch::Tensor& 
 }
 
 torch::Tensor MaskedDiffusionModelImpl::expected_levels(const torch::Tensor& conditions, int64_t rows) const {
-  // Centred on the biases as they started (the data's marginals), not as they are: trained ones
-  // could drift in a direction the scores then undo, which moved a fully masked cell's prediction
-  // (cellline CRISPR, 10 minutes: A172 control cells at 80 counts in one step against 126 real).
   torch::NoGradGuard no_grad;
   const auto levels = value_level_.slice(0, 0, config_.n_tokens);
-  if (!conditions.defined() || conditions.size(1) == 0 || start_condition_bias_.empty())
-    return torch::matmul(torch::softmax(start_gene_bias_, -1), levels).unsqueeze(0).expand({rows, -1});
+  if (!conditions.defined() || conditions.size(1) == 0 || condition_logit_bias_.empty())
+    return torch::matmul(torch::softmax(gene_logit_bias_, -1), levels).unsqueeze(0).expand({rows, -1});
   // A batch holds few distinct label rows: the [rows, L, K] softmax once per distinct row.
   const auto [distinct, row_of, unused] = torch::unique_dim(conditions, 0, false, true, false);
-  const auto start = start_gene_bias_ + label_bias(distinct, {}, {}, start_condition_bias_);
-  return torch::matmul(torch::softmax(start, -1), levels).index_select(0, row_of);
+  return torch::matmul(torch::softmax(output_bias_logits(distinct), -1), levels).index_select(0, row_of);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::cell_scores(const torch::Tensor& tokens,

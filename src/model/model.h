@@ -120,7 +120,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_final_{nullptr};
   torch::nn::Linear head_{nullptr};  // d_model -> P * K
-  torch::Tensor gene_logit_bias_;    // [n_positions, K]: each gene's marginal, learned directly
+  torch::Tensor gene_logit_bias_;    // [n_positions, K]: each gene's marginal (set, not trained)
   std::vector<torch::Tensor> condition_logit_bias_;  // per field [vocab, n_positions, K] (optional)
   // Gene factors (gene_factors > 0): value level per token (MASK's unused), gene mean levels,
   // input loadings [n_positions, d], output loadings [n_positions, R, d], value profiles [R, K].
@@ -129,9 +129,6 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], and
   // the log of the shrinkage (in shares of observed genes) of scores from few genes.
   torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_;
-  // The output biases as set at the start (not trained): what the cell scores are centred on.
-  torch::Tensor start_gene_bias_;
-  std::vector<torch::Tensor> start_condition_bias_;
   torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);

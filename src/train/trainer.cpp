@@ -60,7 +60,6 @@ void visit_stored_options(Options& o, Visit&& visit) {
   visit("min_lr_ratio", o.min_lr_ratio);
   visit("warmup", o.warmup);
   visit("weight_decay", o.weight_decay);
-  visit("bias_lr_scale", o.bias_lr_scale);
   visit("grad_clip", o.grad_clip);
   visit("val_fraction", o.val_fraction);
   visit("max_val_cells", o.max_val_cells);
@@ -91,28 +90,19 @@ TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now)
 }
 
 // Parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings, biases and
-// LayerNorm gains; the output-bias tables (which start at the token marginals) in a third group
-// whose learning rate is scaled by bias_lr_scale.
-constexpr size_t kOutputBiasGroup = 2;
-
-bool is_output_bias(const std::string& name) {
-  return name == "gene_logit_bias" || name.starts_with("condition_logit_bias");
-}
-
+// LayerNorm gains. The output biases are not trained (requires_grad false): they stay at the
+// marginals they start from.
 torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptions& o) {
-  std::vector<torch::Tensor> decay, no_decay, prior;
+  std::vector<torch::Tensor> decay, no_decay;
   for (const auto& item : model->named_parameters()) {
-    if (!item.value().requires_grad()) continue;  // frozen copies (the cell scores' centring)
+    if (!item.value().requires_grad()) continue;
     const auto& name = item.key();
     const bool is_table = name.find("emb") != std::string::npos || name == "patch_pos";
-    if (is_output_bias(name))
-      prior.push_back(item.value());
-    else
-      (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
+    (item.value().dim() >= 2 && !is_table ? decay : no_decay).push_back(item.value());
   }
   const auto options = torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).eps(1e-8);
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  for (auto* group : {&decay, &no_decay, &prior}) {  // in this order: prior is kOutputBiasGroup
+  for (auto* group : {&decay, &no_decay}) {
     const double decay_rate = group == &decay ? o.weight_decay : 0.0;
     groups.emplace_back(*group, std::make_unique<torch::optim::AdamWOptions>(
                                     torch::optim::AdamWOptions(options).weight_decay(decay_rate)));
@@ -120,12 +110,9 @@ torch::optim::AdamW make_optimizer(MaskedDiffusionModel& model, const TrainOptio
   return torch::optim::AdamW(std::move(groups), options);
 }
 
-void set_learning_rate(torch::optim::AdamW& optimizer, double lr, double bias_lr_scale) {
-  auto& groups = optimizer.param_groups();
-  for (size_t g = 0; g < groups.size(); ++g) {
-    static_cast<torch::optim::AdamWOptions&>(groups[g].options())
-        .lr(g == kOutputBiasGroup ? lr * bias_lr_scale : lr);
-  }
+void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
+  for (auto& group : optimizer.param_groups())
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
 // Held-out cells with fixed diffusion times (evenly spaced in (eps, 1)) and fixed masks, so every
@@ -567,7 +554,7 @@ class Stepper {
                           inputs.targets.defined() ? inputs.targets.to(device_) : torch::Tensor());
       loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device_), run_.meta.config.n_genes);
     }
-    set_learning_rate(optimizer_, lr, o.bias_lr_scale);
+    set_learning_rate(optimizer_, lr);
     optimizer_.zero_grad();
     loss.backward();
     torch::nn::utils::clip_grad_norm_(model_->parameters(), o.grad_clip);

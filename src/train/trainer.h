@@ -24,7 +24,6 @@ struct TrainOptions {
   double min_lr_ratio = 0.1;  // cosine decays to this fraction of lr
   int64_t warmup = 100;       // warm-up steps (at most a tenth of the run)
   double weight_decay = 0.01;
-  double bias_lr_scale = 1.0;  // learning rate of the output-bias tables relative to lr (0 freezes them)
   double grad_clip = 1.0;
   double val_fraction = 0.05;  // held-out cells for the validation loss
   int64_t max_val_cells = 256;
