@@ -5,7 +5,7 @@
 //   tokens [B, L] --value_emb + gene_emb--> [B, L, g] --concat P genes--> [B, L/P, P*g]
 //     --patch_in + patch_pos--> [B, L/P, d] --prepend condition tokens--> [B, F + L/P, d]
 //     --n_layers x (pre-LN attention, pre-LN MLP)--> LayerNorm --head--> [B, L/P, P*K]
-//     --> logits [B, L, K] (+ a learned per-gene bias)
+//     --> logits [B, L, K] (+ a per-gene output bias set from the marginals)
 //
 // With config.gene_factors = R > 0, genes also have parameters of their own (a factor model
 // inside the transformer): an observed gene's level (a learned level per value token, minus the

@@ -117,10 +117,8 @@ std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, con
   return shift;
 }
 
-// The label fields (all but cell size) in the order they nest: contexts, state, perturbation. The
-// least squares fit them in this order too, so the state takes what a context's perturbed cells
-// share and a perturbation label only what is its own (fitted first, the labels took the shift all
-// perturbed cells share, and a context's state alone predicted too little of it).
+// The label fields (all but cell size) in the order they nest: contexts, state, perturbation (so
+// with a state the perturbation is last, fitted on top of the others).
 std::vector<size_t> nesting_order(size_t n_fields, const MarginalFieldRoles& roles) {
   std::vector<size_t> out;
   for (size_t f = 0; f < n_fields; ++f) {
