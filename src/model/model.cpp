@@ -249,11 +249,24 @@ torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits(const torch::Tensor& 
   return torch::matmul(scores.reshape({B, N * P, R}).to(torch::kFloat32), value_profile_);  // [B, L, K]
 }
 
-torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits_at(const torch::Tensor& states,
+torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits_at(const torch::Tensor& x,
+                                                              const torch::Tensor& rows,
                                                               const torch::Tensor& positions) const {
-  const auto loadings = gene_out_.index_select(0, positions).to(states.scalar_type());  // [M, R, d]
-  const auto scores = torch::bmm(loadings, states.unsqueeze(2)).squeeze(2);             // [M, R]
-  return torch::matmul(scores.to(torch::kFloat32), value_profile_);                     // [M, K]
+  const int64_t B = x.size(0), N = config_.n_patches(), P = config_.patch_size;
+  const int64_t R = config_.gene_factors, d = config_.d_model;
+  torch::Tensor scores;  // [M, R]
+  if (positions.size(0) * 4 >= B * N * P) {
+    // Many genes at once (the first steps, one-step sampling): the scores of every gene in one
+    // product beat gathering an [M, R, d] copy of the loadings (3 GB and 13 s for 1,000 cells of
+    // a tiny model on 2,000 genes in one step, against 8 s in four).
+    const auto all = torch::einsum("bnd,nqd->bnq", {x, gene_out_.view({N, P * R, d}).to(x.scalar_type())});
+    scores = all.reshape({B, N * P, R}).index({rows, positions});
+  } else {
+    const auto states = x.index({rows, torch::div(positions, P, "floor")});               // [M, d]
+    const auto loadings = gene_out_.index_select(0, positions).to(states.scalar_type());  // [M, R, d]
+    scores = torch::bmm(loadings, states.unsqueeze(2)).squeeze(2);
+  }
+  return torch::matmul(scores.to(torch::kFloat32), value_profile_);  // [M, K]
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_targets(const torch::Tensor& targets) {
@@ -336,7 +349,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
   out = out + gene_logit_bias_.index_select(0, positions);
   if (config_.gene_factors > 0) {
     const auto tilt = (cell.index_select(0, rows) * cell_out_.index_select(0, positions)).sum(1);  // [M]
-    out = out + gene_factor_logits_at(states, positions) +
+    out = out + gene_factor_logits_at(x, rows, positions) +
           tilt.unsqueeze(1) * value_level_.slice(0, 0, config_.n_tokens);
   }
   if (const auto by_label = label_bias(conditions, rows, positions, condition_logit_bias_);

@@ -98,7 +98,8 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::Tensor gene_factor_input(const torch::Tensor& tokens);
   // Gene-specific logits from the patch states: [B, n_positions, K], or [M, K] at (rows, positions).
   torch::Tensor gene_factor_logits(const torch::Tensor& states) const;
-  torch::Tensor gene_factor_logits_at(const torch::Tensor& states, const torch::Tensor& positions) const;
+  torch::Tensor gene_factor_logits_at(const torch::Tensor& x, const torch::Tensor& rows,
+                                      const torch::Tensor& positions) const;
   torch::Tensor embed_conditions(const torch::Tensor& conditions, const torch::Tensor& targets);
   torch::Tensor embed_targets(const torch::Tensor& targets);
   // Final hidden states of the patch tokens: [B, n_patches, d_model].

@@ -150,6 +150,11 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   const auto positions = torch::tensor({0, 7, 8, 69, 33}, torch::kLong);
   const auto at = model->forward_at(tokens, conditions, {}, rows, positions);
   EXPECT_TRUE(torch::allclose(at, full.index({rows, positions}), 1e-5, 1e-5));
+  // Every gene of both cells at once (one-step sampling), which takes the all-genes product.
+  const auto all_rows = torch::arange(2).repeat_interleave(c.n_positions());
+  const auto all_positions = torch::arange(c.n_positions()).repeat(2);
+  const auto everywhere = model->forward_at(tokens, conditions, {}, all_rows, all_positions);
+  EXPECT_TRUE(torch::allclose(everywhere, full.reshape({-1, c.n_tokens}), 1e-5, 1e-5));
 }
 
 TEST(Model, GeneFactorsStartSilentThenGiveEachGeneItsOwnOutputAndInput) {
