@@ -78,13 +78,16 @@ void start_run(int threads, bool quiet) {
   if (quiet) Progress::set_enabled(false);
 }
 
+void report_written(const std::string& command, int64_t n_cells, int64_t n_genes, const std::string& path,
+                    bool quiet, const std::string& detail) {
+  if (!quiet)
+    fmt::print(stderr, "{}: wrote {} cells x {} genes{} to {}\n", command, n_cells, n_genes, detail, path);
+}
+
 void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,
                  const std::string& detail) {
   write_h5ad(path, cells);
-  if (!quiet) {
-    fmt::print(stderr, "{}: wrote {} cells x {} genes{} to {}\n", command, cells.n_obs(), cells.n_vars(),
-               detail, path);
-  }
+  report_written(command, cells.n_obs(), cells.n_vars(), path, quiet, detail);
 }
 
 }  // namespace lingshu::cli

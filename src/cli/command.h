@@ -45,4 +45,8 @@ void start_run(int threads, bool quiet);
 void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,
                  const std::string& detail = "");
 
+// The line write_cells prints, for a file written another way (chunk by chunk).
+void report_written(const std::string& command, int64_t n_cells, int64_t n_genes, const std::string& path,
+                    bool quiet, const std::string& detail = "");
+
 }  // namespace lingshu::cli

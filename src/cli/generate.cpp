@@ -1,8 +1,6 @@
 // `lingshu generate MODEL_DIR --n N --out cells.h5ad`: sample cells from a trained model.
 #include "sample/generate.h"
 
-#include <fmt/format.h>
-
 #include "cli/command.h"
 #include "cli/sampling_options.h"
 #include "io/h5ad.h"
@@ -20,10 +18,7 @@ void run_generate(const GenerateArgs& args) {
   const AnnData cells =
       generate_cells(args.options, [&](const CsrMatrix& rows) { writer.append_rows(rows); });
   writer.finish(cells.obs, cells.var, cells.uns_strings);
-  if (!args.options.sampling.quiet) {
-    fmt::print(stderr, "generate: wrote {} cells x {} genes to {}\n", writer.n_rows(), cells.n_vars(),
-               args.out);
-  }
+  report_written("generate", writer.n_rows(), cells.n_vars(), args.out, args.options.sampling.quiet);
 }
 
 void setup_generate(CLI::App& cmd) {

@@ -18,6 +18,7 @@ class PendingFile {
   PendingFile(const PendingFile&) = delete;
   PendingFile& operator=(const PendingFile&) = delete;
 
+  const std::filesystem::path& path() const { return path_; }
   const std::filesystem::path& tmp() const { return tmp_; }
   // Renames the temporary file to the real name (UserError if that fails).
   void commit();

@@ -242,12 +242,11 @@ void write_h5ad(const fs::path& path, const AnnData& data) {
 }
 
 struct H5adRowWriter::Impl {
-  fs::path path;
   PendingFile pending;
   Handle file, x, data, indices, indptr;
   int64_t n_rows = 0, nnz = 0, n_cols = -1;
 
-  explicit Impl(const fs::path& p) : path(p), pending(p) {}
+  explicit Impl(const fs::path& p) : pending(p) {}
 };
 
 H5adRowWriter::H5adRowWriter(const fs::path& path) : impl_(std::make_unique<Impl>(path)) {
@@ -276,12 +275,12 @@ void H5adRowWriter::append_rows(const CsrMatrix& rows) {
   rows.validate("rows to write");
   if (m.n_cols >= 0 && rows.n_cols != m.n_cols) {
     throw UserError(fmt::format("rows to write have {} columns, earlier rows {}; nothing was written to {}",
-                                rows.n_cols, m.n_cols, m.path.string()));
+                                rows.n_cols, m.n_cols, m.pending.path().string()));
   }
   m.n_cols = rows.n_cols;
   if (!holds_int32_counts(rows.values)) {
     throw UserError(fmt::format("rows to write hold values that are not counts; nothing was written to {}",
-                                m.path.string()));
+                                m.pending.path().string()));
   }
   const std::vector<int32_t> values(rows.values.begin(), rows.values.end());
   const std::vector<int64_t> indices(rows.indices.begin(), rows.indices.end());
@@ -300,8 +299,8 @@ void H5adRowWriter::finish(const DataFrame& obs, const DataFrame& var,
   require_unique_genes(var);
   if (m.n_cols < 0) m.n_cols = var.size();
   if (var.size() != m.n_cols) {
-    throw UserError(
-        fmt::format("writing {}: var has {} rows for {} columns", m.path.string(), var.size(), m.n_cols));
+    throw UserError(fmt::format("writing {}: var has {} rows for {} columns", m.pending.path().string(),
+                                var.size(), m.n_cols));
   }
   hdf5::write_int64_array_attr(m.x.get(), "shape", {m.n_rows, m.n_cols});
   write_rest(m.file.get(), obs, var, uns, m.n_rows, m.n_cols, m.pending.tmp());

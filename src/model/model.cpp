@@ -156,12 +156,11 @@ void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const tor
 }
 
 torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
-                                                   const torch::Tensor& positions,
-                                                   const std::vector<torch::Tensor>& tables) const {
+                                                   const torch::Tensor& positions) const {
   torch::Tensor sum;
-  for (size_t f = 0; f < tables.size(); ++f) {
+  for (size_t f = 0; f < condition_logit_bias_.size(); ++f) {
     const auto labels = conditions.select(1, static_cast<int64_t>(f));
-    const auto& table = tables[f];
+    const auto& table = condition_logit_bias_[f];
     auto b = positions.defined() ? table.index({labels.index_select(0, rows), positions})
                                  : table.index_select(0, labels);
     sum = sum.defined() ? sum + b : b;
@@ -172,8 +171,7 @@ torch::Tensor MaskedDiffusionModelImpl::label_bias(const torch::Tensor& conditio
 torch::Tensor MaskedDiffusionModelImpl::output_bias_logits(const torch::Tensor& conditions) const {
   const int64_t B = conditions.defined() ? conditions.size(0) : 1;
   auto out = gene_logit_bias_.unsqueeze(0).expand({B, -1, -1});
-  if (const auto by_label = label_bias(conditions, {}, {}, condition_logit_bias_); by_label.defined())
-    out = out + by_label;
+  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
   return out;
 }
 
@@ -252,21 +250,15 @@ torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits(const torch::Tensor& 
 torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits_at(const torch::Tensor& x,
                                                               const torch::Tensor& rows,
                                                               const torch::Tensor& positions) const {
-  const int64_t B = x.size(0), N = config_.n_patches(), P = config_.patch_size;
-  const int64_t R = config_.gene_factors, d = config_.d_model;
-  torch::Tensor scores;  // [M, R]
-  if (positions.size(0) * 4 >= B * N * P) {
-    // Many genes at once (the first steps, one-step sampling): the scores of every gene in one
-    // product beat gathering an [M, R, d] copy of the loadings (3 GB and 13 s for 1,000 cells of
-    // a tiny model on 2,000 genes in one step, against 8 s in four).
-    const auto all = torch::einsum("bnd,nqd->bnq", {x, gene_out_.view({N, P * R, d}).to(x.scalar_type())});
-    scores = all.reshape({B, N * P, R}).index({rows, positions});
-  } else {
-    const auto states = x.index({rows, torch::div(positions, P, "floor")});               // [M, d]
-    const auto loadings = gene_out_.index_select(0, positions).to(states.scalar_type());  // [M, R, d]
-    scores = torch::bmm(loadings, states.unsqueeze(2)).squeeze(2);
-  }
-  return torch::matmul(scores.to(torch::kFloat32), value_profile_);  // [M, K]
+  // Many genes at once (the first steps, one-step sampling): every gene's logits in one product
+  // beat gathering an [M, R, d] copy of the loadings (3 GB and 13 s for 1,000 cells of a tiny
+  // model on 2,000 genes in one step, against 8 s in four).
+  if (positions.size(0) * 4 >= x.size(0) * config_.n_positions())
+    return gene_factor_logits(x).index({rows, positions});
+  const auto states = x.index({rows, torch::div(positions, config_.patch_size, "floor")});  // [M, d]
+  const auto loadings = gene_out_.index_select(0, positions).to(states.scalar_type());      // [M, R, d]
+  const auto scores = torch::bmm(loadings, states.unsqueeze(2)).squeeze(2);                 // [M, R]
+  return torch::matmul(scores.to(torch::kFloat32), value_profile_);                         // [M, K]
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_targets(const torch::Tensor& targets) {
@@ -322,8 +314,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
     const auto tilt = torch::matmul(cell, cell_out_.t());  // [B, L]
     out = out + gene_factor_logits(x) + tilt.unsqueeze(-1) * value_level_.slice(0, 0, config_.n_tokens);
   }
-  if (const auto by_label = label_bias(conditions, {}, {}, condition_logit_bias_); by_label.defined())
-    out = out + by_label;
+  if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
   return out;
 }
 
@@ -352,9 +343,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
     out = out + gene_factor_logits_at(x, rows, positions) +
           tilt.unsqueeze(1) * value_level_.slice(0, 0, config_.n_tokens);
   }
-  if (const auto by_label = label_bias(conditions, rows, positions, condition_logit_bias_);
-      by_label.defined())
-    out = out + by_label;
+  if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
   return out;
 }
 

@@ -105,11 +105,10 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Final hidden states of the patch tokens: [B, n_patches, d_model].
   torch::Tensor patch_states(const torch::Tensor& tokens, const torch::Tensor& conditions,
                              const torch::Tensor& targets, const torch::Tensor& cell);
-  // Sum over fields of each row's label bias in `tables` (one per field) at the given positions:
-  // [B, n_positions, K] when `positions` is undefined, else [M, K] for (rows[m], positions[m]).
-  // Undefined without tables.
+  // Sum over fields of each row's label bias at the given positions: [B, n_positions, K] when
+  // `positions` is undefined, else [M, K] for (rows[m], positions[m]). Undefined without biases.
   torch::Tensor label_bias(const torch::Tensor& conditions, const torch::Tensor& rows,
-                           const torch::Tensor& positions, const std::vector<torch::Tensor>& tables) const;
+                           const torch::Tensor& positions) const;
 
   ModelConfig config_;
   torch::nn::Embedding value_emb_{nullptr};  // K values + MASK
