@@ -3,11 +3,14 @@
 
 #include <algorithm>
 #include <fstream>
+#include <optional>
 #include <unordered_map>
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/parallel.h"
 #include "core/progress.h"
+#include "core/world.h"
 #include "io/read_counts.h"
 #include "model/config.h"
 #include "train/trainer.h"
@@ -22,6 +25,7 @@ struct TrainArgs {
   int patch_size = ModelConfig{}.patch_size, tokens = TokenizerConfig{}.n_tokens;
   int d_model = 0, layers = 0, heads = 0, gene_dim = 0, gene_factors = -1;
   int threads = 0;
+  int nproc = 1;
   bool quiet = false;
   TrainOptions train;
 };
@@ -59,11 +63,43 @@ AnnData keep_listed_genes(const AnnData& data, const std::string& genes_file) {
   return out;
 }
 
-void run_train(const TrainArgs& args) {
-  start_run(args.threads, args.quiet);
-  TrainOptions options = args.train;
+// `--nproc N` outside a job: this process becomes rank 0 and starts ranks 1..N-1. Inside one (our
+// own workers, torchrun, srun) the environment says where this process sits.
+std::optional<LocalWorkers> start_local_workers(const TrainArgs& args) {
+  if (joined_by_environment()) {
+    const WorldInfo world = world_from_environment();
+    if (args.nproc > 1 && args.nproc != world.size) {
+      throw UserError(
+          fmt::format("--nproc {} disagrees with WORLD_SIZE={} of the job this process was started "
+                      "in; under torchrun or srun leave --nproc out",
+                      args.nproc, world.size));
+    }
+    return std::nullopt;
+  }
+  if (args.nproc <= 1) return std::nullopt;
+  if (!multi_process_training_available()) {
+    throw UserError(
+        "--nproc: this lingshu was built without Gloo; install libgloo-dev (scripts/install-deps.sh) and "
+        "rebuild");
+  }
+  if (args.nproc > args.train.batch_size) {
+    throw UserError(
+        fmt::format("--nproc {} is more than the {} cells of a batch; each process needs at least "
+                    "one: use fewer processes or a larger --batch-size",
+                    args.nproc, args.train.batch_size));
+  }
+  return std::optional<LocalWorkers>(std::in_place, args.nproc, free_local_port());
+}
+
+// Processes on one machine share its cores.
+int threads_per_process(int requested, const WorldInfo& world) {
+  if (requested > 0 || world.local_size <= 1) return requested;
+  return std::max(1, resolve_thread_count(0) / world.local_size);
+}
+
+void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
   options.out = args.out;
-  options.quiet = args.quiet;
+  options.quiet = quiet;
   options.model = ModelConfig::from_preset(args.preset);
   options.model.patch_size = args.patch_size;
   if (args.d_model > 0) options.model.d_model = args.d_model;
@@ -78,11 +114,12 @@ void run_train(const TrainArgs& args) {
 
   AnnData data = read_counts_file(args.data, args.layer);
   if (!args.genes_file.empty()) data = keep_listed_genes(data, args.genes_file);
-  if (!args.quiet) {
+  if (!quiet) {
     fmt::print(stderr, "train: {} cells x {} genes from {}{}\n", data.n_obs(), data.n_vars(), args.data,
                options.resume ? " (resuming)" : "");
   }
   const TrainResult r = train_model(data, options);
+  if (!options.world.is_root()) return;
   fmt::print(
       "trained {} of {} steps in {:.1f} min ({:.1f} cells/s, {}); train loss {:.4f}, validation loss "
       "{:.4f} (masked-gene cross-entropy {:.4f}, context gain {:.4f} at half masked); model in {}{}\n",
@@ -92,6 +129,23 @@ void run_train(const TrainArgs& args) {
           ? fmt::format(" (the weights of step {}, validation loss {:.4f}: the best)", r.best_step,
                         r.best_val_loss)
           : "");
+}
+
+void run_train(const TrainArgs& args) {
+  auto workers = start_local_workers(args);
+  TrainOptions options = args.train;
+  options.world = world_from_environment();
+  const bool quiet = args.quiet || !options.world.is_root();
+  start_run(threads_per_process(args.threads, options.world), quiet);
+  try {
+    train_and_report(args, options, quiet);
+  } catch (const UserError& e) {
+    // A worker that died says nothing; rank 0 says how it ended.
+    const std::string why = workers ? workers->failures(2000) : "";
+    if (why.empty()) throw;
+    throw UserError(fmt::format("{}; {}", e.what(), why));
+  }
+  if (workers) workers->wait_all();
 }
 
 void setup_train(CLI::App& cmd) {
@@ -166,6 +220,12 @@ void setup_train(CLI::App& cmd) {
          "draws from the training cells (0 = none; 8 is a good start, see README)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
+  cmd.add_option(
+         "--nproc", args->nproc,
+         "data-parallel training on N local processes (c10d/Gloo); --batch-size is shared between "
+         "them. Under torchrun or srun leave it out: RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT are read")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   cmd.add_flag("--resume", o.resume, "continue training the model in --out from its last checkpoint");
   add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress output");
   cmd.callback([args] { run_train(*args); });

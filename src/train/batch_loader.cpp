@@ -50,13 +50,14 @@ std::vector<int64_t> BatchLoader::batch_rows(int64_t n_rows, int64_t batch_size,
 
 BatchLoader::BatchLoader(const CsrMatrix& counts, const Tokenizer& tokenizer, const GenePatching& patching,
                          const std::vector<std::vector<int64_t>>& conditions, int64_t batch_size,
-                         uint64_t seed, int64_t first_batch, int prefetch)
+                         uint64_t seed, int64_t first_batch, BatchShard shard, int prefetch)
     : counts_(counts),
       tokenizer_(tokenizer),
       patching_(patching),
       conditions_(conditions),
       batch_size_(batch_size),
       seed_(seed),
+      shard_(shard),
       next_index_(first_batch),
       prefetch_(static_cast<size_t>(std::max(prefetch, 1))),
       worker_([this] { run(); }) {}
@@ -74,7 +75,10 @@ TokenBatch BatchLoader::make_batch(int64_t index) const {
   const auto rows = batch_rows(counts_.n_rows, batch_size_, seed_, index);
   TokenBatch batch;
   batch.index = index;
-  batch.tokens = encode_cells(counts_, rows, tokenizer_, patching_);
+  batch.shard_begin = shard_.begin(batch_size_);
+  batch.tokens = encode_cells(
+      counts_, std::span(rows).subspan(batch.shard_begin, shard_.end(batch_size_) - batch.shard_begin),
+      tokenizer_, patching_);
   const auto n_fields = static_cast<int64_t>(conditions_.size());
   batch.conditions = at::zeros({batch_size_, n_fields}, at::kLong);
   auto acc = batch.conditions.accessor<int64_t, 2>();

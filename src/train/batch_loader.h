@@ -3,6 +3,8 @@
 // training loop, so the model never waits for data. The order of cells is a deterministic
 // function of (seed, batch index): an endless stream of seeded epoch permutations, batch n taking
 // stream positions [n*B, (n+1)*B). Resuming at batch n therefore replays exactly the same data.
+// In data-parallel training each process encodes only its share of every batch (a BatchShard), so
+// N processes see together exactly the cells one process would.
 #include <torch/types.h>
 
 #include <condition_variable>
@@ -18,10 +20,20 @@
 
 namespace lingshu {
 
+// Which rows of every batch a process of a data-parallel job takes: an even split of [0, B).
+struct BatchShard {
+  int rank = 0;
+  int size = 1;
+  int64_t begin(int64_t batch_size) const { return batch_size * rank / size; }
+  int64_t end(int64_t batch_size) const { return batch_size * (rank + 1) / size; }
+};
+
 struct TokenBatch {
-  int64_t index = 0;         // batch number in the stream
-  torch::Tensor tokens;      // [B, n_positions] int64, padding = MASK
-  torch::Tensor conditions;  // [B, n_fields] int64 (0 = NULL); [B, 0] when unconditional
+  int64_t index = 0;        // batch number in the stream
+  int64_t shard_begin = 0;  // this process's rows of the batch: [shard_begin, shard_begin + tokens.size(0))
+  torch::Tensor tokens;     // [rows of the shard, n_positions] int64, padding = MASK
+  torch::Tensor
+      conditions;  // [B, n_fields] int64 (0 = NULL), every row of the batch; [B, 0] when unconditional
 };
 
 // Tokens of one cell in sequence (patched) order: n_positions values, padding = MASK.
@@ -38,7 +50,7 @@ class BatchLoader {
   // one code vector per field (codes per row of `counts`, 0 = NULL); empty when unconditional.
   BatchLoader(const CsrMatrix& counts, const Tokenizer& tokenizer, const GenePatching& patching,
               const std::vector<std::vector<int64_t>>& conditions, int64_t batch_size, uint64_t seed,
-              int64_t first_batch = 0, int prefetch = 4);
+              int64_t first_batch = 0, BatchShard shard = {}, int prefetch = 4);
   ~BatchLoader();
   BatchLoader(const BatchLoader&) = delete;
   BatchLoader& operator=(const BatchLoader&) = delete;
@@ -59,6 +71,7 @@ class BatchLoader {
   const std::vector<std::vector<int64_t>>& conditions_;
   int64_t batch_size_;
   uint64_t seed_;
+  BatchShard shard_;
   int64_t next_index_;
   size_t prefetch_;
 

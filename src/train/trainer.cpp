@@ -29,6 +29,7 @@
 #include "train/cell_factor_init.h"
 #include "train/checkpoint.h"
 #include "train/conditioning.h"
+#include "train/distributed.h"
 #include "train/lr_schedule.h"
 #include "train/marginal_init.h"
 #include "train/objective.h"
@@ -364,6 +365,12 @@ void check_request(const TrainOptions& options, const AnnData& data) {
     throw UserError("give a training length: --steps N and/or --minutes M");
   }
   if (options.batch_size < 1) throw UserError("--batch-size must be at least 1");
+  if (options.world.size > options.batch_size) {
+    throw UserError(
+        fmt::format("{} processes cannot share a batch of {} cells: each needs at least one; "
+                    "use fewer processes (--nproc) or a larger --batch-size",
+                    options.world.size, options.batch_size));
+  }
   if (data.n_obs() < kMinCells) {
     throw UserError(
         fmt::format("only {} cells in the data; training needs at least {} (more is better: "
@@ -410,11 +417,12 @@ PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
   run.resuming = requested.resume;
   run.options = requested;
   const fs::path& dir = requested.out;
+  const bool root = requested.world.is_root();
   if (run.resuming) {
     run.meta = read_model_metadata(dir);
     run.options = resumed_options(run.meta, requested, data);
-    remove_stale_temporaries(dir);
-  } else if (is_model_dir(dir)) {
+    if (root) remove_stale_temporaries(dir);
+  } else if (root && is_model_dir(dir)) {
     throw UserError(fmt::format(
         "{} already holds a model; pass --resume to continue training it, or choose another --out",
         dir.string()));
@@ -443,7 +451,7 @@ PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
   run.val_codes = codes_of_rows(codes, split.validation);
   if (!run.resuming) {
     run.meta = new_metadata(options, data, run.train_counts, fields, obs);
-    write_model_metadata(dir, run.meta);
+    if (root) write_model_metadata(dir, run.meta);
   }
   return run;
 }
@@ -517,12 +525,39 @@ class StepTimer {
   int64_t timed_ = 0;
 };
 
-// One optimiser step and the validation loss of a model on a prepared run.
+// Every parameter's gradient (zeros where this step left it undefined, so that all ranks send the
+// same tensors), for the all-reduce.
+std::vector<torch::Tensor> trained_gradients(MaskedDiffusionModel& model) {
+  std::vector<torch::Tensor> grads;
+  for (auto& p : model->parameters()) {
+    if (!p.requires_grad()) continue;
+    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+    grads.push_back(p.grad());
+  }
+  return grads;
+}
+
+// Makes every rank's weights and buffers rank 0's.
+void broadcast_model(Collective& collective, MaskedDiffusionModel& model) {
+  std::vector<torch::Tensor> state;
+  for (const auto& p : model->parameters()) state.push_back(p.detach());
+  for (const auto& b : model->buffers()) state.push_back(b.detach());
+  collective.broadcast_from_root(state);
+}
+
+// One optimiser step and the validation loss of a model on a prepared run. In a data-parallel job
+// each rank runs its share of the batch and the gradients are summed over the ranks before the
+// clip, so the ranks take the step one process would take with the whole batch.
 class Stepper {
  public:
   Stepper(const PreparedRun& run, MaskedDiffusionModel& model, torch::optim::AdamW& optimizer,
-          const torch::Device& device, Precision precision)
-      : run_(run), model_(model), optimizer_(optimizer), device_(device), precision_(precision) {
+          const torch::Device& device, Precision precision, Collective* collective)
+      : run_(run),
+        model_(model),
+        optimizer_(optimizer),
+        device_(device),
+        precision_(precision),
+        collective_(collective) {
     const ModelConfig& config = run.meta.config;
     is_gene_ = torch::zeros({config.n_positions()}, torch::kBool);
     is_gene_.slice(0, 0, config.n_genes).fill_(true);
@@ -532,34 +567,50 @@ class Stepper {
       targets_.positions = padded_targets(target_positions_by_token(
           run.meta.conditions[static_cast<size_t>(targets_.field)], run.meta.gene_names, run.meta.patching));
     }
-    validation_ = make_validation_set(run.val_counts, run.meta.tokenizer, run.meta.patching, is_gene_,
-                                      run.options.seed, run.val_codes);
+    if (run.options.world.is_root()) {
+      validation_ = make_validation_set(run.val_counts, run.meta.tokenizer, run.meta.patching, is_gene_,
+                                        run.options.seed, run.val_codes);
+    }
   }
 
   // Masks the batch as step `step` of the seed does (a resumed run replays it), steps the optimiser
-  // at `lr` and returns the loss.
+  // at `lr` and returns the loss of the whole batch.
   double step(const TokenBatch& batch, int64_t step, double lr) {
     const TrainOptions& o = run_.options;
     auto generator = step_generator(o.seed, step);
-    const auto t = sample_diffusion_times(o.batch_size, generator);
-    const auto mask = forward_mask(t, is_gene_, generator);
-    const auto inputs = drop_for_guidance(batch.conditions, o.p_uncond, targets_, library_field_, generator);
+    // Drawn for the whole batch, of which this rank takes its rows: the draws do not depend on the
+    // number of processes.
+    const auto all_t = sample_diffusion_times(o.batch_size, generator);
+    const auto all_mask = forward_mask(all_t, is_gene_, generator);
+    const auto all_inputs =
+        drop_for_guidance(batch.conditions, o.p_uncond, targets_, library_field_, generator);
+    const int64_t begin = batch.shard_begin, rows = batch.tokens.size(0);
+    const auto mine = [&](const torch::Tensor& x) {
+      return x.defined() ? x.narrow(0, begin, rows).to(device_) : torch::Tensor();
+    };
     const auto tokens = batch.tokens.to(device_);
-    const auto mask_d = mask.to(device_);
+    const auto mask = mine(all_mask);
     torch::Tensor loss;
     {
       const AutocastScope autocast(precision_, device_);
-      const auto logits =
-          model_->forward(apply_mask(tokens, mask_d, mask_token()), inputs.conditions.to(device_),
-                          inputs.targets.defined() ? inputs.targets.to(device_) : torch::Tensor());
-      loss = masked_diffusion_loss(logits, tokens, mask_d, t.to(device_), run_.meta.config.n_genes);
+      const auto logits = model_->forward(apply_mask(tokens, mask, mask_token()), mine(all_inputs.conditions),
+                                          mine(all_inputs.targets));
+      // The mean over the batch is the sum over ranks of each rank's share of it.
+      loss = masked_diffusion_loss(logits, tokens, mask, mine(all_t), run_.meta.config.n_genes) *
+             (static_cast<double>(rows) / static_cast<double>(o.batch_size));
     }
     set_learning_rate(optimizer_, lr);
     optimizer_.zero_grad();
     loss.backward();
+    auto batch_loss = loss.detach().to(torch::kCPU, torch::kFloat).reshape({1});
+    if (collective_ != nullptr) {
+      auto tensors = trained_gradients(model_);
+      tensors.push_back(batch_loss);
+      collective_->sum_over_ranks(tensors);
+    }
     torch::nn::utils::clip_grad_norm_(model_->parameters(), o.grad_clip);
     optimizer_.step();
-    const double value = loss.item<double>();
+    const double value = batch_loss.item<double>();
     if (!std::isfinite(value)) {
       throw UserError(
           fmt::format("training diverged at step {} (loss {}); lower --lr (now {})", step, value, o.lr));
@@ -580,6 +631,7 @@ class Stepper {
   torch::optim::AdamW& optimizer_;
   torch::Device device_;
   Precision precision_;
+  Collective* collective_;
   torch::Tensor is_gene_;
   int library_field_ = -1;
   TargetTable targets_;
@@ -598,24 +650,51 @@ MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& de
 
 }  // namespace
 
+namespace {
+
+// What rank 0 tells the others before every step: whether there is one, and its learning rate.
+// Only rank 0 keeps the clock and the plan, so the ranks can never disagree on when to stop.
+struct StepOrder {
+  bool go = false;
+  double lr = 0;
+};
+
+StepOrder share_order(Collective* collective, StepOrder order) {
+  if (collective == nullptr) return order;
+  const auto message = torch::tensor({order.go ? 1.0 : 0.0, order.lr}, torch::kDouble);
+  collective->broadcast_from_root({message});
+  return {message[0].item<double>() > 0.5, message[1].item<double>()};
+}
+
+void print_model_summary(const MaskedDiffusionModel& model, const ModelConfig& c, Precision precision,
+                         const WorldInfo& world) {
+  int64_t n_parameters = 0;
+  for (const auto& p : model->parameters()) n_parameters += p.numel();
+  fmt::print(
+      stderr,
+      "train: {} model, {:.1f}M parameters (width {}, {} layers, {} gene factors, {} tokens per cell), "
+      "{}{}\n",
+      c.preset, static_cast<double>(n_parameters) / 1e6, c.d_model, c.n_layers, c.gene_factors,
+      c.sequence_length(), precision_name(precision),
+      world.distributed() ? fmt::format(", {} processes", world.size) : "");
+}
+
+}  // namespace
+
 TrainResult train_model(const AnnData& data, const TrainOptions& requested, const TrainHooks& hooks) {
   const PreparedRun run = prepare_run(data, requested);
   const TrainOptions& options = run.options;
+  const bool root = options.world.is_root();
+  const bool talk = root && !options.quiet;
   const fs::path& dir = options.out;
   const auto device = resolve_device(options.device);
   const auto precision = resolve_precision(options.precision, device);
+  std::optional<Collective> collective;
+  if (options.world.distributed()) collective.emplace(options.world);
+  Collective* const group = collective ? &*collective : nullptr;
   auto model = build_model(run, device);
   auto optimizer = make_optimizer(model, options);
-  if (!options.quiet) {
-    int64_t n_parameters = 0;
-    for (const auto& p : model->parameters()) n_parameters += p.numel();
-    const ModelConfig& c = run.meta.config;
-    fmt::print(stderr,
-               "train: {} model, {:.1f}M parameters (width {}, {} layers, {} gene factors, {} tokens per "
-               "cell), {}\n",
-               c.preset, static_cast<double>(n_parameters) / 1e6, c.d_model, c.n_layers, c.gene_factors,
-               c.sequence_length(), precision_name(precision));
-  }
+  if (talk) print_model_summary(model, run.meta.config, precision, options.world);
 
   nlohmann::json state = {{"step", 0},
                           {"total_steps", options.steps},
@@ -623,9 +702,12 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
                           {"elapsed_seconds", 0.0},
                           {"best_step", -1},
                           {"best_val_loss", 0.0}};
+  // Every rank reads the checkpoint (the model directory is shared, as on a cluster's file system):
+  // the optimiser state is not broadcast.
   const fs::path checkpoint_path = dir / "checkpoint.pt";
   if (run.resuming && fs::exists(checkpoint_path))
     state = load_checkpoint(checkpoint_path, model, optimizer, device);
+  if (group != nullptr) broadcast_model(*group, model);
   int64_t step = state.at("step");
   StepPlan plan(options, state.at("total_steps"), state.at("planned"));
   const double elapsed_before = state.at("elapsed_seconds");
@@ -657,48 +739,52 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
     if (best_step < 0) save_weights(dir, model);
   };
 
-  Stepper stepper(run, model, optimizer, device, precision);
+  Stepper stepper(run, model, optimizer, device, precision, group);
   BatchLoader loader(run.train_counts, run.meta.tokenizer, run.meta.patching, run.train_codes,
-                     options.batch_size, options.seed, step);
-  TrainLog log(dir / "train_log.jsonl");
+                     options.batch_size, options.seed, step, {options.world.rank, options.world.size});
+  std::optional<TrainLog> log;
+  if (root) log.emplace(dir / "train_log.jsonl");
   std::optional<Progress> progress;
-  if (!options.quiet && plan.planned()) progress.emplace("train", plan.total(), "steps", step);
+  if (talk && plan.planned()) progress.emplace("train", plan.total(), "steps", step);
   StepTimer timer;
   ValidationLoss val;
   double window_loss = 0, train_loss = 0;
   int64_t window_steps = 0, steps_this_run = 0;
 
-  while (!plan.done(step) && !out_of_time()) {
-    if (hooks.stop_after_steps > 0 && steps_this_run >= hooks.stop_after_steps) break;
-    const double lr = plan.lr(step);
-    const double loss = stepper.step(loader.next(), step, lr);
+  while (true) {
+    const bool stopped_by_hook = hooks.stop_after_steps > 0 && steps_this_run >= hooks.stop_after_steps;
+    const StepOrder order = share_order(
+        group, {!plan.done(step) && !out_of_time() && !stopped_by_hook, root ? plan.lr(step) : 0.0});
+    if (!order.go) break;
+    const double loss = stepper.step(loader.next(), step, order.lr);
     ++step;
     ++steps_this_run;
+    if (!root) continue;
     window_loss += loss;
     ++window_steps;
     timer.step_done();
     if (plan.wants_replan(step, timer.timed_steps())) {
-      if (plan.replan(step, timer.steps_per_second(), elapsed_total()) && !options.quiet) {
+      if (plan.replan(step, timer.steps_per_second(), elapsed_total()) && talk) {
         fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
                    timer.steps_per_second(), plan.total(), options.minutes);
       }
-      if (!options.quiet && !progress) progress.emplace("train", plan.total(), "steps", step);
+      if (talk && !progress) progress.emplace("train", plan.total(), "steps", step);
       if (progress) progress->set_total(plan.total());
     }
     const bool last = plan.is_last(step);
     if (step % options.log_every == 0 || last) {
       train_loss = window_loss / static_cast<double>(window_steps);
-      log.write({{"step", step},
-                 {"lr", lr},
-                 {"loss", train_loss},
-                 {"cells_per_s", timer.steps_per_second() * static_cast<double>(options.batch_size)},
-                 {"elapsed_s", elapsed_total()}});
+      log->write({{"step", step},
+                  {"lr", order.lr},
+                  {"loss", train_loss},
+                  {"cells_per_s", timer.steps_per_second() * static_cast<double>(options.batch_size)},
+                  {"elapsed_s", elapsed_total()}});
       window_loss = 0;
       window_steps = 0;
     }
     if (step % options.eval_every == 0 || last) {
       val = stepper.validate();
-      log.write(val.to_json(step));
+      log->write(val.to_json(step));
       keep_if_best(val);
     }
     if (step % options.checkpoint_every == 0 && !last) save_all();
@@ -709,19 +795,21 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
                                                val.loss, val.context_gain()));
     }
   }
+  TrainResult result;
+  result.precision = precision_name(precision);
+  result.steps = step;
+  if (!root) return result;  // the model directory is rank 0's to write
+
   if (window_steps > 0) train_loss = window_loss / static_cast<double>(window_steps);
   if (out_of_time() && !plan.done(step)) {
     plan.end_at(step);
     val = stepper.validate();
-    log.write(val.to_json(step));
+    log->write(val.to_json(step));
     keep_if_best(val);
   }
   save_all();
   if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", train_loss, val.loss));
 
-  TrainResult result;
-  result.precision = precision_name(precision);
-  result.steps = step;
   result.total_steps = plan.total();
   result.train_loss = train_loss;
   result.val_loss = val.loss;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/world.h"
 #include "data/anndata.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
@@ -40,6 +41,9 @@ struct TrainOptions {
   std::vector<std::string> holdouts;          // "col=value[,col=value]": cells removed from training
   int library_bins = 0;  // library-size condition bins (0 = none; see make_library_field)
   bool quiet = false;    // no progress output
+  // The data-parallel job this process is a rank of (one process by default). Every rank sees the
+  // same --batch-size cells per step between them; rank 0 alone writes the model directory.
+  WorldInfo world;
 };
 
 // Test-only controls, kept out of the product's options.
@@ -66,6 +70,9 @@ struct TrainResult {
   double cells_per_second = 0;
   std::string precision;  // what ran: fp32 or bf16
 };
+
+// False when this build has no Gloo (libgloo-dev was missing at configure time): one process only.
+bool multi_process_training_available();
 
 // Trains on `data` (counts; every gene, in the file's order) and writes the model directory.
 TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks = {});
