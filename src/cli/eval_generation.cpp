@@ -21,7 +21,7 @@ struct EvalGenerationArgs {
   std::string generated;
   std::string out;
   std::string report;
-  int64_t max_cells = 0;
+  int64_t max_cells = 20000;
   bool quiet = false;
   int threads = 0;
   ExpressionOptions expression;
@@ -107,7 +107,10 @@ void setup_eval_generation(CLI::App& cmd) {
   cmd.add_option("--report", args->report, "write a self-contained HTML report");
   cmd.add_option("--seed", args->metrics.seed, "seed for subsampling and randomized PCA")
       ->capture_default_str();
-  cmd.add_option("--max-cells", args->max_cells, "compare at most this many cells per side (0: all)")
+  cmd.add_option("--max-cells", args->max_cells,
+                 "compare at most this many cells per side, drawn with --seed (0: all; only the drawn cells "
+                 "are read)")
+      ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   cmd.add_option("--layer", args->expression.layer, "read counts from this layer of both files (raw: raw/X)");
   cmd.add_flag("--allow-non-integer", args->expression.allow_non_integer,

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <unordered_set>
@@ -86,9 +87,35 @@ SharedGenes shared_genes(const std::vector<std::string>& ours, const std::vector
   return shared;
 }
 
-ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
-                                const ExpressionOptions& options, const std::string& real_name,
-                                const std::string& generated_name) {
+namespace {
+
+// The cells compared: as many per side as the smaller side has (at most max_cells), drawn with the
+// seed; a note when that is not every cell of both files.
+struct ComparedCells {
+  std::vector<int64_t> real_rows, generated_rows;
+  std::optional<std::string> note;
+};
+
+ComparedCells compared_cells(int64_t n_real, int64_t n_generated, const ExpressionOptions& options) {
+  int64_t n = std::min(n_real, n_generated);
+  if (options.max_cells > 0) n = std::min(n, options.max_cells);
+  ComparedCells c{subsample_indices(n_real, n, rnd::derive_seed(options.seed, 1)),
+                  subsample_indices(n_generated, n, rnd::derive_seed(options.seed, 2)), std::nullopt};
+  if (n < n_real || n < n_generated) {
+    c.note = fmt::format("{} cells of each side are compared (of {} real and {} generated; seed {}{})", n,
+                         n_real, n_generated, options.seed,
+                         options.max_cells > 0 && n == options.max_cells
+                             ? fmt::format("; --max-cells {}, 0 for all", options.max_cells)
+                             : "");
+  }
+  return c;
+}
+
+// The pair from `real` and `generated` rows already chosen (every row of each is compared);
+// `in_file` are the files' cell counts, for the record.
+ExpressionPair match_chosen(const AnnData& real, const AnnData& generated, const ExpressionOptions& options,
+                            const std::string& real_name, const std::string& generated_name,
+                            std::pair<int64_t, int64_t> in_file, const std::optional<std::string>& note) {
   if (real.n_obs() == 0) throw UserError(fmt::format("{} holds no cells", real_name));
   if (generated.n_obs() == 0) throw UserError(fmt::format("{} holds no cells", generated_name));
   check_values(real, real_name, options);
@@ -107,8 +134,8 @@ ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
   pair.real_name = real_name;
   pair.generated_name = generated_name;
   pair.genes = shared.names;
-  pair.real_cells_in_file = real.n_obs();
-  pair.generated_cells_in_file = generated.n_obs();
+  pair.real_cells_in_file = in_file.first;
+  pair.generated_cells_in_file = in_file.second;
   pair.real_genes_in_file = real.n_vars();
   pair.generated_genes_in_file = generated.n_vars();
   const auto n_shared = static_cast<int64_t>(shared.names.size());
@@ -122,32 +149,63 @@ ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
       pair.notes.push_back(fmt::format("{} repeats {} gene names; the first of each is used", *name, d));
     }
   }
-
-  int64_t n = std::min(real.n_obs(), generated.n_obs());
-  if (options.max_cells > 0) n = std::min(n, options.max_cells);
-  const auto real_rows = subsample_indices(real.n_obs(), n, rnd::derive_seed(options.seed, 1));
-  const auto generated_rows = subsample_indices(generated.n_obs(), n, rnd::derive_seed(options.seed, 2));
-  if (real.n_obs() != generated.n_obs() || options.max_cells > 0) {
-    pair.notes.push_back(
-        fmt::format("{} cells of each side are compared (of {} real and {} generated; seed {})", n,
-                    real.n_obs(), generated.n_obs(), options.seed));
-  }
-
-  pair.real = log_normalize(real.X.select_rows(real_rows).select_cols(shared.ours));
-  pair.generated = log_normalize(generated.X.select_rows(generated_rows).select_cols(shared.theirs));
-  pair.real_obs = real.obs.select_rows(real_rows);
-  pair.generated_obs = generated.obs.select_rows(generated_rows);
+  if (note) pair.notes.push_back(*note);
+  pair.real = log_normalize(real.X.select_cols(shared.ours));
+  pair.generated = log_normalize(generated.X.select_cols(shared.theirs));
+  pair.real_obs = real.obs;
+  pair.generated_obs = generated.obs;
   return pair;
+}
+
+AnnData rows_of(const AnnData& data, const std::vector<int64_t>& rows) {
+  AnnData out;
+  out.X = data.X.select_rows(rows);
+  out.obs = data.obs.select_rows(rows);
+  out.var = data.var;
+  return out;
+}
+
+// The listed rows (increasing) of an .h5ad, read a chunk at a time: memory holds the chosen rows
+// and one chunk, never the whole file.
+AnnData read_chosen_rows(H5adRowReader& reader, const std::vector<int64_t>& rows) {
+  AnnData out;
+  out.X.n_cols = reader.n_cols();
+  const int64_t chunk = std::max<int64_t>(reader.suggested_chunk_rows(), 1);
+  size_t next = 0;
+  for (int64_t begin = 0; begin < reader.n_rows() && next < rows.size(); begin += chunk) {
+    const int64_t end = std::min(reader.n_rows(), begin + chunk);
+    if (rows[next] >= end) continue;
+    const CsrMatrix part = reader.read_rows(begin, end);
+    for (; next < rows.size() && rows[next] < end; ++next) {
+      out.X.append_row(part.row_indices(rows[next] - begin), part.row_values(rows[next] - begin));
+    }
+  }
+  out.obs = reader.obs().select_rows(rows);
+  out.var = reader.var();
+  return out;
+}
+
+}  // namespace
+
+ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
+                                const ExpressionOptions& options, const std::string& real_name,
+                                const std::string& generated_name) {
+  const auto cells = compared_cells(real.n_obs(), generated.n_obs(), options);
+  return match_chosen(rows_of(real, cells.real_rows), rows_of(generated, cells.generated_rows), options,
+                      real_name, generated_name, {real.n_obs(), generated.n_obs()}, cells.note);
 }
 
 ExpressionPair load_expression_pair(const std::filesystem::path& real, const std::filesystem::path& generated,
                                     const ExpressionOptions& options) {
   H5adReadOptions read_options;
   read_options.layer = options.layer;
-  const AnnData real_data = read_h5ad(real, read_options);
-  const AnnData generated_data = read_h5ad(generated, read_options);
-  return match_expression(real_data, generated_data, options, real.filename().string(),
-                          generated.filename().string());
+  H5adRowReader real_reader(real, read_options);
+  H5adRowReader generated_reader(generated, read_options);
+  const auto cells = compared_cells(real_reader.n_rows(), generated_reader.n_rows(), options);
+  return match_chosen(read_chosen_rows(real_reader, cells.real_rows),
+                      read_chosen_rows(generated_reader, cells.generated_rows), options,
+                      real.filename().string(), generated.filename().string(),
+                      {real_reader.n_rows(), generated_reader.n_rows()}, cells.note);
 }
 
 }  // namespace lingshu

@@ -13,6 +13,7 @@
 #include "data/simulator.h"
 #include "eval/expression.h"
 #include "eval/generation_metrics.h"
+#include "io/h5ad.h"
 #include "test_support.h"
 
 namespace lingshu {
@@ -281,6 +282,37 @@ TEST(GenerationExpression, SubsamplesToEqualSizesWithASeed) {
   options.max_cells = 4;
   EXPECT_EQ(
       match_expression(tiny_data({"A", "B"}, rows_a), tiny_data({"A", "B"}, rows_b), options).real.n_rows, 4);
+}
+
+TEST(GenerationExpression, FilesAreReadOnlyAtTheDrawnCellsWithTheSameResultAsInMemory) {
+  SimulatorConfig config;
+  config.n_cells = 700;
+  config.n_genes = 60;
+  config.seed = 4;
+  const AnnData real = simulate(config).data;
+  config.n_cells = 900;
+  config.seed = 5;
+  const AnnData generated = simulate(config).data;
+  testing::TempDir dir;
+  write_h5ad(dir / "real.h5ad", real);
+  write_h5ad(dir / "gen.h5ad", generated);
+  ExpressionOptions options;
+  options.max_cells = 250;
+  options.seed = 9;
+  const ExpressionPair from_files = load_expression_pair(dir / "real.h5ad", dir / "gen.h5ad", options);
+  const ExpressionPair in_memory = match_expression(real, generated, options);
+  EXPECT_EQ(from_files.n_cells(), 250);
+  EXPECT_EQ(from_files.real_cells_in_file, 700);
+  EXPECT_EQ(from_files.generated_cells_in_file, 900);
+  EXPECT_EQ(from_files.real.values, in_memory.real.values);
+  EXPECT_EQ(from_files.real.indices, in_memory.real.indices);
+  EXPECT_EQ(from_files.generated.values, in_memory.generated.values);
+  EXPECT_EQ(from_files.real_obs.index, in_memory.real_obs.index);
+  EXPECT_EQ(from_files.generated_obs.index, in_memory.generated_obs.index);
+  bool said_so = false;
+  for (const auto& note : from_files.notes)
+    said_so |= note.find("250 cells of each side are compared") != std::string::npos;
+  EXPECT_TRUE(said_so);
 }
 
 // ---- The whole evaluation on simulated cell types ----
