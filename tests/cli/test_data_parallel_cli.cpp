@@ -132,6 +132,37 @@ TEST(DataParallelCli, AKilledWorkerStopsTheJobWithAClearError) {
   EXPECT_EQ(output.find("internal error"), std::string::npos) << output;
 }
 
+TEST(DataParallelCli, AKilledTwoProcessRunResumesOnOneProcessAndEndsWhereAnUnbrokenRunEnds) {
+  testing::TempDir dir;
+  const auto data = write_simulated(dir);
+  const auto args = [&](const std::string& name) {
+    return fmt::format("train {} --out {} {} --steps 120 --batch-size 16 --checkpoint-every 5 -q", data.string(),
+                       (dir / name).string(), kTiny);
+  };
+  const auto unbroken = testing::run_lingshu(args("unbroken"));
+  ASSERT_EQ(unbroken.exit_code, 0) << unbroken.output;
+
+  const auto pid_file = dir / "pid";
+  ASSERT_EQ(testing::run_shell(fmt::format("{} {} --nproc 2 > {} 2>&1 & echo $! > {}", LINGSHU_BINARY,
+                                           args("broken"), (dir / "log").string(), pid_file.string()))
+                .exit_code,
+            0);
+  for (int i = 0; i < 600 && !fs::exists(dir / "broken" / "checkpoint.pt"); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  testing::run_shell(fmt::format("kill -9 $(cat {})", pid_file.string()));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  ASSERT_TRUE(fs::exists(dir / "broken" / "checkpoint.pt"));
+  const auto logged = testing::run_shell("grep -c loss " + (dir / "broken" / "train_log.jsonl").string()).output;
+  ASSERT_LT(std::stoi(logged), 12) << "the two-process run was killed part-way";
+
+  const auto resumed = testing::run_lingshu(args("broken") + " --resume --nproc 1");
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("trained 120 of 120 steps"), std::string::npos) << resumed.output;
+  const auto weights = [&](const std::string& name) { return read_safetensors(dir / name / "weights.safetensors"); };
+  EXPECT_LT(relative_difference(weights("unbroken"), weights("broken")), 1e-4);
+}
+
 TEST(DataParallelCli, MoreProcessesThanCellsPerStepIsRefused) {
   testing::TempDir dir;
   const auto data = write_simulated(dir);
