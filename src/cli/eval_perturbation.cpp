@@ -47,11 +47,10 @@ void run_eval_perturbation(EvalPerturbationArgs& args) {
   const AnnData pred = read_file(args.pred);
   const PerturbationEvaluation eval = evaluate_perturbations(real, pred, args.options);
   std::optional<BaselineComparison> baseline;
+  std::optional<PerturbationEvaluation> base_eval;
   if (!args.baseline.empty()) {
-    PerturbationEvalOptions base_options = args.options;
-    base_options.keep_deltas = false;
-    const auto base_eval = evaluate_perturbations(real, read_file(args.baseline), base_options);
-    baseline = compare_to_baseline(eval, base_eval);
+    base_eval = evaluate_perturbations(real, read_file(args.baseline), args.options);
+    baseline = compare_to_baseline(eval, *base_eval);
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const BaselineComparison* base = baseline ? &*baseline : nullptr;
@@ -65,7 +64,8 @@ void run_eval_perturbation(EvalPerturbationArgs& args) {
   if (!args.report.empty()) {
     const report::PerturbationReportInfo info{
         args.real, args.pred, args.baseline, args.options.fdr_threshold, args.options.fdr_scope, seconds};
-    write_text_atomically(args.report, report::perturbation_report_html(eval, base, info));
+    write_text_atomically(
+        args.report, report::perturbation_report_html(eval, base, info, base_eval ? &*base_eval : nullptr));
   }
   if (!args.quiet) {
     fmt::print(stderr, "eval perturbation: {} perturbations x {} genes in {:.1f} s{}{}{}\n",
