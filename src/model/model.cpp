@@ -96,6 +96,12 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
+    cell_score_bank_ = register_parameter("cell_score_bank", torch::zeros({kCellScoreBank, R}),
+                                          /*requires_grad=*/false);
+    const auto F = std::max<int64_t>(static_cast<int64_t>(config_.condition_vocab_sizes.size()), 1);
+    // Stored with the weights (which hold parameters only), as floats: label codes are small integers.
+    cell_score_labels_ = register_parameter("cell_score_labels", torch::zeros({kCellScoreBank, F}),
+                                            /*requires_grad=*/false);
   }
   drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
@@ -303,10 +309,55 @@ torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens
   return F > 0 ? x.slice(1, F) : x;
 }
 
+torch::Tensor MaskedDiffusionModelImpl::draw_cell_scores(const torch::Tensor& conditions,
+                                                         at::Generator& generator) const {
+  if (config_.gene_factors == 0) return {};
+  const int64_t B = conditions.size(0);
+  const auto bank_labels = cell_score_labels_.detach().cpu().to(torch::kLong);
+  const auto used = bank_labels.select(1, 0).ge(0);
+  auto rows = torch::zeros({B}, torch::kLong);
+  if (!used.any().item<bool>()) return cell_score_bank_.detach().cpu().index_select(0, rows);
+  // Agreement of every bank row with each label row: context fields weigh 2, the perturbation 1.
+  const int64_t F = std::min(conditions.size(1), bank_labels.size(1));
+  auto weight = torch::full({F}, 2.0, torch::kDouble);
+  if (config_.perturbation_field >= 0 && config_.perturbation_field < F)
+    weight[config_.perturbation_field] = 1.0;
+  const auto labels = conditions.cpu();
+  for (int64_t i = 0; i < B; ++i) {
+    auto agree = torch::zeros({kCellScoreBank}, torch::kDouble);
+    if (F > 0) {
+      const auto same = bank_labels.slice(1, 0, F).eq(labels[i].slice(0, 0, F).unsqueeze(0));
+      agree = (same.to(torch::kDouble) * weight).sum(1);
+    }
+    agree.masked_fill_(used.logical_not(), -1.0);
+    const auto candidates = agree.eq(agree.max()).nonzero().squeeze(1);
+    rows[i] = candidates[torch::randint(candidates.size(0), {1}, generator, torch::kLong).item<int64_t>()];
+  }
+  return cell_score_bank_.detach().cpu().index_select(0, rows);
+}
+
+void MaskedDiffusionModelImpl::set_cell_score_bank(const torch::Tensor& scores,
+                                                   const torch::Tensor& conditions) {
+  const int64_t N = scores.size(0);
+  TORCH_CHECK(config_.gene_factors > 0 && scores.dim() == 2 && N > 0 && N <= kCellScoreBank &&
+                  scores.size(1) == config_.gene_factors && conditions.size(0) == N,
+              "cell score bank: need [N <= ", kCellScoreBank, ", ", config_.gene_factors,
+              "] scores and [N, F] labels, got ", scores.sizes(), " and ", conditions.sizes());
+  torch::NoGradGuard no_grad;
+  cell_score_bank_.zero_();
+  cell_score_bank_.slice(0, 0, N).copy_(scores);
+  cell_score_labels_.fill_(-1);
+  auto labels = cell_score_labels_.slice(0, 0, N);
+  labels.zero_();
+  const int64_t F = std::min(conditions.size(1), labels.size(1));
+  if (F > 0) labels.slice(1, 0, F).copy_(conditions.slice(1, 0, F).to(labels.scalar_type()));
+}
+
 torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                                                const torch::Tensor& targets) {
-  const auto cell = cell_scores(tokens, conditions);
-  const auto x = patch_states(tokens, conditions, targets, cell);
+                                                const torch::Tensor& targets, const torch::Tensor& drawn) {
+  const auto read = cell_scores(tokens, conditions);
+  const auto x = patch_states(tokens, conditions, targets, read);
+  const auto cell = drawn.defined() && read.defined() ? drawn.to(read.device(), read.scalar_type()) : read;
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
   auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
@@ -321,10 +372,12 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
 torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
                                                    const torch::Tensor& conditions,
                                                    const torch::Tensor& targets, const torch::Tensor& rows,
-                                                   const torch::Tensor& positions) {
+                                                   const torch::Tensor& positions,
+                                                   const torch::Tensor& drawn) {
   const int64_t P = config_.patch_size, K = config_.n_tokens;
-  const auto cell = cell_scores(tokens, conditions);
-  const auto x = patch_states(tokens, conditions, targets, cell);
+  const auto read = cell_scores(tokens, conditions);
+  const auto x = patch_states(tokens, conditions, targets, read);
+  const auto cell = drawn.defined() && read.defined() ? drawn.to(read.device(), read.scalar_type()) : read;
   const auto states = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
   const auto slot = torch::remainder(positions, P);
   const auto weight = head_->weight.view({P, K, -1});

@@ -312,19 +312,23 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
         out = out + passes[static_cast<size_t>(r)].weight * stacked.slice(0, r * m, (r + 1) * m);
       return out;
     };
+    auto generator =
+        at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
+    // Each cell's state is drawn first (from training cells with its labels), as a factor model
+    // samples its latent before its genes; every pass of a cell shares it.
+    const auto drawn = model.draw_cell_scores(conditions, generator);
+    const auto all_drawn = drawn.defined() ? drawn.repeat({R, 1}) : drawn;
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
-      return combine(model.forward(z.repeat({R, 1}), all_conditions, all_targets));
+      return combine(model.forward(z.repeat({R, 1}), all_conditions, all_targets, all_drawn));
     };
     const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
                                               const torch::Tensor& pos) {
       const AutocastScope autocast(precision, device);
       const auto offsets = (torch::arange(R, r.options()) * n).repeat_interleave(r.size(0));
       return combine(model.forward_at(z.repeat({R, 1}), all_conditions, all_targets, r.repeat({R}) + offsets,
-                                      pos.repeat({R})));
+                                      pos.repeat({R}), all_drawn));
     };
-    auto generator =
-        at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
     const auto tokens =
         sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
             .to(torch::kCPU)

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -638,6 +639,52 @@ class Stepper {
   ValidationSet validation_;
 };
 
+// Up to kCellScoreBank training rows, the same share of each label combination (evenly spaced
+// within it), so that every combination's cells have states to draw from.
+std::vector<int64_t> cell_score_bank_rows(const PreparedRun& run) {
+  std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
+  for (int64_t r = 0; r < run.train_counts.n_rows; ++r) {
+    std::vector<int64_t> key;
+    for (const auto& codes : run.train_codes) key.push_back(codes[static_cast<size_t>(r)]);
+    by_labels[key].push_back(r);
+  }
+  const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellScoreBank /
+                                              static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
+  std::vector<int64_t> rows;
+  for (const auto& [labels, members] : by_labels) {
+    const auto group = static_cast<int64_t>(members.size());
+    const int64_t n = std::min(group, quota);
+    for (int64_t i = 0; i < n && static_cast<int64_t>(rows.size()) < MaskedDiffusionModelImpl::kCellScoreBank;
+         ++i)
+      rows.push_back(members[static_cast<size_t>(i * group / n)]);
+  }
+  return rows;
+}
+
+// The scores and labels of those cells (every gene observed): the cell states generation draws
+// from, set before each save of the weights.
+void refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+                             const torch::Device& device) {
+  if (run.meta.config.gene_factors == 0 || run.train_counts.n_rows == 0) return;
+  const auto rows = cell_score_bank_rows(run);
+  const auto n = static_cast<int64_t>(rows.size());
+  auto conditions = torch::zeros({n, static_cast<int64_t>(run.train_codes.size())}, torch::kLong);
+  for (size_t f = 0; f < run.train_codes.size(); ++f) {
+    for (int64_t i = 0; i < n; ++i) conditions[i][static_cast<int64_t>(f)] = run.train_codes[f][rows[i]];
+  }
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> scores;
+  constexpr int64_t kChunk = 64;
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t size = std::min(kChunk, n - begin);
+    const std::span<const int64_t> chunk(rows.data() + begin, static_cast<size_t>(size));
+    const auto tokens = encode_cells(run.train_counts, chunk, run.meta.tokenizer, run.meta.patching);
+    scores.push_back(
+        model->cell_scores(tokens.to(device), conditions.slice(0, begin, begin + size).to(device)));
+  }
+  model->set_cell_score_bank(torch::cat(scores), conditions.to(device));
+}
+
 // A fresh model starts from the training marginals; a resumed one is filled from its checkpoint.
 MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& device) {
   torch::manual_seed(mix_seed(run.options.seed, 0x1417ULL << 32));  // weight initialisation
@@ -726,6 +773,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
     if (std::isnan(v.loss) || (best_step >= 0 && v.loss >= best_val_loss)) return;
     best_step = step;
     best_val_loss = v.loss;
+    refresh_cell_score_bank(model, run, device);
     save_weights(dir, model);
   };
   const auto save_all = [&] {
@@ -736,7 +784,10 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
                      {"elapsed_seconds", elapsed_total()},
                      {"best_step", best_step},
                      {"best_val_loss", best_val_loss}});
-    if (best_step < 0) save_weights(dir, model);
+    if (best_step < 0) {
+      refresh_cell_score_bank(model, run, device);
+      save_weights(dir, model);
+    }
   };
 
   Stepper stepper(run, model, optimizer, device, precision, group);

@@ -1,3 +1,4 @@
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -225,6 +226,61 @@ TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
   EXPECT_GT(moved[30].max().item<float>(), 1e-3);
   EXPECT_EQ(moved.narrow(0, 0, 30).max().item<float>(), 0.0f);
   EXPECT_EQ(moved.narrow(0, 31, c.n_positions() - 31).max().item<float>(), 0.0f);
+}
+
+TEST(Model, DrawnCellScoresComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes) {
+  torch::manual_seed(9);
+  auto c = tiny_config(40, 8, {3});
+  c.gene_factors = 2;
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  model->named_parameters()["gene_out_loading"].normal_();
+  randomise_head(*model);
+  model->set_cell_factors(torch::randn({c.n_positions(), 2}), torch::randn({c.n_positions(), 2}));
+  auto generator = at::make_generator<at::CPUGeneratorImpl>(3);
+  const auto labels = [](std::vector<int64_t> codes) {
+    return torch::tensor(codes, torch::kLong).unsqueeze(1);
+  };
+  // A fresh model's bank is zeros; a filled one gives back rows of the cells with the same label.
+  EXPECT_EQ(model->draw_cell_scores(labels({1, 2, 3}), generator).abs().max().item<float>(), 0.0f);
+  const auto bank = torch::tensor({{1.0f, -2.0f}, {0.5f, 0.25f}, {-1.5f, 3.0f}});
+  model->set_cell_score_bank(bank, labels({1, 1, 2}));
+  std::vector<int64_t> wanted(60, 1);
+  wanted.resize(90, 2);
+  wanted.resize(150, 0);  // NULL: no bank cell agrees, so any of them
+  const auto drawn = model->draw_cell_scores(labels(wanted), generator);
+  ASSERT_EQ(drawn.sizes(), (std::vector<int64_t>{150, 2}));
+  const auto row_of = [&](int64_t i) {
+    return (bank - drawn[i]).abs().sum(1).eq(0).nonzero().item<int64_t>();
+  };
+  std::vector<int64_t> seen(3, 0);
+  for (int64_t i = 0; i < 150; ++i) {
+    const int64_t r = row_of(i);
+    if (i < 60) {
+      EXPECT_LT(r, 2) << i;
+    } else if (i < 90) {
+      EXPECT_EQ(r, 2) << i;
+    }
+    ++seen[static_cast<size_t>(r)];
+  }
+  EXPECT_GT(std::min({seen[0], seen[1], seen[2]}), 10) << "every row drawn, not always the same";
+
+  auto tokens = torch::full({2, c.n_positions()}, c.n_tokens, torch::kLong);
+  tokens.slice(1, 0, 20).random_(0, c.n_tokens);
+  const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
+  // The scores the observed genes give, passed as drawn ones, change nothing ...
+  const auto read = model->cell_scores(tokens, conditions);
+  EXPECT_TRUE(
+      torch::allclose(model->forward(tokens, conditions, {}, read), model->forward(tokens, conditions)));
+  // ... other drawn scores change the logits, in forward and forward_at alike.
+  const auto other = torch::stack({bank[0], bank[2]});
+  const auto full = model->forward(tokens, conditions, {}, other);
+  EXPECT_FALSE(torch::allclose(full, model->forward(tokens, conditions), 1e-3, 1e-3));
+  const auto rows = torch::tensor({0, 1, 1}, torch::kLong);
+  const auto positions = torch::tensor({25, 3, 39}, torch::kLong);
+  EXPECT_TRUE(torch::allclose(model->forward_at(tokens, conditions, {}, rows, positions, other),
+                              full.index({rows, positions}), 1e-5, 1e-5));
 }
 
 TEST(Model, PaddedTargetsFillWithMinusOne) {

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <numeric>
 
 #include "core/error.h"
 #include "data/simulator.h"
@@ -16,6 +17,7 @@
 #include "test_support.h"
 #include "tiny_training.h"
 #include "train/batch_loader.h"
+#include "train/conditioning.h"
 #include "train/marginal_init.h"
 #include "train/trainer.h"
 
@@ -77,6 +79,38 @@ TEST(Trainer, TheOutputBiasesStayAtTheMarginalsWhileTheNetworkTrains) {
   EXPECT_FALSE(torch::equal(a.at("head.weight"), b.at("head.weight")));  // the rest trains
   // The start is the data: the gene bias is each gene's smoothed token log-marginals, not zero.
   EXPECT_GT(b.at("gene_logit_bias").abs().max().item<float>(), 1.0F);
+}
+
+TEST(Trainer, TheCellScoreBankHoldsTrainingCellsScoresUnderTheStoredWeights) {
+  testing::TempDir dir;
+  const auto sim = simulated(120, 64, 2, 1);
+  auto o = tiny_train_options(dir / "model", 8);
+  o.condition_fields = {"cell_type"};
+  o.val_fraction = 0;  // every cell trains, so the bank's cells are rows of the data
+  train_model(sim.data, o);
+  const auto meta = read_model_metadata(dir / "model");
+  ASSERT_GT(meta.config.gene_factors, 0);
+  auto model = load_weights(dir / "model", meta.config);
+  torch::NoGradGuard no_grad;
+  const auto params = model->named_parameters();
+  const auto used = params["cell_score_labels"].select(1, 0).ge(0);
+  const auto bank = params["cell_score_bank"].index({used});
+  // 120 cells of 2 types: 120 rows (the bank holds up to 512), cells of both types.
+  EXPECT_EQ(bank.size(0), 120);
+  EXPECT_EQ(std::get<0>(at::_unique(params["cell_score_labels"].index({used}))).numel(), 2);
+  EXPECT_GT(bank.std(0).min().item<float>(), 1e-3) << "training cells differ, so must their scores";
+  // Every bank row is the score of some cell of the data under the stored weights.
+  std::vector<int64_t> rows(static_cast<size_t>(sim.data.n_obs()));
+  std::iota(rows.begin(), rows.end(), 0);
+  const auto tokens = encode_cells(sim.data.X, rows, meta.tokenizer, meta.patching);
+  const auto labels = condition_codes(sim.data.obs, meta.conditions);
+  auto conditions = torch::zeros({sim.data.n_obs(), 1}, torch::kLong);
+  for (int64_t i = 0; i < sim.data.n_obs(); ++i) conditions[i][0] = labels[0][static_cast<size_t>(i)];
+  const auto scores = model->cell_scores(tokens, conditions);
+  const auto nearest = std::get<0>(torch::cdist(bank, scores).min(1));
+  const auto spread = torch::pdist(scores).median().item<float>();  // typical distance between cells
+  EXPECT_LT(nearest.max().item<float>(), 0.01f * spread)
+      << "nearest " << nearest.max() << " spread " << spread;
 }
 
 TEST(Trainer, TheModelDirectoryKeepsTheWeightsOfTheBestValidationLoss) {
