@@ -695,10 +695,6 @@ MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& de
   return model;
 }
 
-}  // namespace
-
-namespace {
-
 // What rank 0 tells the others before every step: whether there is one, and its learning rate.
 // Only rank 0 keeps the clock and the plan, so the ranks can never disagree on when to stop.
 struct StepOrder {
