@@ -165,6 +165,15 @@ ConditionInputs drop_for_guidance(const torch::Tensor& labels, double p, const T
   return out;
 }
 
+// Condition codes (one vector per field) as the model's [rows, fields] input.
+torch::Tensor codes_tensor(const std::vector<std::vector<int64_t>>& codes, int64_t rows) {
+  auto out = torch::zeros({rows, static_cast<int64_t>(codes.size())}, torch::kLong);
+  for (size_t f = 0; f < codes.size(); ++f) {
+    out.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(codes[f], torch::kLong));
+  }
+  return out;
+}
+
 ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& tokenizer,
                                   const GenePatching& patching, const torch::Tensor& is_gene, uint64_t seed,
                                   const std::vector<std::vector<int64_t>>& codes) {
@@ -182,10 +191,7 @@ ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& toke
   for (const double rate : kContextRates) {
     v.rate_masks.push_back(forward_mask(torch::full({n_context}, rate, torch::kFloat), is_gene, generator));
   }
-  v.conditions = torch::zeros({counts.n_rows, static_cast<int64_t>(codes.size())}, torch::kLong);
-  for (size_t f = 0; f < codes.size(); ++f) {
-    v.conditions.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(codes[f], torch::kLong));
-  }
+  v.conditions = codes_tensor(codes, counts.n_rows);
   return v;
 }
 
@@ -668,10 +674,7 @@ void refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run
   if (run.meta.config.gene_factors == 0 || run.train_counts.n_rows == 0) return;
   const auto rows = cell_score_bank_rows(run);
   const auto n = static_cast<int64_t>(rows.size());
-  auto conditions = torch::zeros({n, static_cast<int64_t>(run.train_codes.size())}, torch::kLong);
-  for (size_t f = 0; f < run.train_codes.size(); ++f) {
-    for (int64_t i = 0; i < n; ++i) conditions[i][static_cast<int64_t>(f)] = run.train_codes[f][rows[i]];
-  }
+  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, rows), n);
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> scores;
   constexpr int64_t kChunk = 64;
