@@ -1,5 +1,6 @@
 // `lingshu train DATA.h5ad --out MODEL_DIR`: fit the masked diffusion model to raw counts.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <fstream>
@@ -11,16 +12,22 @@
 #include "core/parallel.h"
 #include "core/progress.h"
 #include "core/world.h"
+#include "data/counts_check.h"
+#include "data/preprocess.h"
+#include "io/h5ad_cells.h"
 #include "io/read_counts.h"
 #include "model/config.h"
 #include "train/trainer.h"
 
 namespace lingshu::cli {
 
+namespace fs = std::filesystem;
+
 namespace {
 
 struct TrainArgs {
-  std::string data, out, layer, genes_file, preset = ModelConfig{}.preset;
+  std::vector<std::string> data;
+  std::string out, layer, genes_file, preset = ModelConfig{}.preset;
   // 0 / -1: the preset's value; patch size and tokens default as the model and tokenizer do.
   int patch_size = ModelConfig{}.patch_size, tokens = TokenizerConfig{}.n_tokens;
   int d_model = 0, layers = 0, heads = 0, gene_dim = 0, gene_factors = -1;
@@ -30,12 +37,12 @@ struct TrainArgs {
   TrainOptions train;
 };
 
-// The columns named in FILE (one gene name per line, in the order wanted).
-AnnData keep_listed_genes(const AnnData& data, const std::string& genes_file) {
+// The columns of the genes named in FILE (one gene name per line, in the order wanted).
+std::vector<int64_t> listed_gene_columns(const std::vector<std::string>& gene_names, const std::string& genes_file) {
   std::ifstream in(genes_file);
   if (!in) throw UserError(fmt::format("--genes: cannot read {}", genes_file));
   std::unordered_map<std::string, int64_t> column;
-  for (int64_t j = 0; j < data.n_vars(); ++j) column.emplace(data.gene_names()[j], j);
+  for (size_t j = 0; j < gene_names.size(); ++j) column.emplace(gene_names[j], static_cast<int64_t>(j));
   std::vector<int64_t> cols;
   std::vector<std::string> missing;
   std::string line;
@@ -56,11 +63,25 @@ AnnData keep_listed_genes(const AnnData& data, const std::string& genes_file) {
                     missing.size(), missing.front()));
   }
   if (cols.empty()) throw UserError(fmt::format("--genes: {} lists no genes", genes_file));
-  AnnData out;
-  out.X = data.X.select_cols(cols);
-  out.obs = data.obs;
-  out.var = data.var.select_rows(cols);
-  return out;
+  return cols;
+}
+
+// .h5ad files (or folders of them) are read a few thousand cells at a time as training goes; a 10x
+// folder is read whole.
+TrainingCells open_training_cells(const TrainArgs& args) {
+  const bool tenx = args.data.size() == 1 && is_tenx_folder(args.data.front());
+  if (tenx) {
+    AnnData data = read_counts_file(args.data.front(), args.layer);
+    if (!args.genes_file.empty()) data = select_genes(data, listed_gene_columns(data.gene_names(), args.genes_file));
+    auto counts = std::make_shared<MatrixRows>(std::make_shared<const CsrMatrix>(std::move(data.X)));
+    return {std::move(data.obs), std::move(data.var), std::move(counts), "X"};
+  }
+  const std::vector<fs::path> paths(args.data.begin(), args.data.end());
+  H5adReadOptions read_options;
+  read_options.layer = args.layer;
+  auto files = std::make_shared<H5adCells>(expand_h5ad_paths(paths), read_options);
+  if (!args.genes_file.empty()) files->keep_columns(listed_gene_columns(files->var().index, args.genes_file));
+  return {files->obs(), files->var(), files, layer_source_name(args.layer)};
 }
 
 // `--nproc N` outside a job: this process becomes rank 0 and starts ranks 1..N-1. Inside one (our
@@ -112,13 +133,12 @@ void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
   options.tokenizer.exact_limit = std::min(options.tokenizer.exact_limit, args.tokens / 2);
   if (options.steps == 0 && options.minutes == 0 && !options.resume) options.steps = 2000;
 
-  AnnData data = read_counts_file(args.data, args.layer);
-  if (!args.genes_file.empty()) data = keep_listed_genes(data, args.genes_file);
+  const TrainingCells cells = open_training_cells(args);
   if (!quiet) {
-    fmt::print(stderr, "train: {} cells x {} genes from {}{}\n", data.n_obs(), data.n_vars(), args.data,
-               options.resume ? " (resuming)" : "");
+    fmt::print(stderr, "train: {} cells x {} genes from {}{}\n", cells.obs.size(), cells.var.size(),
+               fmt::join(args.data, ", "), options.resume ? " (resuming)" : "");
   }
-  const TrainResult r = train_model(data, options);
+  const TrainResult r = train_model(cells, options);
   if (!options.world.is_root()) return;
   fmt::print(
       "trained {} of {} steps in {:.1f} min ({:.1f} cells/s, {}); train loss {:.4f}, validation loss "
@@ -159,7 +179,9 @@ void setup_train(CLI::App& cmd) {
       "  --control control --holdout cell_type=CD4T,condition=stimulated --minutes 20\n"
       "Interrupted? Run the same command with --resume: it continues from the last checkpoint with the\n"
       "same optimiser state and data order.");
-  cmd.add_option("data", args->data, ".h5ad file (or 10x folder) of raw UMI counts, cells x genes")
+  cmd.add_option("data", args->data,
+                 ".h5ad file(s) of raw UMI counts, cells x genes (read a chunk at a time; several files or a "
+                 "folder of them: the shards of one corpus, same genes), or a 10x folder")
       ->required();
   cmd.add_option("--out,-o", args->out, "model directory to write")->required();
   cmd.add_option("--preset", args->preset, "model size: tiny, small, base, large")->capture_default_str();

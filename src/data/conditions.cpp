@@ -290,10 +290,10 @@ std::vector<bool> ConditionSpec::matches(const DataFrame& obs) const {
   return match;
 }
 
-AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts) {
-  std::vector<bool> held(static_cast<size_t>(data.n_obs()), false);
+std::vector<int64_t> rows_kept_after_holdouts(const DataFrame& obs, const std::vector<std::string>& holdouts) {
+  std::vector<bool> held(static_cast<size_t>(obs.size()), false);
   for (const auto& text : holdouts) {
-    const auto matches = ConditionSpec::parse(text).matches(data.obs);
+    const auto matches = ConditionSpec::parse(text).matches(obs);
     const auto n = std::count(matches.begin(), matches.end(), true);
     if (n == 0) {
       throw UserError(
@@ -308,7 +308,12 @@ AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& hol
     if (!held[i]) kept.push_back(static_cast<int64_t>(i));
   }
   if (kept.empty()) throw UserError("--holdout removes every cell; nothing is left to train on");
-  if (kept.size() == held.size()) return data;
+  return kept;
+}
+
+AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts) {
+  const auto kept = rows_kept_after_holdouts(data.obs, holdouts);
+  if (kept.size() == static_cast<size_t>(data.n_obs())) return data;
   AnnData out;
   out.X = data.X.select_rows(kept);
   out.obs = data.obs.select_rows(kept);

@@ -119,8 +119,12 @@ struct ConditionSpec {
   std::vector<bool> matches(const DataFrame& obs) const;
 };
 
+// The rows of obs that no --holdout spec matches, ascending. UserError when a spec matches no cell
+// or names a column obs lacks, or when nothing is left.
+std::vector<int64_t> rows_kept_after_holdouts(const DataFrame& obs, const std::vector<std::string>& holdouts);
+
 // `data` without the cells matching any of the `holdouts` specs (--holdout of train and the
-// baselines). UserError when a spec matches no cell or names a column obs lacks, or when nothing is left.
+// baselines), with the errors above.
 AnnData remove_holdouts(const AnnData& data, const std::vector<std::string>& holdouts);
 
 }  // namespace lingshu

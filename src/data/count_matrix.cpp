@@ -29,6 +29,14 @@ void CsrMatrix::append_dense_row(std::span<const float> dense) {
   ++n_rows;
 }
 
+void CsrMatrix::append_rows(const CsrMatrix& rows) {
+  const int64_t offset = nnz();
+  indices.insert(indices.end(), rows.indices.begin(), rows.indices.end());
+  values.insert(values.end(), rows.values.begin(), rows.values.end());
+  for (size_t r = 1; r < rows.indptr.size(); ++r) indptr.push_back(offset + rows.indptr[r]);
+  n_rows += rows.n_rows;
+}
+
 std::vector<float> CsrMatrix::dense_row(int64_t row) const {
   std::vector<float> out(static_cast<size_t>(n_cols), 0.0f);
   const auto cols = row_indices(row);

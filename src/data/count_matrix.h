@@ -25,6 +25,8 @@ struct CsrMatrix {
   void append_row(std::span<const int32_t> cols, std::span<const float> vals);
   // Appends a dense row of n_cols values.
   void append_dense_row(std::span<const float> dense);
+  // Appends the rows of another matrix with the same columns.
+  void append_rows(const CsrMatrix& rows);
   // Dense copy of one row (n_cols values).
   std::vector<float> dense_row(int64_t row) const;
 

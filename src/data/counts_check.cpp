@@ -37,9 +37,11 @@ std::optional<NonCountValue> find_non_count(const CsrMatrix& matrix) {
   return std::nullopt;
 }
 
-std::string describe_non_count(const NonCountValue& bad, const AnnData& data, const std::string& source) {
-  const std::string where = fmt::format("at cell {}, gene {}", name_or_position(data.obs.index, bad.row),
-                                        name_or_position(data.var.index, bad.col));
+namespace {
+
+std::string describe_non_count_at(const NonCountValue& bad, const std::string& cell, const std::string& gene,
+                                  const std::string& source) {
+  const std::string where = fmt::format("at cell {}, gene {}", cell, gene);
   std::string what;
   switch (bad.problem) {
     case NonCountValue::Problem::NotANumber:
@@ -64,6 +66,13 @@ std::string describe_non_count(const NonCountValue& bad, const AnnData& data, co
   return fmt::format("{} holds {}: lingshu needs raw counts; {}", source, what, cure);
 }
 
+}  // namespace
+
+std::string describe_non_count(const NonCountValue& bad, const AnnData& data, const std::string& source) {
+  return describe_non_count_at(bad, name_or_position(data.obs.index, bad.row),
+                               name_or_position(data.var.index, bad.col), source);
+}
+
 std::string layer_source_name(const std::string& layer) {
   if (layer.empty() || layer == "X") return "X";
   if (layer == "raw") return "raw/X";
@@ -72,6 +81,15 @@ std::string layer_source_name(const std::string& layer) {
 
 void require_counts(const AnnData& data, const std::string& source) {
   if (const auto bad = find_non_count(data.X)) throw UserError(describe_non_count(*bad, data, source));
+}
+
+CsrMatrix CountCheckedRows::read(std::span<const int64_t> rows) const {
+  CsrMatrix out = inner_.read(rows);
+  if (const auto bad = find_non_count(out)) {
+    throw UserError(describe_non_count_at(*bad, name_or_position(obs_.index, rows[static_cast<size_t>(bad->row)]),
+                                          name_or_position(var_.index, bad->col), source_));
+  }
+  return out;
 }
 
 }  // namespace lingshu

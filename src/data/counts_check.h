@@ -6,6 +6,7 @@
 #include <string>
 
 #include "data/anndata.h"
+#include "data/cell_rows.h"
 #include "data/count_matrix.h"
 
 namespace lingshu {
@@ -35,5 +36,23 @@ std::string layer_source_name(const std::string& layer);
 
 // Throws UserError (the line above) unless data.X holds raw counts.
 void require_counts(const AnnData& data, const std::string& source = "X");
+
+// Reads through another CellRows and throws require_counts's UserError at the first value that is
+// not a count: a file read a chunk at a time is checked as it is read. obs and var (for the names
+// in the message) and `inner` must outlive it.
+class CountCheckedRows final : public CellRows {
+ public:
+  CountCheckedRows(const CellRows& inner, const DataFrame& obs, const DataFrame& var, std::string source)
+      : inner_(inner), obs_(obs), var_(var), source_(std::move(source)) {}
+  int64_t n_rows() const override { return inner_.n_rows(); }
+  int64_t n_cols() const override { return inner_.n_cols(); }
+  CsrMatrix read(std::span<const int64_t> rows) const override;
+
+ private:
+  const CellRows& inner_;
+  const DataFrame& obs_;
+  const DataFrame& var_;
+  std::string source_;
+};
 
 }  // namespace lingshu

@@ -118,4 +118,69 @@ DataFrame DataFrame::select_rows(const std::vector<int64_t>& rows) const {
   return out;
 }
 
+namespace {
+
+// Whether every part holds a column of that name with the same kind (and the same categories).
+bool same_layout(const std::vector<const Column*>& parts) {
+  for (const Column* c : parts) {
+    if (c->kind != parts.front()->kind) return false;
+    if (c->kind == Column::Kind::Categorical && c->categories != parts.front()->categories) return false;
+  }
+  return true;
+}
+
+Column concat_as_labels(const std::vector<const Column*>& parts) {
+  Column out;
+  out.name = parts.front()->name;
+  out.kind = Column::Kind::Categorical;
+  std::map<std::string, int32_t> code;
+  for (const Column* c : parts) {
+    for (int64_t i = 0; i < c->size(); ++i) {
+      if (const auto label = c->label(i)) code.emplace(*label, 0);
+    }
+  }
+  for (auto& [label, k] : code) {
+    k = static_cast<int32_t>(out.categories.size());
+    out.categories.push_back(label);
+  }
+  for (const Column* c : parts) {
+    for (int64_t i = 0; i < c->size(); ++i) {
+      const auto label = c->label(i);
+      out.codes.push_back(label ? code.at(*label) : -1);
+    }
+  }
+  return out;
+}
+
+Column concat_column(const std::vector<const Column*>& parts) {
+  if (!same_layout(parts)) return concat_as_labels(parts);
+  Column out = *parts.front();
+  for (size_t p = 1; p < parts.size(); ++p) {
+    const Column& c = *parts[p];
+    out.codes.insert(out.codes.end(), c.codes.begin(), c.codes.end());
+    out.strings.insert(out.strings.end(), c.strings.begin(), c.strings.end());
+    out.numbers.insert(out.numbers.end(), c.numbers.begin(), c.numbers.end());
+    out.bools.insert(out.bools.end(), c.bools.begin(), c.bools.end());
+  }
+  return out;
+}
+
+}  // namespace
+
+DataFrame concat_rows(const std::vector<DataFrame>& parts) {
+  if (parts.empty()) return {};
+  if (parts.size() == 1) return parts.front();
+  DataFrame out;
+  out.index_name = parts.front().index_name;
+  for (const auto& part : parts) out.index.insert(out.index.end(), part.index.begin(), part.index.end());
+  for (const auto& first : parts.front().columns) {
+    std::vector<const Column*> same_name;
+    for (const auto& part : parts) {
+      if (const Column* c = part.find(first.name)) same_name.push_back(c);
+    }
+    if (same_name.size() == parts.size()) out.columns.push_back(concat_column(same_name));
+  }
+  return out;
+}
+
 }  // namespace lingshu

@@ -671,14 +671,6 @@ std::vector<std::pair<std::string, std::string>> read_uns_strings(hid_t root, co
   return out;
 }
 
-void append_rows(CsrMatrix& dst, const CsrMatrix& src) {
-  const int64_t offset = dst.nnz();
-  dst.indices.insert(dst.indices.end(), src.indices.begin(), src.indices.end());
-  dst.values.insert(dst.values.end(), src.values.begin(), src.values.end());
-  for (size_t r = 1; r < src.indptr.size(); ++r) dst.indptr.push_back(offset + src.indptr[r]);
-  dst.n_rows += src.n_rows;
-}
-
 }  // namespace
 
 // ---- H5adRowReader -----------------------------------------------------------------------------
@@ -767,7 +759,7 @@ AnnData read_h5ad(const fs::path& path, const H5adReadOptions& options) {
   if (n > chunk * 4) progress.emplace(fmt::format("reading {}", path.filename().string()), n, "cells");
   for (int64_t begin = 0; begin < n; begin += chunk) {
     const int64_t end = std::min(n, begin + chunk);
-    append_rows(data.X, reader.read_rows(begin, end));
+    data.X.append_rows(reader.read_rows(begin, end));
     if (progress) progress->update(end);
   }
   if (progress) progress->finish();

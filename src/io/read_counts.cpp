@@ -17,7 +17,8 @@ bool ends_with(const std::string& text, std::string_view suffix) {
          text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// Formats people often have instead of .h5ad, with the one-line conversion that fixes it.
+}  // namespace
+
 void refuse_known_other_formats(const fs::path& path) {
   const std::string name = path.filename().string();
   if (ends_with(name, ".mtx") || ends_with(name, ".mtx.gz")) {
@@ -48,7 +49,14 @@ void refuse_known_other_formats(const fs::path& path) {
   }
 }
 
-}  // namespace
+bool is_tenx_folder(const fs::path& path) {
+  std::error_code ec;
+  if (!fs::is_directory(path, ec)) return false;
+  for (const auto& entry : fs::directory_iterator(path, ec)) {
+    if (entry.path().extension() == ".h5ad") return false;
+  }
+  return true;
+}
 
 AnnData read_counts_file(const fs::path& path, const std::string& layer) {
   std::error_code ec;

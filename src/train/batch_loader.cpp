@@ -6,6 +6,8 @@
 #include <numeric>
 #include <random>
 
+#include "core/seed.h"
+
 namespace lingshu {
 
 void encode_cell(const CsrMatrix& counts, int64_t row, const Tokenizer& tokenizer,
@@ -29,32 +31,50 @@ torch::Tensor encode_cells(const CsrMatrix& counts, std::span<const int64_t> row
   return tokens;
 }
 
-std::vector<int64_t> BatchLoader::batch_rows(int64_t n_rows, int64_t batch_size, uint64_t seed,
+ShuffleGroup shuffle_group_at(int64_t n_cells, uint64_t seed, int64_t position) {
+  const int64_t epoch = position / n_cells, offset = position % n_cells;
+  const int64_t n_blocks = (n_cells + kShuffleBlockRows - 1) / kShuffleBlockRows;
+  std::vector<int64_t> blocks(static_cast<size_t>(n_blocks));
+  std::iota(blocks.begin(), blocks.end(), 0);
+  std::mt19937_64 rng(mix_seed(seed, 2 * static_cast<uint64_t>(epoch)));
+  std::shuffle(blocks.begin(), blocks.end(), rng);
+  ShuffleGroup group;
+  int64_t start = 0;  // epoch offset of the group's first cell
+  for (int64_t g = 0; g * kShuffleGroupBlocks < n_blocks; ++g) {
+    group.cells.clear();
+    for (int64_t b = g * kShuffleGroupBlocks; b < std::min(n_blocks, (g + 1) * kShuffleGroupBlocks); ++b) {
+      const int64_t first = blocks[static_cast<size_t>(b)] * kShuffleBlockRows;
+      for (int64_t c = first; c < std::min(n_cells, first + kShuffleBlockRows); ++c) group.cells.push_back(c);
+    }
+    const auto size = static_cast<int64_t>(group.cells.size());
+    if (offset < start + size) {
+      std::mt19937_64 within(mix_seed(seed, 2 * static_cast<uint64_t>(epoch) + 1) + static_cast<uint64_t>(g));
+      std::shuffle(group.cells.begin(), group.cells.end(), within);
+      group.first_position = epoch * n_cells + start;
+      return group;
+    }
+    start += size;
+  }
+  throw std::logic_error("shuffle_group_at: position beyond the epoch");
+}
+
+std::vector<int64_t> BatchLoader::batch_rows(int64_t n_cells, int64_t batch_size, uint64_t seed,
                                              int64_t index) {
   std::vector<int64_t> rows;
   rows.reserve(static_cast<size_t>(batch_size));
-  int64_t cached_epoch = -1;
-  std::vector<int64_t> permutation(static_cast<size_t>(n_rows));
-  for (int64_t k = index * batch_size; k < (index + 1) * batch_size; ++k) {
-    const int64_t epoch = k / n_rows;
-    if (epoch != cached_epoch) {
-      std::iota(permutation.begin(), permutation.end(), 0);
-      std::mt19937_64 rng(seed * 0x9E3779B97F4A7C15ULL + static_cast<uint64_t>(epoch) + 1);
-      std::shuffle(permutation.begin(), permutation.end(), rng);
-      cached_epoch = epoch;
-    }
-    rows.push_back(permutation[static_cast<size_t>(k % n_rows)]);
+  ShuffleGroup group;
+  for (int64_t p = index * batch_size; p < (index + 1) * batch_size; ++p) {
+    if (!group.holds(p)) group = shuffle_group_at(n_cells, seed, p);
+    rows.push_back(group.cells[static_cast<size_t>(p - group.first_position)]);
   }
   return rows;
 }
 
-BatchLoader::BatchLoader(const CsrMatrix& counts, const Tokenizer& tokenizer, const GenePatching& patching,
-                         const std::vector<std::vector<int64_t>>& conditions, int64_t batch_size,
-                         uint64_t seed, int64_t first_batch, BatchShard shard, int prefetch)
-    : counts_(counts),
+BatchLoader::BatchLoader(const TrainingRows& data, const Tokenizer& tokenizer, const GenePatching& patching,
+                         int64_t batch_size, uint64_t seed, int64_t first_batch, BatchShard shard, int prefetch)
+    : data_(data),
       tokenizer_(tokenizer),
       patching_(patching),
-      conditions_(conditions),
       batch_size_(batch_size),
       seed_(seed),
       shard_(shard),
@@ -71,20 +91,45 @@ BatchLoader::~BatchLoader() {
   worker_.join();
 }
 
-TokenBatch BatchLoader::make_batch(int64_t index) const {
-  const auto rows = batch_rows(counts_.n_rows, batch_size_, seed_, index);
+void BatchLoader::load_group(int64_t position) {
+  group_ = shuffle_group_at(static_cast<int64_t>(data_.rows.size()), seed_, position);
+  std::vector<int64_t> sorted = group_.cells;
+  std::sort(sorted.begin(), sorted.end());
+  std::vector<int64_t> file_rows;
+  file_rows.reserve(sorted.size());
+  for (const int64_t c : sorted) file_rows.push_back(data_.rows[static_cast<size_t>(c)]);
+  group_counts_ = data_.cells.read(file_rows);
+  group_row_.resize(group_.cells.size());
+  for (size_t k = 0; k < group_.cells.size(); ++k) {
+    const auto at = std::lower_bound(sorted.begin(), sorted.end(), group_.cells[k]);
+    group_row_[k] = at - sorted.begin();
+  }
+}
+
+TokenBatch BatchLoader::make_batch(int64_t index) {
   TokenBatch batch;
   batch.index = index;
   batch.shard_begin = shard_.begin(batch_size_);
-  batch.tokens = encode_cells(
-      counts_, std::span(rows).subspan(batch.shard_begin, shard_.end(batch_size_) - batch.shard_begin),
-      tokenizer_, patching_);
-  const auto n_fields = static_cast<int64_t>(conditions_.size());
+  const int64_t mine_end = shard_.end(batch_size_);
+  const auto n_fields = static_cast<int64_t>(data_.conditions.size());
   batch.conditions = at::zeros({batch_size_, n_fields}, at::kLong);
   auto acc = batch.conditions.accessor<int64_t, 2>();
-  for (int64_t f = 0; f < n_fields; ++f) {
-    for (int64_t i = 0; i < batch_size_; ++i) acc[i][f] = conditions_[f][rows[i]];
+  CsrMatrix mine;
+  mine.n_cols = data_.cells.n_cols();
+  for (int64_t i = 0; i < batch_size_; ++i) {
+    const int64_t position = index * batch_size_ + i;
+    if (!group_.holds(position)) load_group(position);
+    const auto k = static_cast<size_t>(position - group_.first_position);
+    const auto cell = static_cast<size_t>(group_.cells[k]);
+    for (int64_t f = 0; f < n_fields; ++f) acc[i][f] = data_.conditions[f][cell];
+    if (i >= batch.shard_begin && i < mine_end) {
+      const int64_t row = group_row_[k];
+      mine.append_row(group_counts_.row_indices(row), group_counts_.row_values(row));
+    }
   }
+  std::vector<int64_t> all(static_cast<size_t>(mine.n_rows));
+  std::iota(all.begin(), all.end(), 0);
+  batch.tokens = encode_cells(mine, all, tokenizer_, patching_);
   return batch;
 }
 

@@ -339,17 +339,20 @@ Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, u
 namespace {
 
 // Everything a run needs before its first step: the settings (the stored ones when resuming), the
-// model directory's metadata, and the training and validation cells with their condition codes.
+// model directory's metadata, where the training cells are and their condition codes, the
+// validation cells, and the sample of training cells the starting statistics come from.
 struct PreparedRun {
   TrainOptions options;
   ModelMetadata meta;
   bool resuming = false;
-  CsrMatrix train_counts, val_counts;
-  std::vector<std::vector<int64_t>> train_codes, val_codes;
+  std::unique_ptr<CountCheckedRows> counts;  // every cell of the data, checked as read
+  std::vector<int64_t> train_rows;           // rows of `counts`, ascending
+  std::vector<std::vector<int64_t>> train_codes, val_codes, sample_codes;
+  CsrMatrix val_counts, sample_counts;
 };
 
 // The stored settings of the model directory being resumed, checked against the data.
-TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested, const AnnData& data) {
+TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested, const TrainingCells& cells) {
   TrainOptions options;
   try {
     options = options_from_json(meta.training, requested);
@@ -358,16 +361,16 @@ TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requ
                                 requested.out.string()));
   }
   const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
-  if (meta.gene_names != data.gene_names() || stored_cells != data.n_obs()) {
+  if (meta.gene_names != cells.var.index || stored_cells != cells.obs.size()) {
     throw UserError(
         fmt::format("--resume: the data ({} cells x {} genes) is not the file this model was trained on "
                     "({} cells x {} genes); pass the same file and --layer/--genes",
-                    data.n_obs(), data.n_vars(), stored_cells, meta.gene_names.size()));
+                    cells.obs.size(), cells.var.size(), stored_cells, meta.gene_names.size()));
   }
   return options;
 }
 
-void check_request(const TrainOptions& options, const AnnData& data) {
+void check_request(const TrainOptions& options, int64_t n_cells) {
   if (options.steps <= 0 && options.minutes <= 0) {
     throw UserError("give a training length: --steps N and/or --minutes M");
   }
@@ -378,48 +381,80 @@ void check_request(const TrainOptions& options, const AnnData& data) {
                     "use fewer processes (--nproc) or a larger --batch-size",
                     options.world.size, options.batch_size));
   }
-  if (data.n_obs() < kMinCells) {
+  if (n_cells < kMinCells) {
     throw UserError(
         fmt::format("only {} cells in the data; training needs at least {} (more is better: "
                     "thousands)",
-                    data.n_obs(), kMinCells));
+                    n_cells, kMinCells));
   }
-  require_counts(data, "the training data");
+}
+
+template <typename T>
+std::vector<T> pick(const std::vector<T>& values, const std::vector<int64_t>& at) {
+  std::vector<T> out;
+  out.reserve(at.size());
+  for (const int64_t i : at) out.push_back(values[static_cast<size_t>(i)]);
+  return out;
 }
 
 std::vector<std::vector<int64_t>> codes_of_rows(const std::vector<std::vector<int64_t>>& codes,
                                                 const std::vector<int64_t>& rows) {
-  std::vector<std::vector<int64_t>> out(codes.size());
-  for (size_t f = 0; f < codes.size(); ++f) {
-    for (const int64_t r : rows) out[f].push_back(codes[f][static_cast<size_t>(r)]);
-  }
+  std::vector<std::vector<int64_t>> out;
+  for (const auto& field : codes) out.push_back(pick(field, rows));
   return out;
 }
 
+// Each row's total count, read a chunk at a time (the library-size field needs every cell's).
+std::vector<double> row_totals(const CellRows& counts, const std::vector<int64_t>& rows) {
+  constexpr size_t kChunk = 4096;
+  std::vector<double> totals;
+  totals.reserve(rows.size());
+  for (size_t begin = 0; begin < rows.size(); begin += kChunk) {
+    const size_t end = std::min(rows.size(), begin + kChunk);
+    const auto chunk = counts.read(std::span(rows).subspan(begin, end - begin)).row_sums();
+    totals.insert(totals.end(), chunk.begin(), chunk.end());
+  }
+  return totals;
+}
+
+// Up to kStatisticsCells of the training cells (indices into them), ascending: a seeded sample
+// when there are more.
+std::vector<int64_t> statistics_sample(int64_t n_train, uint64_t seed) {
+  std::vector<int64_t> all(static_cast<size_t>(n_train));
+  std::iota(all.begin(), all.end(), 0);
+  if (n_train <= kStatisticsCells) return all;
+  std::mt19937_64 rng(mix_seed(seed, 0x57A7ULL << 32));
+  std::shuffle(all.begin(), all.end(), rng);
+  all.resize(static_cast<size_t>(kStatisticsCells));
+  std::sort(all.begin(), all.end());
+  return all;
+}
+
 // A new model directory's metadata: the shape, tokenizer and gene order fitted to the training cells.
-ModelMetadata new_metadata(const TrainOptions& options, const AnnData& data, const CsrMatrix& train_counts,
+ModelMetadata new_metadata(const TrainOptions& options, const TrainingCells& cells, const CsrMatrix& sample,
                            const std::vector<ConditionField>& fields, const DataFrame& obs) {
+  const auto n_genes = cells.var.size();
   ModelMetadata meta;
   meta.config = options.model;
-  meta.config.n_genes = data.n_vars();
+  meta.config.n_genes = n_genes;
   meta.config.n_tokens = options.tokenizer.n_tokens;
   meta.config.condition_vocab_sizes.clear();
   for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
   meta.config.perturbation_field = perturbation_field_index(fields);
   meta.config.validate();
-  meta.tokenizer = Tokenizer::fit(train_counts, options.tokenizer);
-  meta.patching = GenePatching::make(data.n_vars(), meta.config.patch_size, options.seed);
-  meta.gene_names = data.gene_names();
+  meta.tokenizer = Tokenizer::fit(sample, options.tokenizer);
+  meta.patching = GenePatching::make(n_genes, meta.config.patch_size, options.seed);
+  meta.gene_names = cells.var.index;
   meta.conditions = fields;
   meta.holdouts = options.holdouts;
   meta.combinations = count_combinations(obs, fields);
-  meta.training = options_to_json(options, data.n_obs());
+  meta.training = options_to_json(options, cells.obs.size());
   return meta;
 }
 
-// Checks the request, removes the held-out cells, splits off the validation cells and (for a new
-// run) writes the model directory's metadata.
-PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
+// Checks the request, leaves out the held-out cells, splits off the validation cells, reads them
+// and the statistics sample, and (for a new run) writes the model directory's metadata.
+PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requested) {
   PreparedRun run;
   run.resuming = requested.resume;
   run.options = requested;
@@ -427,7 +462,7 @@ PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
   const bool root = requested.world.is_root();
   if (run.resuming) {
     run.meta = read_model_metadata(dir);
-    run.options = resumed_options(run.meta, requested, data);
+    run.options = resumed_options(run.meta, requested, cells);
     if (root) remove_stale_temporaries(dir);
   } else if (root && is_model_dir(dir)) {
     throw UserError(fmt::format(
@@ -435,29 +470,41 @@ PreparedRun prepare_run(const AnnData& data, const TrainOptions& requested) {
         dir.string()));
   }
   const TrainOptions& options = run.options;
-  check_request(options, data);
+  check_request(options, cells.obs.size());
+  run.counts = std::make_unique<CountCheckedRows>(*cells.counts, cells.obs, cells.var, cells.source);
 
-  std::optional<AnnData> reduced;
-  const AnnData& cells =
-      options.holdouts.empty() ? data : reduced.emplace(remove_holdouts(data, options.holdouts));
-  if (cells.n_obs() < kMinCells) {
-    throw UserError(fmt::format("only {} cells are left after --holdout; training needs at least {}",
-                                cells.n_obs(), kMinCells));
+  std::vector<int64_t> kept(static_cast<size_t>(cells.obs.size()));
+  std::iota(kept.begin(), kept.end(), 0);
+  if (!options.holdouts.empty()) kept = rows_kept_after_holdouts(cells.obs, options.holdouts);
+  const auto n_kept = static_cast<int64_t>(kept.size());
+  if (n_kept < kMinCells) {
+    throw UserError(fmt::format("only {} cells are left after --holdout; training needs at least {}", n_kept,
+                                kMinCells));
   }
+  std::optional<DataFrame> reduced;
+  const DataFrame& kept_obs =
+      n_kept == cells.obs.size() ? cells.obs : reduced.emplace(cells.obs.select_rows(kept));
   const ConditioningRequest request{options.condition_fields, options.perturbation, options.control,
                                     options.holdouts, options.library_bins};
-  const auto totals = cells.X.row_sums();
-  const auto fields = run.resuming ? run.meta.conditions : build_condition_fields(cells.obs, request, totals);
-  DataFrame obs = cells.obs;
+  const bool library_field =
+      run.resuming ? library_field_index(run.meta.conditions) >= 0 : options.library_bins > 0;
+  const auto totals = library_field ? row_totals(*run.counts, kept) : std::vector<double>{};
+  const auto fields =
+      run.resuming ? run.meta.conditions : build_condition_fields(kept_obs, request, totals);
+  DataFrame obs = kept_obs;
   set_derived_columns(obs, fields, totals);
   const auto codes = condition_codes(obs, fields);
-  const Split split = split_cells(cells.n_obs(), options.val_fraction, options.max_val_cells, options.seed);
-  run.train_counts = cells.X.select_rows(split.train);
-  run.val_counts = cells.X.select_rows(split.validation);
+
+  const Split split = split_cells(n_kept, options.val_fraction, options.max_val_cells, options.seed);
+  run.train_rows = pick(kept, split.train);
   run.train_codes = codes_of_rows(codes, split.train);
+  run.val_counts = run.counts->read(pick(kept, split.validation));
   run.val_codes = codes_of_rows(codes, split.validation);
+  const auto sample = statistics_sample(static_cast<int64_t>(split.train.size()), options.seed);
+  run.sample_counts = run.counts->read(pick(run.train_rows, sample));
+  run.sample_codes = codes_of_rows(run.train_codes, sample);
   if (!run.resuming) {
-    run.meta = new_metadata(options, data, run.train_counts, fields, obs);
+    run.meta = new_metadata(options, cells, run.sample_counts, fields, obs);
     if (root) write_model_metadata(dir, run.meta);
   }
   return run;
@@ -645,43 +692,46 @@ class Stepper {
   ValidationSet validation_;
 };
 
-// Up to kCellScoreBank training rows, the same share of each label combination (evenly spaced
-// within it), so that every combination's cells have states to draw from.
-std::vector<int64_t> cell_score_bank_rows(const PreparedRun& run) {
+// Up to kCellScoreBank training cells (indices into them, ascending), the same share of each label
+// combination (evenly spaced within it), so that every combination's cells have states to draw from.
+std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
   std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
-  for (int64_t r = 0; r < run.train_counts.n_rows; ++r) {
+  for (size_t r = 0; r < run.train_rows.size(); ++r) {
     std::vector<int64_t> key;
-    for (const auto& codes : run.train_codes) key.push_back(codes[static_cast<size_t>(r)]);
-    by_labels[key].push_back(r);
+    for (const auto& codes : run.train_codes) key.push_back(codes[r]);
+    by_labels[key].push_back(static_cast<int64_t>(r));
   }
   const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellScoreBank /
                                               static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
-  std::vector<int64_t> rows;
+  std::vector<int64_t> cells;
   for (const auto& [labels, members] : by_labels) {
     const auto group = static_cast<int64_t>(members.size());
     const int64_t n = std::min(group, quota);
-    for (int64_t i = 0; i < n && static_cast<int64_t>(rows.size()) < MaskedDiffusionModelImpl::kCellScoreBank;
+    for (int64_t i = 0; i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank;
          ++i)
-      rows.push_back(members[static_cast<size_t>(i * group / n)]);
+      cells.push_back(members[static_cast<size_t>(i * group / n)]);
   }
-  return rows;
+  std::sort(cells.begin(), cells.end());
+  return cells;
 }
 
 // The scores and labels of those cells (every gene observed): the cell states generation draws
 // from, set before each save of the weights.
 void refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
                              const torch::Device& device) {
-  if (run.meta.config.gene_factors == 0 || run.train_counts.n_rows == 0) return;
-  const auto rows = cell_score_bank_rows(run);
-  const auto n = static_cast<int64_t>(rows.size());
-  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, rows), n);
+  if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return;
+  const auto cells = cell_score_bank_cells(run);
+  const auto n = static_cast<int64_t>(cells.size());
+  const auto counts = run.counts->read(pick(run.train_rows, cells));
+  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n);
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> scores;
   constexpr int64_t kChunk = 64;
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t size = std::min(kChunk, n - begin);
-    const std::span<const int64_t> chunk(rows.data() + begin, static_cast<size_t>(size));
-    const auto tokens = encode_cells(run.train_counts, chunk, run.meta.tokenizer, run.meta.patching);
+    std::vector<int64_t> chunk(static_cast<size_t>(size));
+    std::iota(chunk.begin(), chunk.end(), begin);
+    const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching);
     scores.push_back(
         model->cell_scores(tokens.to(device), conditions.slice(0, begin, begin + size).to(device)));
   }
@@ -692,7 +742,7 @@ void refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run
 MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& device) {
   torch::manual_seed(mix_seed(run.options.seed, 0x1417ULL << 32));  // weight initialisation
   MaskedDiffusionModel model(run.meta.config);
-  if (!run.resuming) start_from_marginals(*model, run.train_counts, run.train_codes, run.meta);
+  if (!run.resuming) start_from_marginals(*model, run.sample_counts, run.sample_codes, run.meta);
   model->to(device);
   model->train();
   return model;
@@ -727,8 +777,14 @@ void print_model_summary(const MaskedDiffusionModel& model, const ModelConfig& c
 
 }  // namespace
 
-TrainResult train_model(const AnnData& data, const TrainOptions& requested, const TrainHooks& hooks) {
-  const PreparedRun run = prepare_run(data, requested);
+TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks) {
+  // Not owned: `data` outlives the call (an aliasing pointer with no owner).
+  const std::shared_ptr<const CsrMatrix> counts(std::shared_ptr<void>(), &data.X);
+  return train_model(TrainingCells{data.obs, data.var, std::make_shared<MatrixRows>(counts)}, options, hooks);
+}
+
+TrainResult train_model(const TrainingCells& cells, const TrainOptions& requested, const TrainHooks& hooks) {
+  const PreparedRun run = prepare_run(cells, requested);
   const TrainOptions& options = run.options;
   const bool root = options.world.is_root();
   const bool talk = root && !options.quiet;
@@ -790,8 +846,8 @@ TrainResult train_model(const AnnData& data, const TrainOptions& requested, cons
   };
 
   Stepper stepper(run, model, optimizer, device, precision, group);
-  BatchLoader loader(run.train_counts, run.meta.tokenizer, run.meta.patching, run.train_codes,
-                     options.batch_size, options.seed, step, {options.world.rank, options.world.size});
+  const TrainingRows training{*run.counts, run.train_rows, run.train_codes};
+  BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed, step, {options.world.rank, options.world.size});
   std::optional<TrainLog> log;
   if (root) log.emplace(dir / "train_log.jsonl");
   std::optional<Progress> progress;

@@ -3,11 +3,13 @@
 // model directory (model/model_dir.h). Free of LibTorch so the CLI stays light.
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/world.h"
 #include "data/anndata.h"
+#include "data/cell_rows.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 
@@ -74,7 +76,21 @@ struct TrainResult {
 // False when this build has no Gloo (libgloo-dev was missing at configure time): one process only.
 bool multi_process_training_available();
 
-// Trains on `data` (counts; every gene, in the file's order) and writes the model directory.
+// The cells to train on: obs and var in memory, the counts wherever `counts` reads them from (a
+// matrix in memory, or .h5ad files read a few thousand cells at a time).
+struct TrainingCells {
+  DataFrame obs;
+  DataFrame var;
+  std::shared_ptr<const CellRows> counts;
+  std::string source = "X";  // the matrix, for messages ("X", "layers/counts")
+};
+
+// Trains on the cells (counts; every gene, in the file's order) and writes the model directory.
+// The tokenizer and the starting output biases are fitted to at most kStatisticsCells training
+// cells (a seeded sample), so nothing but obs grows with the number of cells.
+inline constexpr int64_t kStatisticsCells = 20000;
+TrainResult train_model(const TrainingCells& cells, const TrainOptions& options, const TrainHooks& hooks = {});
+// The same on a data set held in memory.
 TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks = {});
 
 // The rows of `data` kept for validation, and the others, by a seeded shuffle.

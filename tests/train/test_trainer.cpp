@@ -296,7 +296,10 @@ TEST(BatchLoader, BackgroundBatchesMatchDirectEncodingInStreamOrder) {
   const auto tokenizer = Tokenizer::fit(sim.data.X, {16, 8, 0.9999});
   const auto patching = GenePatching::make(30, 8, 1);
   const std::vector<std::vector<int64_t>> none;
-  BatchLoader loader(sim.data.X, tokenizer, patching, none, 8, 3, /*first_batch=*/4);
+  const MatrixRows cells(std::make_shared<const CsrMatrix>(sim.data.X));
+  std::vector<int64_t> rows(50);
+  std::iota(rows.begin(), rows.end(), 0);
+  BatchLoader loader({cells, rows, none}, tokenizer, patching, 8, 3, /*first_batch=*/4);
   for (int64_t b = 4; b < 12; ++b) {
     const auto batch = loader.next();
     EXPECT_EQ(batch.index, b);
