@@ -5,6 +5,9 @@
 #include <chrono>
 #include <filesystem>
 #include <fmt/format.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <numeric>
 #include <thread>
 
 #include "data/simulator.h"
@@ -91,6 +94,37 @@ TEST(TrainGenerateCli, KilledRunResumesFromItsLastIntactCheckpoint) {
   const auto g = testing::run_lingshu(
       fmt::format("generate {} --n 2 --steps 2 -q --out {}", model.string(), (dir / "g.h5ad").string()));
   EXPECT_EQ(g.exit_code, 0) << g.output;
+}
+
+TEST(TrainGenerateCli, AFolderOfShardsTrainsOnAllTheirCellsAndShardsWithOtherGenesAreRefused) {
+  testing::TempDir dir;
+  SimulatorConfig c;
+  c.n_cells = 150;
+  c.n_genes = 40;
+  c.n_cell_types = 2;
+  const auto data = simulate(c).data;
+  fs::create_directories(dir / "shards");
+  std::vector<int64_t> first(60), second(90);
+  std::iota(first.begin(), first.end(), 0);
+  std::iota(second.begin(), second.end(), 60);
+  write_h5ad(dir / "shards" / "part_a.h5ad", data.select_cells(first));
+  write_h5ad(dir / "shards" / "part_b.h5ad", data.select_cells(second));
+  const auto model = dir / "model";
+  auto r = testing::run_lingshu(fmt::format("train {} --out {} {} --steps 3 --condition cell_type",
+                                            (dir / "shards").string(), model.string(), kTiny));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream config(model / "config.json");
+  EXPECT_EQ(nlohmann::json::parse(config).at("training").at("n_cells"), 150);
+
+  AnnData other = data.select_cells(first);
+  other.var.index[3] = "OTHER";
+  write_h5ad(dir / "shards" / "part_c.h5ad", other);
+  r = testing::run_lingshu(fmt::format("train {} --out {} {} --steps 3", (dir / "shards").string(),
+                                       (dir / "model2").string(), kTiny));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("part_c.h5ad does not have the genes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("OTHER"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir / "model2" / "config.json"));
 }
 
 TEST(TrainGenerateCli, MistakesGetOneClearLine) {
