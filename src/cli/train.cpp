@@ -81,7 +81,7 @@ TrainingCells open_training_cells(const TrainArgs& args) {
   read_options.layer = args.layer;
   auto files = std::make_shared<H5adCells>(expand_h5ad_paths(paths), read_options);
   if (!args.genes_file.empty()) files->keep_columns(listed_gene_columns(files->var().index, args.genes_file));
-  return {files->obs(), files->var(), files, layer_source_name(args.layer)};
+  return {files->take_obs(), files->var(), files, layer_source_name(args.layer)};
 }
 
 // `--nproc N` outside a job: this process becomes rank 0 and starts ranks 1..N-1. Inside one (our

@@ -167,9 +167,9 @@ Column concat_column(const std::vector<const Column*>& parts) {
 
 }  // namespace
 
-DataFrame concat_rows(const std::vector<DataFrame>& parts) {
+DataFrame concat_rows(std::vector<DataFrame> parts) {
   if (parts.empty()) return {};
-  if (parts.size() == 1) return parts.front();
+  if (parts.size() == 1) return std::move(parts.front());
   DataFrame out;
   out.index_name = parts.front().index_name;
   for (const auto& part : parts) out.index.insert(out.index.end(), part.index.begin(), part.index.end());

@@ -48,6 +48,6 @@ struct DataFrame {
 // The rows of several tables one after another (the obs of a corpus's shards). Columns missing
 // from any part are left out; a column whose kind or categories differ between parts becomes
 // categorical over the union of its labels.
-DataFrame concat_rows(const std::vector<DataFrame>& parts);
+DataFrame concat_rows(std::vector<DataFrame> parts);
 
 }  // namespace lingshu

@@ -35,6 +35,8 @@ class H5adRowReader {
   int64_t n_cols() const;
   const DataFrame& obs() const;
   const DataFrame& var() const;
+  // Moves obs out (it can be large), leaving obs() empty.
+  DataFrame take_obs();
   // Rows [begin, end) as CSR with all columns (sorted indices, duplicates summed, zeros dropped).
   CsrMatrix read_rows(int64_t begin, int64_t end);
   // A row count per read_rows call that keeps each chunk near 4M stored values.

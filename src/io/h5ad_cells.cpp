@@ -76,10 +76,10 @@ H5adCells::H5adCells(const std::vector<fs::path>& files, const H5adReadOptions& 
                                   path.string(), files.front().string(), why));
     }
     n_rows_ += shard.reader->n_rows();
-    obs_parts.push_back(shard.reader->obs());
+    obs_parts.push_back(shard.reader->take_obs());
     shards_.push_back(std::move(shard));
   }
-  obs_ = concat_rows(obs_parts);
+  obs_ = concat_rows(std::move(obs_parts));
 }
 
 H5adCells::~H5adCells() = default;

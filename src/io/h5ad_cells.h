@@ -28,8 +28,10 @@ class H5adCells final : public CellRows {
   int64_t n_cols() const override;
   CsrMatrix read(std::span<const int64_t> rows) const override;
 
-  // Every cell's obs (the files' rows one after another) and the genes.
+  // Every cell's obs (the files' rows one after another) and the genes. take_obs() moves obs out
+  // (a corpus's obs can be large), leaving obs() empty.
   const DataFrame& obs() const { return obs_; }
+  DataFrame take_obs() { return std::move(obs_); }
   const DataFrame& var() const { return var_; }
   int64_t n_files() const { return static_cast<int64_t>(shards_.size()); }
 

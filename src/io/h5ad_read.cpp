@@ -725,6 +725,9 @@ int64_t H5adRowReader::n_cols() const {
 const DataFrame& H5adRowReader::obs() const {
   return impl_->obs;
 }
+DataFrame H5adRowReader::take_obs() {
+  return std::move(impl_->obs);
+}
 const DataFrame& H5adRowReader::var() const {
   return impl_->var;
 }
@@ -763,7 +766,7 @@ AnnData read_h5ad(const fs::path& path, const H5adReadOptions& options) {
     if (progress) progress->update(end);
   }
   if (progress) progress->finish();
-  data.obs = reader.obs();
+  data.obs = reader.take_obs();
   data.var = reader.var();
   data.uns_strings = reader.uns_strings();
   return data;

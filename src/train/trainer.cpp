@@ -491,8 +491,10 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   const auto totals = library_field ? row_totals(*run.counts, kept) : std::vector<double>{};
   const auto fields =
       run.resuming ? run.meta.conditions : build_condition_fields(kept_obs, request, totals);
-  DataFrame obs = kept_obs;
-  set_derived_columns(obs, fields, totals);
+  std::optional<DataFrame> with_derived;  // a copy only when fields derive columns
+  const bool derives = library_field || state_field_index(fields) >= 0;
+  if (derives) set_derived_columns(with_derived.emplace(kept_obs), fields, totals);
+  const DataFrame& obs = derives ? *with_derived : kept_obs;
   const auto codes = condition_codes(obs, fields);
 
   const Split split = split_cells(n_kept, options.val_fraction, options.max_val_cells, options.seed);
