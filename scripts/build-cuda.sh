@@ -51,6 +51,26 @@ build_hdf5() {
   rm -rf "$build/hdf5-src"
   mkdir -p "$build/hdf5-src"
   tar -xzf "$offline/hdf5-src.tar.gz" -C "$build/hdf5-src" --strip-components=1
+  # HDF5 1.10's CMake runs a probe that writes its answer to a file in the working directory, which
+  # CMake 3.24 and later delete with their scratch folder: write that file beforehand, from the
+  # same probe.
+  mkdir -p "$build/hdf5-build"
+  cat >"$build/hdf5-build/probe.c" <<'C'
+#include <float.h>
+#include <stdio.h>
+#if defined(__SIZEOF_FLOAT128__) && __has_include(<quadmath.h>)
+#include <quadmath.h>
+#endif
+#ifndef FLT128_DIG
+#define FLT128_DIG 0
+#endif
+int main(void) {
+  FILE *f = fopen("pac_Cconftest.out", "w");
+  fprintf(f, "%d;%d;", DECIMAL_DIG, FLT128_DIG);
+  return fclose(f);
+}
+C
+  (cd "$build/hdf5-build" && cc probe.c -o probe && ./probe)
   cmake -S "$build/hdf5-src" -B "$build/hdf5-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$build/hdf5" -DBUILD_SHARED_LIBS=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DHDF5_BUILD_TOOLS=OFF -DHDF5_BUILD_EXAMPLES=OFF \
@@ -78,7 +98,7 @@ build() {
   build_hdf5 "$build"
   echo "build-cuda: lingshu against LibTorch in $torch_prefix ..."
   cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DCMAKE_PREFIX_PATH="$torch_prefix;$offline/root/usr" -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON \
+    -DCMAKE_PREFIX_PATH="$offline/root/usr;$torch_prefix" -DCMAKE_FIND_PACKAGE_PREFER_CONFIG=ON \
     -DHDF5_ROOT="$build/hdf5" -DHDF5_USE_STATIC_LIBRARIES=ON \
     -DZLIB_INCLUDE_DIR="$offline/root/usr/include" -DZLIB_LIBRARY="$offline/root/usr/lib/x86_64-linux-gnu/libz.a" \
     -DLINGSHU_OFFLINE=ON -DLINGSHU_GTEST_SOURCE="$offline/root/usr/src/googletest" \
