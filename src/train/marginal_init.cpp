@@ -89,13 +89,13 @@ std::vector<torch::Tensor> label_columns(const Combinations& c, size_t n_fields)
   return out;
 }
 
-// Least squares over combinations (weighted by cells), one field at a time (Gauss-Seidel): a
-// label's shift is the cell-weighted mean of what the other fields' shifts leave unexplained in
+// Least squares over combinations (each weighted by `weights`), one field at a time (Gauss-Seidel):
+// a label's shift is the weighted mean of what the other fields' shifts leave unexplained in
 // `target` [C, L, K] (each combination's log-marginals minus the overall ones). The first field is
 // fitted first, so it takes each context's whole marginal and later fields the effects within
 // contexts: averaging log-ratios keeps one context's extreme values (a monocyte's interferon
 // response) out of another's prediction. NULL (0) stays zero.
-std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, const torch::Tensor& cells,
+std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, const torch::Tensor& weights,
                                                 const std::vector<torch::Tensor>& label_of,
                                                 const std::vector<int64_t>& vocab_sizes) {
   const auto F = vocab_sizes.size();
@@ -108,9 +108,9 @@ std::vector<torch::Tensor> least_squares_shifts(const torch::Tensor& target, con
       for (size_t h = 0; h < F; ++h) {
         if (h != f) residual -= shift[h].index_select(0, label_of[h]);
       }
-      auto sum = at::zeros_like(shift[f]).index_add_(0, label_of[f], residual * cells.view({-1, 1, 1}));
-      const auto weight = at::zeros({vocab_sizes[f]}, at::kDouble).index_add_(0, label_of[f], cells);
-      shift[f] = sum / weight.clamp_min(1.0).view({-1, 1, 1});
+      auto sum = at::zeros_like(shift[f]).index_add_(0, label_of[f], residual * weights.view({-1, 1, 1}));
+      const auto weight = at::zeros({vocab_sizes[f]}, at::kDouble).index_add_(0, label_of[f], weights);
+      shift[f] = sum / weight.clamp_min(1e-12).view({-1, 1, 1});
       shift[f][0].zero_();
     }
   }
@@ -259,8 +259,14 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   std::vector<int64_t> label_vocab;
   for (const size_t f : label_fields) label_vocab.push_back(vocab_sizes[f]);
   if (roles.state < 0) {
-    // The label fields' shifts by least squares on the combinations.
-    const auto fitted = least_squares_shifts(target, cells_by_label, columns, label_vocab);
+    // The label fields' shifts by least squares on the combinations, each weighted as a random-
+    // effects average weighs a study: by its reliability cells / (cells + prior_cells), nearly
+    // the same for every combination of more than a few dozen cells. A perturbation's effect is
+    // then the average of its effects in the contexts, not dominated by the context with the most
+    // perturbed cells (Kang: one monocyte type, with the largest interferon response, held a third
+    // of the stimulated cells).
+    const auto reliability = cells_by_label / (cells_by_label + prior_cells);
+    const auto fitted = least_squares_shifts(target, reliability, columns, label_vocab);
     for (size_t i = 0; i < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
   } else {
     // With a state, contexts and states by least squares on each state's pooled marginals, and the

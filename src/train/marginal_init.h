@@ -36,10 +36,11 @@ struct MarginalFieldRoles {
 
 // Per condition field, each label's shift of the log-marginals: [vocab_f, n_positions, K] float,
 // NULL (0) and labels without cells at zero. The shifts of a cell's labels add up (least squares,
-// weighted by cells) to its label combination's log-marginals: with one field exactly each label's
-// own log-marginals; with a context and a perturbation field, the context's marginals plus the
-// perturbation's average effect within contexts, so an unseen combination starts as the additive
-// prediction.
+// each combination weighted by its reliability cells / (cells + prior_cells)) to its label
+// combination's log-marginals: with one field exactly each label's own log-marginals; with a
+// context and a perturbation field, the context's marginals plus the perturbation's effect
+// averaged over the contexts (not dominated by the one with the most cells), so an unseen
+// combination starts as the additive prediction.
 // Each combination's marginals are shrunk by `prior_cells` pseudo-cells of the overall marginals,
 // or, with a perturbation state, of the group it nests in: the context (the fields that are
 // neither perturbation nor state) towards the overall marginals, the context's state towards its

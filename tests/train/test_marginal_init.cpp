@@ -123,6 +123,50 @@ TEST(MarginalInit, ContextAndPerturbationShiftsAddUpForAnUnseenCombination) {
   EXPECT_TRUE((shifts[1][0] == 0).all().item<bool>());
 }
 
+TEST(MarginalInit, AnUnseenCombinationTakesTheEffectAveragedOverContextsByReliabilityNotByCells) {
+  // Three contexts x two labels, (context 3, label 2) absent; context 1 has ten times the cells of
+  // context 2. Weighted least squares with weights n / (n + prior) per combination gives the label-2
+  // effect as the average of the two contexts' effects d_c weighted by h_c = 1 / (1/w_c1 + 1/w_c2):
+  // nearly equal, where weighting by cells would let context 1 decide alone.
+  const auto e = encoded(900, 12);
+  std::vector<int64_t> kept, c_kept, p_kept;
+  for (int64_t r = 0; r < 900; ++r) {
+    const int64_t c = r < 660 ? 1 : r < 726 ? 2 : 3;
+    const int64_t p = 1 + e.sim.truth.cell_type[static_cast<size_t>(r)] % 2;
+    if (c == 3 && p == 2) continue;
+    kept.push_back(r);
+    c_kept.push_back(c);
+    p_kept.push_back(p);
+  }
+  const double prior = 10;
+  const auto X = e.sim.data.X.select_rows(kept);
+  const auto shifts = label_log_shifts(X, e.tokenizer, e.patching, {c_kept, p_kept}, {4, 3}, {}, prior);
+  const auto overall = token_log_marginals(X, e.tokenizer, e.patching).slice(0, 0, 30).to(torch::kDouble);
+  const auto kept_tokens = e.tokens.index_select(0, torch::tensor(kept, torch::kLong));
+  const auto ct = torch::tensor(c_kept, torch::kLong), pt = torch::tensor(p_kept, torch::kLong);
+  const auto cells = [&](int64_t c, int64_t p) { return ((ct == c) & (pt == p)).sum().item<double>(); };
+  const auto target = [&](int64_t c, int64_t p) {
+    const auto mine = kept_tokens.index_select(0, ((ct == c) & (pt == p)).nonzero().squeeze(1));
+    return ((token_histogram(mine) + prior * overall.exp()) / (cells(c, p) + prior)).clamp_min(1e-7).log() -
+           overall;
+  };
+  const auto pooled_effect = [&](const auto& weight) {
+    torch::Tensor sum = torch::zeros_like(overall);
+    double total = 0;
+    for (const int64_t c : {1, 2}) {
+      const double h = 1.0 / (1.0 / weight(cells(c, 1)) + 1.0 / weight(cells(c, 2)));
+      sum = sum + h * (target(c, 2) - target(c, 1));
+      total += h;
+    }
+    return sum / total;
+  };
+  const auto by_reliability = target(3, 1) + pooled_effect([&](double n) { return n / (n + prior); });
+  const auto by_cells = target(3, 1) + pooled_effect([](double n) { return n; });
+  const auto unseen = (shifts[0][3] + shifts[1][2]).slice(0, 0, 30).to(torch::kDouble);
+  EXPECT_LT((unseen - by_reliability).abs().max().item<double>(), 0.02);
+  EXPECT_GT((by_cells - by_reliability).abs().max().item<double>(), 0.1);  // the test can tell them apart
+}
+
 TEST(MarginalInit, SizeBinsDoNotPullACellTypeTowardsTheAverageCell) {
   // Each cell type split into eight size bins of ~12 cells. Type and size are fitted jointly by
   // maximum likelihood: each type's cells, summed over its bins, expect the token counts they have
