@@ -69,9 +69,12 @@ tiny="--preset tiny --device $device --seed 3 -q --condition cell_type --checkpo
 "$bin" train "$work/sim.h5ad" --out "$work/a" $tiny --steps 40
 "$bin" train "$work/sim.h5ad" --out "$work/b" $tiny --steps 40
 say "same seed, two trainings (40 steps): $(compare_weights "$work/a" "$work/b")"
-"$bin" train "$work/sim.h5ad" --out "$work/c" $tiny --steps 40 --checkpoint-every 20 >/dev/null 2>&1 &
+"$bin" train "$work/sim.h5ad" --out "$work/c" $tiny --steps 40 >"$work/c.log" 2>&1 &
 pid=$!
-while [ ! -e "$work/c/checkpoint.pt" ]; do sleep 0.2; done
+while [ ! -e "$work/c/checkpoint.pt" ]; do
+  kill -0 $pid 2>/dev/null || { cat "$work/c.log"; echo "gpu_check: the run to interrupt ended without a checkpoint"; exit 1; }
+  sleep 0.2
+done
 kill -9 $pid 2>/dev/null || true
 wait $pid 2>/dev/null || true
 "$bin" train "$work/sim.h5ad" --out "$work/c" --resume --device "$device" -q

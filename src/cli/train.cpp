@@ -38,7 +38,8 @@ struct TrainArgs {
 };
 
 // The columns of the genes named in FILE (one gene name per line, in the order wanted).
-std::vector<int64_t> listed_gene_columns(const std::vector<std::string>& gene_names, const std::string& genes_file) {
+std::vector<int64_t> listed_gene_columns(const std::vector<std::string>& gene_names,
+                                         const std::string& genes_file) {
   std::ifstream in(genes_file);
   if (!in) throw UserError(fmt::format("--genes: cannot read {}", genes_file));
   std::unordered_map<std::string, int64_t> column;
@@ -72,7 +73,8 @@ TrainingCells open_training_cells(const TrainArgs& args) {
   const bool tenx = args.data.size() == 1 && is_tenx_folder(args.data.front());
   if (tenx) {
     AnnData data = read_counts_file(args.data.front(), args.layer);
-    if (!args.genes_file.empty()) data = select_genes(data, listed_gene_columns(data.gene_names(), args.genes_file));
+    if (!args.genes_file.empty())
+      data = select_genes(data, listed_gene_columns(data.gene_names(), args.genes_file));
     auto counts = std::make_shared<MatrixRows>(std::make_shared<const CsrMatrix>(std::move(data.X)));
     return {std::move(data.obs), std::move(data.var), std::move(counts), "X"};
   }

@@ -290,7 +290,8 @@ std::vector<bool> ConditionSpec::matches(const DataFrame& obs) const {
   return match;
 }
 
-std::vector<int64_t> rows_kept_after_holdouts(const DataFrame& obs, const std::vector<std::string>& holdouts) {
+std::vector<int64_t> rows_kept_after_holdouts(const DataFrame& obs,
+                                              const std::vector<std::string>& holdouts) {
   std::vector<bool> held(static_cast<size_t>(obs.size()), false);
   for (const auto& text : holdouts) {
     const auto matches = ConditionSpec::parse(text).matches(obs);

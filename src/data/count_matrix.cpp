@@ -100,8 +100,8 @@ std::vector<double> CsrMatrix::col_sums() const {
 void CsrMatrix::validate(const char* what) const {
   if (n_rows < 0 || n_cols < 0) throw UserError(fmt::format("{}: negative shape", what));
   if (static_cast<int64_t>(indptr.size()) != n_rows + 1) {
-    throw UserError(fmt::format("{}: indptr has {} entries but the matrix has {} rows (expected {})",
-                                what, indptr.size(), n_rows, n_rows + 1));
+    throw UserError(fmt::format("{}: indptr has {} entries but the matrix has {} rows (expected {})", what,
+                                indptr.size(), n_rows, n_rows + 1));
   }
   if (indices.size() != values.size()) {
     throw UserError(fmt::format("{}: {} indices but {} values; the file is inconsistent", what,
@@ -113,14 +113,14 @@ void CsrMatrix::validate(const char* what) const {
   }
   for (int64_t r = 0; r < n_rows; ++r) {
     if (indptr[r + 1] < indptr[r]) {
-      throw UserError(fmt::format("{}: indptr decreases at row {} ({} -> {}); the file is corrupt",
-                                  what, r, indptr[r], indptr[r + 1]));
+      throw UserError(fmt::format("{}: indptr decreases at row {} ({} -> {}); the file is corrupt", what, r,
+                                  indptr[r], indptr[r + 1]));
     }
   }
   for (size_t i = 0; i < indices.size(); ++i) {
     if (indices[i] < 0 || indices[i] >= n_cols) {
-      throw UserError(fmt::format("{}: column index {} at position {} is outside 0..{}", what,
-                                  indices[i], i, n_cols - 1));
+      throw UserError(fmt::format("{}: column index {} at position {} is outside 0..{}", what, indices[i], i,
+                                  n_cols - 1));
     }
   }
 }

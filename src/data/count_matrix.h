@@ -8,8 +8,8 @@
 namespace lingshu {
 
 struct CsrMatrix {
-  int64_t n_rows = 0;  // cells
-  int64_t n_cols = 0;  // genes
+  int64_t n_rows = 0;              // cells
+  int64_t n_cols = 0;              // genes
   std::vector<int64_t> indptr{0};  // n_rows + 1 entries
   std::vector<int32_t> indices;    // column of each stored value, sorted within a row
   std::vector<float> values;

@@ -86,7 +86,8 @@ void require_counts(const AnnData& data, const std::string& source) {
 CsrMatrix CountCheckedRows::read(std::span<const int64_t> rows) const {
   CsrMatrix out = inner_.read(rows);
   if (const auto bad = find_non_count(out)) {
-    throw UserError(describe_non_count_at(*bad, name_or_position(obs_.index, rows[static_cast<size_t>(bad->row)]),
+    throw UserError(describe_non_count_at(*bad,
+                                          name_or_position(obs_.index, rows[static_cast<size_t>(bad->row)]),
                                           name_or_position(var_.index, bad->col), source_));
   }
   return out;

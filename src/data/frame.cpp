@@ -11,10 +11,14 @@ namespace lingshu {
 
 int64_t Column::size() const {
   switch (kind) {
-    case Kind::Categorical: return static_cast<int64_t>(codes.size());
-    case Kind::String: return static_cast<int64_t>(strings.size());
-    case Kind::Numeric: return static_cast<int64_t>(numbers.size());
-    case Kind::Boolean: return static_cast<int64_t>(bools.size());
+    case Kind::Categorical:
+      return static_cast<int64_t>(codes.size());
+    case Kind::String:
+      return static_cast<int64_t>(strings.size());
+    case Kind::Numeric:
+      return static_cast<int64_t>(numbers.size());
+    case Kind::Boolean:
+      return static_cast<int64_t>(bools.size());
   }
   return 0;
 }
@@ -22,10 +26,14 @@ int64_t Column::size() const {
 std::string Column::text(int64_t i) const {
   const auto k = static_cast<size_t>(i);
   switch (kind) {
-    case Kind::Categorical: return codes[k] < 0 ? "" : categories[static_cast<size_t>(codes[k])];
-    case Kind::String: return strings[k];
-    case Kind::Numeric: return std::isnan(numbers[k]) ? "nan" : fmt::format("{}", numbers[k]);
-    case Kind::Boolean: return bools[k] ? "True" : "False";
+    case Kind::Categorical:
+      return codes[k] < 0 ? "" : categories[static_cast<size_t>(codes[k])];
+    case Kind::String:
+      return strings[k];
+    case Kind::Numeric:
+      return std::isnan(numbers[k]) ? "nan" : fmt::format("{}", numbers[k]);
+    case Kind::Boolean:
+      return bools[k] ? "True" : "False";
   }
   return "";
 }
@@ -79,8 +87,8 @@ const Column& DataFrame::require(const std::string& name, const char* table) con
   if (const Column* c = find(name)) return *c;
   std::string names;
   for (const auto& c : columns) names += (names.empty() ? "" : ", ") + c.name;
-  throw UserError(fmt::format("column '{}' is not in {}; available: {}", name, table,
-                              names.empty() ? "(none)" : names));
+  throw UserError(
+      fmt::format("column '{}' is not in {}; available: {}", name, table, names.empty() ? "(none)" : names));
 }
 
 void DataFrame::set(Column column) {
@@ -107,10 +115,18 @@ DataFrame DataFrame::select_rows(const std::vector<int64_t>& rows) const {
     for (const int64_t r : rows) {
       const auto k = static_cast<size_t>(r);
       switch (c.kind) {
-        case Column::Kind::Categorical: s.codes.push_back(c.codes[k]); break;
-        case Column::Kind::String: s.strings.push_back(c.strings[k]); break;
-        case Column::Kind::Numeric: s.numbers.push_back(c.numbers[k]); break;
-        case Column::Kind::Boolean: s.bools.push_back(c.bools[k]); break;
+        case Column::Kind::Categorical:
+          s.codes.push_back(c.codes[k]);
+          break;
+        case Column::Kind::String:
+          s.strings.push_back(c.strings[k]);
+          break;
+        case Column::Kind::Numeric:
+          s.numbers.push_back(c.numbers[k]);
+          break;
+        case Column::Kind::Boolean:
+          s.bools.push_back(c.bools[k]);
+          break;
       }
     }
     out.columns.push_back(std::move(s));

@@ -33,7 +33,8 @@ std::vector<fs::path> h5ad_files_in(const fs::path& folder) {
 
 // The first gene where two files' var_names differ, described for the error message.
 std::string first_difference(const std::vector<std::string>& expected, const std::vector<std::string>& got) {
-  if (expected.size() != got.size()) return fmt::format("{} genes instead of {}", got.size(), expected.size());
+  if (expected.size() != got.size())
+    return fmt::format("{} genes instead of {}", got.size(), expected.size());
   for (size_t j = 0; j < expected.size(); ++j) {
     if (expected[j] != got[j]) return fmt::format("gene {} is '{}' instead of '{}'", j, got[j], expected[j]);
   }
@@ -71,9 +72,10 @@ H5adCells::H5adCells(const std::vector<fs::path>& files, const H5adReadOptions& 
     if (shards_.empty()) {
       var_ = shard.reader->var();
     } else if (const auto why = first_difference(var_.index, shard.reader->var().index); !why.empty()) {
-      throw UserError(fmt::format("{} does not have the genes of {}: {}; shards of one corpus need the same "
-                                  "genes in the same order",
-                                  path.string(), files.front().string(), why));
+      throw UserError(
+          fmt::format("{} does not have the genes of {}: {}; shards of one corpus need the same "
+                      "genes in the same order",
+                      path.string(), files.front().string(), why));
     }
     n_rows_ += shard.reader->n_rows();
     obs_parts.push_back(shard.reader->take_obs());
@@ -95,7 +97,8 @@ void H5adCells::keep_columns(std::vector<int64_t> columns) {
 
 // Reads runs of nearby rows with one call each (rows in between are read and dropped), so a
 // block of consecutive cells costs one read whatever the file's chunking.
-void H5adCells::read_from_shard(const Shard& shard, std::span<const int64_t> local_rows, CsrMatrix& out) const {
+void H5adCells::read_from_shard(const Shard& shard, std::span<const int64_t> local_rows,
+                                CsrMatrix& out) const {
   constexpr int64_t kLargestGap = 32;
   const int64_t max_run = shard.reader->suggested_chunk_rows();
   size_t i = 0;

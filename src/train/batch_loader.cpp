@@ -71,7 +71,8 @@ std::vector<int64_t> BatchLoader::batch_rows(int64_t n_cells, int64_t batch_size
 }
 
 BatchLoader::BatchLoader(const TrainingRows& data, const Tokenizer& tokenizer, const GenePatching& patching,
-                         int64_t batch_size, uint64_t seed, int64_t first_batch, BatchShard shard, int prefetch)
+                         int64_t batch_size, uint64_t seed, int64_t first_batch, BatchShard shard,
+                         int prefetch)
     : data_(data),
       tokenizer_(tokenizer),
       patching_(patching),

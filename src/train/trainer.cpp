@@ -352,7 +352,8 @@ struct PreparedRun {
 };
 
 // The stored settings of the model directory being resumed, checked against the data.
-TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested, const TrainingCells& cells) {
+TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested,
+                             const TrainingCells& cells) {
   TrainOptions options;
   try {
     options = options_from_json(meta.training, requested);
@@ -478,8 +479,8 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   if (!options.holdouts.empty()) kept = rows_kept_after_holdouts(cells.obs, options.holdouts);
   const auto n_kept = static_cast<int64_t>(kept.size());
   if (n_kept < kMinCells) {
-    throw UserError(fmt::format("only {} cells are left after --holdout; training needs at least {}", n_kept,
-                                kMinCells));
+    throw UserError(
+        fmt::format("only {} cells are left after --holdout; training needs at least {}", n_kept, kMinCells));
   }
   std::optional<DataFrame> reduced;
   const DataFrame& kept_obs =
@@ -489,8 +490,7 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   const bool library_field =
       run.resuming ? library_field_index(run.meta.conditions) >= 0 : options.library_bins > 0;
   const auto totals = library_field ? row_totals(*run.counts, kept) : std::vector<double>{};
-  const auto fields =
-      run.resuming ? run.meta.conditions : build_condition_fields(kept_obs, request, totals);
+  const auto fields = run.resuming ? run.meta.conditions : build_condition_fields(kept_obs, request, totals);
   std::optional<DataFrame> with_derived;  // a copy only when fields derive columns
   const bool derives = library_field || state_field_index(fields) >= 0;
   if (derives) set_derived_columns(with_derived.emplace(kept_obs), fields, totals);
@@ -709,8 +709,8 @@ std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
   for (const auto& [labels, members] : by_labels) {
     const auto group = static_cast<int64_t>(members.size());
     const int64_t n = std::min(group, quota);
-    for (int64_t i = 0; i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank;
-         ++i)
+    for (int64_t i = 0;
+         i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank; ++i)
       cells.push_back(members[static_cast<size_t>(i * group / n)]);
   }
   std::sort(cells.begin(), cells.end());
@@ -786,7 +786,7 @@ TrainResult train_model(const AnnData& data, const TrainOptions& options, const 
 }
 
 TrainResult train_model(const TrainingCells& cells, const TrainOptions& requested, const TrainHooks& hooks) {
-  const PreparedRun run = prepare_run(cells, requested);
+  PreparedRun run = prepare_run(cells, requested);
   const TrainOptions& options = run.options;
   const bool root = options.world.is_root();
   const bool talk = root && !options.quiet;
@@ -797,6 +797,9 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
   if (options.world.distributed()) collective.emplace(options.world);
   Collective* const group = collective ? &*collective : nullptr;
   auto model = build_model(run, device);
+  // The start is set: the statistics sample (up to 20,000 cells) need not stay in memory.
+  run.sample_counts = CsrMatrix{};
+  run.sample_codes.clear();
   auto optimizer = make_optimizer(model, options);
   if (talk) print_model_summary(model, run.meta.config, precision, options.world);
 
@@ -849,7 +852,8 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
 
   Stepper stepper(run, model, optimizer, device, precision, group);
   const TrainingRows training{*run.counts, run.train_rows, run.train_codes};
-  BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed, step, {options.world.rank, options.world.size});
+  BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed, step,
+                     {options.world.rank, options.world.size});
   std::optional<TrainLog> log;
   if (root) log.emplace(dir / "train_log.jsonl");
   std::optional<Progress> progress;

@@ -89,7 +89,8 @@ struct TrainingCells {
 // The tokenizer and the starting output biases are fitted to at most kStatisticsCells training
 // cells (a seeded sample), so nothing but obs grows with the number of cells.
 inline constexpr int64_t kStatisticsCells = 20000;
-TrainResult train_model(const TrainingCells& cells, const TrainOptions& options, const TrainHooks& hooks = {});
+TrainResult train_model(const TrainingCells& cells, const TrainOptions& options,
+                        const TrainHooks& hooks = {});
 // The same on a data set held in memory.
 TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks = {});
 

@@ -1,10 +1,10 @@
 // `lingshu train` and `lingshu generate` as a user runs them: files in, files out, read back by
 // anndata; interrupted training resumed; bad input refused with one clear line.
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <filesystem>
-#include <fmt/format.h>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -31,21 +31,24 @@ fs::path write_simulated(const testing::TempDir& dir, int64_t cells, int64_t gen
   return path;
 }
 
-const char* kTiny = "--preset tiny --patch-size 8 --tokens 16 --batch-size 16 --precision fp32 --threads 1 -q";
+const char* kTiny =
+    "--preset tiny --patch-size 8 --tokens 16 --batch-size 16 --precision fp32 --threads 1 -q";
 
 TEST(TrainGenerateCli, TrainThenGenerateWritesCountsAnndataReads) {
   testing::TempDir dir;
   const auto data = write_simulated(dir, 80, 50);
   const auto model = dir / "model";
-  auto r = testing::run_lingshu(fmt::format("train {} --out {} {} --steps 6", data.string(), model.string(), kTiny));
+  auto r = testing::run_lingshu(
+      fmt::format("train {} --out {} {} --steps 6", data.string(), model.string(), kTiny));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* f : {"config.json", "tokenizer.json", "genes.json", "conditions.json", "weights.pt",
                         "weights.safetensors", "checkpoint.pt", "train_log.jsonl"}) {
     EXPECT_TRUE(fs::exists(model / f)) << f;
   }
   const auto out = dir / "gen.h5ad";
-  r = testing::run_lingshu(fmt::format("generate {} --n 9 --steps 4 --batch-size 4 --seed 2 --threads 1 -q --out {}",
-                                       model.string(), out.string()));
+  r = testing::run_lingshu(
+      fmt::format("generate {} --n 9 --steps 4 --batch-size 4 --seed 2 --threads 1 -q --out {}",
+                  model.string(), out.string()));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   if (!testing::python_has("anndata")) GTEST_SKIP() << "/usr/bin/python3 has no anndata";
   const auto check = testing::run_python(fmt::format(R"(
@@ -83,13 +86,15 @@ TEST(TrainGenerateCli, KilledRunResumesFromItsLastIntactCheckpoint) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   testing::run_shell(fmt::format("kill -9 $(cat {})", pid_file.string()));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  ASSERT_TRUE(fs::exists(model / "checkpoint.pt")) << testing::run_shell("cat " + (dir / "log").string()).output;
+  ASSERT_TRUE(fs::exists(model / "checkpoint.pt"))
+      << testing::run_shell("cat " + (dir / "log").string()).output;
 
   const auto r = testing::run_lingshu(args + " --resume");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("trained 150 of 150 steps"), std::string::npos) << r.output;
   for (const auto& entry : fs::directory_iterator(model)) {
-    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos) << "left behind: " << entry.path();
+    EXPECT_EQ(entry.path().filename().string().find(".tmp"), std::string::npos)
+        << "left behind: " << entry.path();
   }
   const auto g = testing::run_lingshu(
       fmt::format("generate {} --n 2 --steps 2 -q --out {}", model.string(), (dir / "g.h5ad").string()));
@@ -138,12 +143,14 @@ TEST(TrainGenerateCli, MistakesGetOneClearLine) {
   };
   expect_error(fmt::format("train {} --out {} --preset giant --steps 1", data.string(), (dir / "a").string()),
                "unknown model preset 'giant'");
-  expect_error(fmt::format("train {} --out {} --preset tiny --patch-size 32 --steps 1", data.string(), (dir / "b").string()),
+  expect_error(fmt::format("train {} --out {} --preset tiny --patch-size 32 --steps 1", data.string(),
+                           (dir / "b").string()),
                "larger than the 20 genes");
   expect_error(fmt::format("generate {} --n 3 --out {}", (dir / "none").string(), (dir / "x.h5ad").string()),
                "does not exist");
-  expect_error(fmt::format("train {} --out {} --device cuda --steps 1 {}", data.string(), (dir / "c").string(), kTiny),
-               "--device cuda");
+  expect_error(
+      fmt::format("train {} --out {} --device cuda --steps 1 {}", data.string(), (dir / "c").string(), kTiny),
+      "--device cuda");
 }
 
 }  // namespace

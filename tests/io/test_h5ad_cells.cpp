@@ -77,7 +77,8 @@ TEST(H5adCells, KeptColumnsAreReadInTheListedOrder) {
   const std::vector<int64_t> columns = {7, 2, 29};
   cells.keep_columns(columns);
   EXPECT_EQ(cells.n_cols(), 3);
-  EXPECT_EQ(cells.var().index, (std::vector<std::string>{data.var.index[7], data.var.index[2], data.var.index[29]}));
+  EXPECT_EQ(cells.var().index,
+            (std::vector<std::string>{data.var.index[7], data.var.index[2], data.var.index[29]}));
   const std::vector<int64_t> rows = {3, 4, 90};
   expect_same_matrix(cells.read(rows), data.X.select_rows(rows).select_cols(columns));
 }
