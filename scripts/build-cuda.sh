@@ -51,9 +51,9 @@ build_hdf5() {
   rm -rf "$build/hdf5-src"
   mkdir -p "$build/hdf5-src"
   tar -xzf "$offline/hdf5-src.tar.gz" -C "$build/hdf5-src" --strip-components=1
-  # HDF5 1.10's CMake runs a probe that writes its answer to a file in the working directory, which
-  # CMake 3.24 and later delete with their scratch folder: write that file beforehand, from the
-  # same probe.
+  # HDF5 1.10's CMake reads a probe's answer from a file in its build folder, but CMake 3.24 and
+  # later do not run the probe there: write that file beforehand, from the same probe, and run
+  # from the build folder so that nothing lands in the caller's.
   mkdir -p "$build/hdf5-build"
   cat >"$build/hdf5-build/probe.c" <<'C'
 #include <float.h>
@@ -71,13 +71,13 @@ int main(void) {
 }
 C
   (cd "$build/hdf5-build" && cc probe.c -o probe && ./probe)
-  cmake -S "$build/hdf5-src" -B "$build/hdf5-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+  (cd "$build/hdf5-build" && cmake -S "$build/hdf5-src" -B "$build/hdf5-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$build/hdf5" -DBUILD_SHARED_LIBS=OFF -DBUILD_TESTING=OFF \
     -DCMAKE_POSITION_INDEPENDENT_CODE=ON -DHDF5_BUILD_TOOLS=OFF -DHDF5_BUILD_EXAMPLES=OFF \
     -DHDF5_BUILD_HL_LIB=OFF -DHDF5_BUILD_FORTRAN=OFF -DHDF5_BUILD_CPP_LIB=OFF -DHDF5_BUILD_JAVA=OFF \
     -DHDF5_ENABLE_Z_LIB_SUPPORT=ON -DZLIB_INCLUDE_DIR="$offline/root/usr/include" \
     -DZLIB_LIBRARY="$offline/root/usr/lib/x86_64-linux-gnu/libz.a" -DHDF5_ENABLE_SZIP_SUPPORT=OFF \
-    -DHDF5_INSTALL_CMAKE_DIR=lib/cmake/hdf5 >"$build/hdf5-configure.log" 2>&1 ||
+    -DHDF5_INSTALL_CMAKE_DIR=lib/cmake/hdf5) >"$build/hdf5-configure.log" 2>&1 ||
     { tail -30 "$build/hdf5-configure.log"; exit 1; }
   cmake --build "$build/hdf5-build" --parallel "$jobs" >"$build/hdf5-build.log" 2>&1 ||
     { tail -30 "$build/hdf5-build.log"; exit 1; }
