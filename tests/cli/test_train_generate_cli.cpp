@@ -132,6 +132,29 @@ TEST(TrainGenerateCli, AFolderOfShardsTrainsOnAllTheirCellsAndShardsWithOtherGen
   EXPECT_FALSE(fs::exists(dir / "model2" / "config.json"));
 }
 
+TEST(TrainGenerateCli, AGeneListTrainsOnThoseGenesInItsOrder) {
+  testing::TempDir dir;
+  const auto data = write_simulated(dir, 80, 50);
+  const auto names = read_h5ad(data).gene_names();
+  std::vector<std::string> wanted;
+  for (const int j : {7, 2, 40, 11, 0, 33, 21, 9, 48, 15, 30, 4})
+    wanted.push_back(names[static_cast<size_t>(j)]);
+  {
+    std::ofstream list(dir / "genes.txt");
+    for (const auto& g : wanted) list << g << "\n";
+  }
+  const auto model = dir / "model";
+  auto r = testing::run_lingshu(fmt::format("train {} --out {} {} --steps 3 --genes {}", data.string(),
+                                            model.string(), kTiny, (dir / "genes.txt").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::ifstream genes(model / "genes.json");
+  EXPECT_EQ(nlohmann::json::parse(genes).at("names").get<std::vector<std::string>>(), wanted);
+  r = testing::run_lingshu(
+      fmt::format("generate {} --n 5 --steps 2 -q --out {}", model.string(), (dir / "g.h5ad").string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(read_h5ad(dir / "g.h5ad").gene_names(), wanted);
+}
+
 TEST(TrainGenerateCli, MistakesGetOneClearLine) {
   testing::TempDir dir;
   const auto data = write_simulated(dir, 30, 20);
