@@ -115,8 +115,11 @@ TokenBatch BatchLoader::make_batch(int64_t index) {
   const auto n_fields = static_cast<int64_t>(data_.conditions.size());
   batch.conditions = at::zeros({batch_size_, n_fields}, at::kLong);
   auto acc = batch.conditions.accessor<int64_t, 2>();
-  CsrMatrix mine;
-  mine.n_cols = data_.cells.n_cols();
+  // Each row is encoded straight from its group's counts (a batch can span two groups).
+  const int64_t L = patching_.n_positions();
+  batch.tokens = at::empty({mine_end - batch.shard_begin, L}, at::kLong);
+  auto* tokens = batch.tokens.data_ptr<int64_t>();
+  std::vector<uint8_t> scratch(static_cast<size_t>(patching_.n_genes));
   for (int64_t i = 0; i < batch_size_; ++i) {
     const int64_t position = index * batch_size_ + i;
     if (!group_.holds(position)) load_group(position);
@@ -124,13 +127,10 @@ TokenBatch BatchLoader::make_batch(int64_t index) {
     const auto cell = static_cast<size_t>(group_.cells[k]);
     for (int64_t f = 0; f < n_fields; ++f) acc[i][f] = data_.conditions[f][cell];
     if (i >= batch.shard_begin && i < mine_end) {
-      const int64_t row = group_row_[k];
-      mine.append_row(group_counts_.row_indices(row), group_counts_.row_values(row));
+      encode_cell(group_counts_, group_row_[k], tokenizer_, patching_, scratch,
+                  {tokens + (i - batch.shard_begin) * L, static_cast<size_t>(L)});
     }
   }
-  std::vector<int64_t> all(static_cast<size_t>(mine.n_rows));
-  std::iota(all.begin(), all.end(), 0);
-  batch.tokens = encode_cells(mine, all, tokenizer_, patching_);
   return batch;
 }
 
