@@ -133,7 +133,6 @@ void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
   options.tokenizer.n_tokens = args.tokens;
   // Fewer value tokens than the default exact range: keep half of them exact, bin the rest.
   options.tokenizer.exact_limit = std::min(options.tokenizer.exact_limit, args.tokens / 2);
-  if (options.steps == 0 && options.minutes == 0 && !options.resume) options.steps = 2000;
 
   const TrainingCells cells = open_training_cells(args);
   if (!quiet) {
@@ -196,7 +195,9 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--gene-factors", args->gene_factors,
                  "per-gene input and output loadings: R output factors per gene (default 16; 0: none)");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
-  cmd.add_option("--steps", o.steps, "optimiser steps (default 2000 unless --minutes is given)");
+  cmd.add_option(
+      "--steps", o.steps,
+      "optimiser steps (default: 8 passes over the training cells, at most 2000 without --minutes)");
   cmd.add_option(
       "--minutes", o.minutes,
       "wall-clock budget: the LR schedule is planned for the steps that fit at the measured speed");

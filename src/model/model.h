@@ -85,7 +85,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   void set_cell_score_bank(const torch::Tensor& scores, const torch::Tensor& conditions);
   // The cell scores [B, R] from the observed genes (undefined without gene factors).
   torch::Tensor cell_scores(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
-  static constexpr int64_t kCellScoreBank = 512;
+  static constexpr int64_t kCellScoreBank = 4096;
 
   // The logits of the output biases alone (per gene, plus each row's labels): what the model
   // predicts before the network sees any gene. [B, n_positions, K] float32.

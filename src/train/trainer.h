@@ -21,7 +21,7 @@ struct TrainOptions {
   ModelConfig model;          // preset + overrides; n_genes is filled in from the data
   TokenizerConfig tokenizer;
   int64_t batch_size = 16;
-  int64_t steps = 0;          // optimiser steps (0: decided by `minutes`)
+  int64_t steps = 0;          // optimiser steps (0: 8 passes over the cells; 2000 at most without `minutes`)
   double minutes = 0;         // wall-clock budget (0: none); with both, whichever ends first
   double lr = 1e-3;           // peak learning rate
   double min_lr_ratio = 0.1;  // cosine decays to this fraction of lr

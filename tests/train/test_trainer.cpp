@@ -291,6 +291,27 @@ TEST(Trainer, MinutesBudgetStopsOnTimeAndEndsTheScheduleThere) {
   EXPECT_EQ(r.steps, r.total_steps);      // the schedule ended where training did
 }
 
+TEST(Trainer, ARunWithoutStepsStopsAfterEightPassesOverItsCellsWellBeforeItsBudget) {
+  testing::TempDir dir;
+  const auto sim = simulated(100, 40, 2, 8);
+  auto o = tiny_train_options(dir / "m", 0);
+  o.val_fraction = 0.1;  // 10 validation cells, 90 training cells
+  o.minutes = 10;
+  const auto budget = train_model(sim.data, o);
+  const int64_t passes = (8 * 90 + 15) / 16;  // ceil(8 passes x 90 cells / 16 per step) = 45
+  EXPECT_EQ(budget.total_steps, passes);
+  EXPECT_EQ(budget.steps, passes);
+  EXPECT_LT(budget.seconds, 60.0);
+
+  // Without --minutes the same cap; --steps overrides it.
+  o.minutes = 0;
+  o.out = dir / "no_budget";
+  EXPECT_EQ(train_model(sim.data, o).steps, passes);
+  o.steps = 60;
+  o.out = dir / "explicit";
+  EXPECT_EQ(train_model(sim.data, o).steps, 60);
+}
+
 TEST(BatchLoader, BackgroundBatchesMatchDirectEncodingInStreamOrder) {
   const auto sim = simulated(50, 30, 2, 7);
   const auto tokenizer = Tokenizer::fit(sim.data.X, {16, 8, 0.9999});
