@@ -22,7 +22,7 @@ $bin simulate --cells 2000 --genes 1000 --cell-types 5 --programs 3 --seed 1 --o
   --truth "$out/simulated_truth.json"
 $bin info "$out/simulated.h5ad"
 
-echo "== 2/5 train a small model for ${minutes} minutes"
+echo "== 2/5 train a small model (at most ${minutes} minutes, 8 passes over the cells)"
 rm -rf "$out/model"
 $bin train "$out/simulated.h5ad" --out "$out/model" --preset small --condition cell_type --minutes "$minutes" --seed 1
 
