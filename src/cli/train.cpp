@@ -231,6 +231,10 @@ void setup_train(CLI::App& cmd) {
       "embed their target genes)");
   cmd.add_option("--control", o.control, "label of unperturbed cells in --perturbation")
       ->capture_default_str();
+  cmd.add_option(
+      "--gene-knowledge", o.gene_knowledge,
+      "TSV of gene symbol -> numbers (e.g. from scripts/gene_knowledge.sh): perturbation targets "
+      "are embedded from it, measured or not, so unseen perturbations of named genes can be predicted");
   cmd.add_option("--p-uncond", o.p_uncond, "chance of dropping each condition to NULL (for --cfg guidance)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));

@@ -227,26 +227,43 @@ std::vector<int32_t> perturbation_targets(const std::string& label, const std::s
   return targets;
 }
 
+namespace {
+
+std::map<std::string, int32_t> index_of(const std::vector<std::string>& names) {
+  std::map<std::string, int32_t> index;
+  for (size_t j = 0; j < names.size(); ++j) index.emplace(names[j], static_cast<int32_t>(j));
+  return index;
+}
+
+}  // namespace
+
 std::vector<int32_t> target_positions(const ConditionField& field, const std::string& label,
                                       const std::vector<std::string>& gene_names,
-                                      const GenePatching& patching) {
-  if (!field.is_perturbation) return {};
-  std::map<std::string, int32_t> gene_index;
-  for (size_t j = 0; j < gene_names.size(); ++j) gene_index.emplace(gene_names[j], static_cast<int32_t>(j));
+                                      const GenePatching& patching,
+                                      const std::vector<std::string>& knowledge_genes) {
+  if (!field.is_perturbation || label == field.control || label.empty()) return {};
+  const auto gene_index = index_of(gene_names);
+  const auto knowledge_index = index_of(knowledge_genes);
   const std::vector<int32_t> position_of = patching.position_of_gene();
+  const auto first_knowledge = static_cast<int32_t>(patching.n_positions());
   std::vector<int32_t> positions;
-  for (const int32_t gene : perturbation_targets(label, field.control, gene_index)) {
-    positions.push_back(position_of[static_cast<size_t>(gene)]);
+  for (const auto& part : split_perturbation_label(label)) {
+    const auto gene = gene_index.find(part);
+    const auto known = knowledge_index.find(part);
+    if (gene == gene_index.end() && known == knowledge_index.end()) return {};  // a plain category
+    if (gene != gene_index.end()) positions.push_back(position_of[static_cast<size_t>(gene->second)]);
+    if (known != knowledge_index.end()) positions.push_back(first_knowledge + known->second);
   }
   return positions;
 }
 
 std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField& field,
                                                             const std::vector<std::string>& gene_names,
-                                                            const GenePatching& patching) {
+                                                            const GenePatching& patching,
+                                                            const std::vector<std::string>& knowledge_genes) {
   std::vector<std::vector<int32_t>> out(static_cast<size_t>(field.vocab_size()));
   for (size_t i = 0; i < field.labels.size(); ++i) {
-    out[i + 1] = target_positions(field, field.labels[i], gene_names, patching);
+    out[i + 1] = target_positions(field, field.labels[i], gene_names, patching, knowledge_genes);
   }
   return out;
 }

@@ -96,17 +96,20 @@ std::vector<std::string> split_perturbation_label(const std::string& label);
 std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
                                           const std::map<std::string, int32_t>& gene_index);
 
-// Sequence positions (GenePatching order) of the target genes of `label` in a perturbation field;
-// empty for other fields, the control, and labels that are not all genes of `gene_names`. Works
-// for labels the field has never seen.
+// Where the target genes of `label` in a perturbation field enter the model, part by part: a gene of
+// `gene_names` at its sequence position (GenePatching order), and a gene with a row in the gene
+// knowledge (`knowledge_genes`, data/gene_knowledge.h) at patching.n_positions() + that row, so a
+// measured gene with knowledge is listed twice. Empty for other fields, the control, and labels
+// with a part that is neither. Works for labels the field has never seen.
 std::vector<int32_t> target_positions(const ConditionField& field, const std::string& label,
                                       const std::vector<std::string>& gene_names,
-                                      const GenePatching& patching);
+                                      const GenePatching& patching,
+                                      const std::vector<std::string>& knowledge_genes = {});
 
 // target_positions of every token of `field` (token 0 = NULL has none).
-std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField& field,
-                                                            const std::vector<std::string>& gene_names,
-                                                            const GenePatching& patching);
+std::vector<std::vector<int32_t>> target_positions_by_token(
+    const ConditionField& field, const std::vector<std::string>& gene_names, const GenePatching& patching,
+    const std::vector<std::string>& knowledge_genes = {});
 
 // "cell_type=CD4T,condition=stimulated": cells matching every term.
 struct ConditionSpec {

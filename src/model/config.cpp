@@ -85,6 +85,10 @@ void ModelConfig::validate() const {
     fail(fmt::format("perturbation field {} is not one of the {} condition fields", perturbation_field,
                      n_conditions()));
   }
+  if (knowledge_dim < 0 || n_knowledge_genes < 0 || (knowledge_dim > 0) != (n_knowledge_genes > 0)) {
+    fail(fmt::format("gene knowledge of {} genes x {} numbers", n_knowledge_genes, knowledge_dim));
+  }
+  if (knowledge_dim > 0 && perturbation_field < 0) fail("gene knowledge needs a perturbation field");
 }
 
 double ModelConfig::forward_flops_per_cell() const {
@@ -113,7 +117,9 @@ nlohmann::json ModelConfig::to_json() const {
           {"perturbation_field", perturbation_field},
           {"condition_to_patches", condition_to_patches},
           {"condition_logit_bias", condition_logit_bias},
-          {"gene_factors", gene_factors}};
+          {"gene_factors", gene_factors},
+          {"knowledge_dim", knowledge_dim},
+          {"n_knowledge_genes", n_knowledge_genes}};
 }
 
 ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
@@ -134,6 +140,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.condition_to_patches = j.at("condition_to_patches").get<bool>();
     c.condition_logit_bias = j.at("condition_logit_bias").get<bool>();
     c.gene_factors = j.at("gene_factors").get<int>();
+    c.knowledge_dim = j.at("knowledge_dim").get<int>();
+    c.n_knowledge_genes = j.at("n_knowledge_genes").get<int64_t>();
     c.validate();
     return c;
   } catch (const nlohmann::json::exception& e) {

@@ -43,6 +43,12 @@ struct ModelConfig {
   // paper's slot-shared patch projection and head only).
   int gene_factors = 16;
 
+  // Gene knowledge (train --gene-knowledge): vectors of `knowledge_dim` numbers for
+  // `n_knowledge_genes` gene symbols, measured or not, stored with the weights; a perturbation's
+  // targets with a row there add its learned projection to the perturbation token. 0: none.
+  int knowledge_dim = 0;
+  int64_t n_knowledge_genes = 0;
+
   // `tiny` (tests), `small` (CPU), `base`, `large` (GPU). Throws UserError for other names.
   static ModelConfig from_preset(const std::string& name);
   static const std::vector<std::string>& preset_names();

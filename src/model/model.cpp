@@ -65,6 +65,12 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     target_proj_ =
         register_module("target_proj", torch::nn::Linear(torch::nn::LinearOptions(g, d).bias(false)));
   }
+  if (const int64_t D = config_.knowledge_dim; D > 0) {
+    gene_knowledge_ = register_parameter("gene_knowledge", torch::zeros({config_.n_knowledge_genes, D}),
+                                         /*requires_grad=*/false);
+    knowledge_proj_ =
+        register_module("knowledge_proj", torch::nn::Linear(torch::nn::LinearOptions(D, d).bias(false)));
+  }
   blocks_ = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < config_.n_layers; ++i) blocks_->push_back(TransformerBlock(config_));
   ln_final_ = register_module("ln_final", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -113,6 +119,7 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.3);
   }
   if (target_proj_) torch::nn::init::normal_(target_proj_->weight, 0.0, 0.02);
+  if (knowledge_proj_) torch::nn::init::normal_(knowledge_proj_->weight, 0.0, 0.02);
   // A fresh model predicts exactly its output biases (the marginals it starts from): a random head
   // added logit noise that differed from label to label, so an untrained model's perturbed and
   // control cells differed by noise as large as a perturbation's effect.
@@ -125,6 +132,14 @@ void MaskedDiffusionModelImpl::set_gene_logit_bias(const torch::Tensor& bias) {
               ", got ", bias.sizes());
   torch::NoGradGuard no_grad;
   gene_logit_bias_.copy_(bias);
+}
+
+void MaskedDiffusionModelImpl::set_gene_knowledge(const torch::Tensor& vectors) {
+  TORCH_CHECK(
+      gene_knowledge_.defined() && vectors.sizes() == gene_knowledge_.sizes(), "gene knowledge must be ",
+      gene_knowledge_.defined() ? gene_knowledge_.sizes() : c10::IntArrayRef{}, ", got ", vectors.sizes());
+  torch::NoGradGuard no_grad;
+  gene_knowledge_.copy_(vectors);
 }
 
 void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
@@ -268,11 +283,18 @@ torch::Tensor MaskedDiffusionModelImpl::gene_factor_logits_at(const torch::Tenso
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_targets(const torch::Tensor& targets) {
-  // Sum of the targets' gene-identity embeddings (padding -1 contributes nothing), projected.
-  const auto valid = targets.ge(0);
-  const auto rows =
-      gene_emb_.index_select(0, targets.clamp_min(0).flatten()).view({targets.size(0), targets.size(1), -1});
-  return target_proj_((rows * valid.unsqueeze(-1).to(rows.scalar_type())).sum(1));  // [B, d]
+  // Sums of the targets' rows, projected: gene-identity embeddings for positions below
+  // n_positions, gene-knowledge vectors above (padding -1 contributes nothing).
+  const auto summed = [&](const torch::Tensor& table, const torch::Tensor& rows, const torch::Tensor& valid) {
+    const auto picked =
+        table.index_select(0, rows.clamp_min(0).flatten()).view({rows.size(0), rows.size(1), -1});
+    return (picked * valid.unsqueeze(-1).to(picked.scalar_type())).sum(1);
+  };
+  const int64_t L = config_.n_positions();
+  auto out =
+      target_proj_(summed(gene_emb_, targets.clamp_max(L - 1), targets.ge(0).logical_and(targets.lt(L))));
+  if (knowledge_proj_) out = out + knowledge_proj_(summed(gene_knowledge_, targets - L, targets.ge(L)));
+  return out;  // [B, d]
 }
 
 torch::Tensor MaskedDiffusionModelImpl::embed_conditions(const torch::Tensor& conditions,

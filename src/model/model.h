@@ -94,6 +94,8 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Sets the per-gene output bias ([n_positions, K], e.g. each gene's token log-marginals), so a
   // fresh model starts from the marginals and learns only how the other genes change them.
   void set_gene_logit_bias(const torch::Tensor& bias);
+  // The gene knowledge's vectors [n_knowledge_genes, knowledge_dim] (set once, not trained).
+  void set_gene_knowledge(const torch::Tensor& vectors);
   // Sets the value level of each token ([K], e.g. log1p of its lower count edge) and each gene's
   // mean level ([n_positions]), the start of the gene-factor input (gene_factors > 0 models).
   void set_value_levels(const torch::Tensor& levels, const torch::Tensor& gene_mean_levels);
@@ -131,7 +133,9 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::nn::Linear patch_in_{nullptr};      // P * gene_dim -> d_model
   torch::Tensor patch_pos_;                  // [n_patches, d_model]
   torch::nn::ModuleList condition_emb_{nullptr};
-  torch::nn::Linear target_proj_{nullptr};  // gene_dim -> d_model (perturbation models only)
+  torch::nn::Linear target_proj_{nullptr};     // gene_dim -> d_model (perturbation models only)
+  torch::Tensor gene_knowledge_;               // [n_knowledge_genes, knowledge_dim] (optional)
+  torch::nn::Linear knowledge_proj_{nullptr};  // knowledge_dim -> d_model
   torch::nn::ModuleList blocks_{nullptr};
   torch::nn::LayerNorm ln_final_{nullptr};
   torch::nn::Linear head_{nullptr};  // d_model -> P * K

@@ -38,7 +38,9 @@ bool is_model_dir(const fs::path& dir) {
 void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
   fs::create_directories(dir);
   write_json(dir / "tokenizer.json", m.tokenizer.to_json());
-  write_json(dir / "genes.json", {{"names", m.gene_names}, {"patching", m.patching.to_json()}});
+  write_json(
+      dir / "genes.json",
+      {{"names", m.gene_names}, {"patching", m.patching.to_json()}, {"knowledge_genes", m.knowledge_genes}});
   nlohmann::json fields = nlohmann::json::array(), combinations = nlohmann::json::array();
   for (const auto& f : m.conditions) fields.push_back(f.to_json());
   for (const auto& c : m.combinations) combinations.push_back({{"labels", c.labels}, {"n_cells", c.n_cells}});
@@ -77,6 +79,7 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
   const auto genes = read_json(dir / "genes.json");
   m.gene_names = genes.at("names").get<std::vector<std::string>>();
   m.patching = GenePatching::from_json(genes.at("patching"));
+  m.knowledge_genes = genes.at("knowledge_genes").get<std::vector<std::string>>();
   try {
     const auto conditions = read_json(dir / "conditions.json");
     for (const auto& f : conditions.at("fields")) m.conditions.push_back(ConditionField::from_json(f));
@@ -101,6 +104,12 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
         fmt::format("model directory {} is inconsistent (gene counts of config, genes.json and "
                     "tokenizer.json differ); retrain the model",
                     dir.string()));
+  }
+  if (static_cast<int64_t>(m.knowledge_genes.size()) != m.config.n_knowledge_genes) {
+    throw UserError(
+        fmt::format("model directory {} is inconsistent ({} gene-knowledge genes in genes.json, "
+                    "{} in config.json); retrain the model",
+                    dir.string(), m.knowledge_genes.size(), m.config.n_knowledge_genes));
   }
   return m;
 }

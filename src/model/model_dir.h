@@ -3,7 +3,8 @@
 //
 //   MODEL_DIR/config.json          format + version, model shape, training settings
 //   MODEL_DIR/tokenizer.json       count -> token bins and representative counts
-//   MODEL_DIR/genes.json           gene names (training order) and the patching order
+//   MODEL_DIR/genes.json           gene names (training order), the patching order, and the
+//                                  symbols of the gene knowledge's rows (train --gene-knowledge)
 //   MODEL_DIR/conditions.json      condition fields and their vocabularies (entry 0 = NULL)
 //   MODEL_DIR/weights.pt           LibTorch weights (torch::save)
 //   MODEL_DIR/weights.safetensors  the same tensors for Python (safetensors / numpy)
@@ -23,7 +24,7 @@
 namespace lingshu {
 
 // Bumped whenever the layout or the meaning of a stored tensor changes.
-inline constexpr int kModelFormatVersion = 6;
+inline constexpr int kModelFormatVersion = 7;
 
 // How many training cells carried one combination of condition labels (one label per field,
 // "" where missing): `lingshu generate` without --condition follows these proportions.
@@ -37,6 +38,7 @@ struct ModelMetadata {
   Tokenizer tokenizer;
   GenePatching patching;
   std::vector<std::string> gene_names;                 // training genes, in the training file's order
+  std::vector<std::string> knowledge_genes;            // rows of the gene knowledge (often not measured)
   std::vector<ConditionField> conditions;              // one per condition token, in token order
   std::vector<std::string> holdouts;                   // --holdout specs removed from training
   std::vector<ConditionCombination> combinations;      // training cells per label combination

@@ -92,7 +92,8 @@ EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::st
       continue;
     }
     const auto token = field.find(labels[f]);
-    const auto targets = target_positions(field, labels[f], meta.gene_names, meta.patching);
+    const auto targets =
+        target_positions(field, labels[f], meta.gene_names, meta.patching, meta.knowledge_genes);
     if (!token && targets.empty()) {
       // Raises the error that lists the known labels.
       static_cast<void>(field.token(labels[f]));

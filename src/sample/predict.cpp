@@ -60,7 +60,8 @@ std::vector<bool> unknown_perturbations(const ModelMetadata& meta, const Predict
       const std::string& label = pairs.rows[r][static_cast<size_t>(columns[f])];
       if (label.empty() || field.find(label)) continue;
       if (field.is_perturbation) {
-        if (!target_positions(field, label, meta.gene_names, meta.patching).empty()) continue;
+        if (!target_positions(field, label, meta.gene_names, meta.patching, meta.knowledge_genes).empty())
+          continue;
         unknown[r] = true;
         if (allow_unknown) continue;
       } else if (!unknown_context) {
@@ -80,9 +81,12 @@ std::vector<bool> unknown_perturbations(const ModelMetadata& meta, const Predict
           ? fmt::format("known values of '{}': {}", unknown_context->column,
                         join_labels(unknown_context->labels))
           : fmt::format("{} row(s) name a perturbation that is neither a training label nor genes of "
-                        "the model: pass --allow-unknown to predict them as their context's "
-                        "perturbed state",
-                        n_rows)));
+                        "the model{}: pass --allow-unknown to predict them as their context's "
+                        "perturbed state{}",
+                        n_rows, meta.knowledge_genes.empty() ? "" : " or of its gene knowledge",
+                        meta.knowledge_genes.empty()
+                            ? ", or train with --gene-knowledge (README) so that named genes are known"
+                            : "")));
 }
 
 // The prior of README "Prior injection" for one (context, perturbation) row.
@@ -132,9 +136,11 @@ class PriorInjector {
     require_gene_targets(perturbation);
     std::vector<int32_t> zero_targets;
     const bool measured_elsewhere = contexts_measuring(perturbation, context) > 0;
-    if (!measured_elsewhere) {
-      for (const int32_t gene : perturbation_targets(perturbation, pert_.control, gene_index_)) {
-        zero_targets.push_back(position_of_gene_[static_cast<size_t>(gene)]);
+    if (!measured_elsewhere && perturbation != pert_.control) {
+      for (const auto& part : split_perturbation_label(perturbation)) {
+        const auto gene = gene_index_.find(part);  // a target only the gene knowledge names stays free
+        if (gene != gene_index_.end())
+          zero_targets.push_back(position_of_gene_[static_cast<size_t>(gene->second)]);
       }
     }
     std::vector<std::pair<int32_t, const DownRegulatedGene*>> thinned;  // (position, gene)
@@ -173,13 +179,15 @@ class PriorInjector {
   }
 
  private:
-  // A label that names some genes of the model but not all of them is most likely a typo or a gene
-  // the model was not trained on: the prior cannot place it.
+  // A label that names some genes of the model (measured or in its gene knowledge) but not all of
+  // them is most likely a typo or a gene the model was not trained on: the prior cannot place it.
   void require_gene_targets(const std::string& perturbation) const {
     const auto parts = split_perturbation_label(perturbation);
+    const auto& known = meta_.knowledge_genes;
     std::vector<std::string> missing;
     for (const auto& p : parts) {
-      if (!gene_index_.contains(p)) missing.push_back(p);
+      if (!gene_index_.contains(p) && std::find(known.begin(), known.end(), p) == known.end())
+        missing.push_back(p);
     }
     if (!missing.empty() && missing.size() < parts.size()) {
       throw UserError(

@@ -22,6 +22,7 @@
 #include "core/progress.h"
 #include "core/seed.h"
 #include "data/counts_check.h"
+#include "data/gene_knowledge.h"
 #include "model/model.h"
 #include "model/model_dir.h"
 #include "model/precision.h"
@@ -82,6 +83,7 @@ void visit_stored_options(Options& o, Visit&& visit) {
   visit("control", o.control);
   visit("holdouts", o.holdouts);
   visit("library_bins", o.library_bins);
+  visit("gene_knowledge", o.gene_knowledge);
 }
 
 nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
@@ -355,6 +357,8 @@ struct PreparedRun {
   std::vector<int64_t> train_rows;           // rows of `counts`, ascending
   std::vector<std::vector<int64_t>> train_codes, val_codes, sample_codes;
   CsrMatrix val_counts, sample_counts;
+  GeneKnowledge knowledge;        // a new run's --gene-knowledge (a resumed one has it in its weights)
+  bool steps_are_passes = false;  // options.steps is kMaxEpochs passes, not the user's --steps
 };
 
 // The stored settings of the model directory being resumed, checked against the data.
@@ -397,6 +401,10 @@ void check_request(const TrainOptions& options, int64_t n_cells) {
         fmt::format("only {} cells in the data; training needs at least {} (more is better: "
                     "thousands)",
                     n_cells, kMinCells));
+  }
+  if (!options.gene_knowledge.empty() && options.perturbation.empty()) {
+    throw UserError(
+        "--gene-knowledge embeds the target genes of perturbations; it needs --perturbation COLUMN");
   }
 }
 
@@ -441,9 +449,42 @@ std::vector<int64_t> statistics_sample(int64_t n_train, uint64_t seed) {
   return all;
 }
 
+// How many perturbation labels the gene knowledge reaches, so a file of the wrong species or
+// naming scheme shows at once.
+void print_knowledge_coverage(const ModelMetadata& meta) {
+  const ConditionField& field = meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
+  const auto first_row = static_cast<int32_t>(meta.config.n_positions());
+  int64_t reached = 0, perturbations = 0;
+  for (const auto& label : field.labels) {
+    if (label == field.control) continue;
+    ++perturbations;
+    const auto targets = target_positions(field, label, meta.gene_names, meta.patching, meta.knowledge_genes);
+    reached += std::any_of(targets.begin(), targets.end(), [&](int32_t t) { return t >= first_row; });
+  }
+  fmt::print(stderr,
+             "train: gene knowledge of {} genes x {} numbers; it names a target of {} of {} perturbations\n",
+             meta.config.n_knowledge_genes, meta.config.knowledge_dim, reached, perturbations);
+}
+
+// What the measured speed makes of the budget: the steps that fit, or the fewer ones that end the
+// run first (--steps, or kMaxEpochs passes over the training cells).
+void print_plan(int64_t total, double steps_per_second, const PreparedRun& run) {
+  const TrainOptions& o = run.options;
+  if (total < o.steps) {
+    fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
+               steps_per_second, total, o.minutes);
+    return;
+  }
+  fmt::print(stderr, "train: {:.2f} steps/s measured; {} steps ({}) take about {:.0f} of the {} minutes\n",
+             steps_per_second, total,
+             run.steps_are_passes ? fmt::format("{} passes over the training cells", kMaxEpochs) : "--steps",
+             static_cast<double>(total) / steps_per_second / 60.0, o.minutes);
+}
+
 // A new model directory's metadata: the shape, tokenizer and gene order fitted to the training cells.
 ModelMetadata new_metadata(const TrainOptions& options, const TrainingCells& cells, const CsrMatrix& sample,
-                           const std::vector<ConditionField>& fields, const DataFrame& obs) {
+                           const std::vector<ConditionField>& fields, const DataFrame& obs,
+                           const GeneKnowledge& knowledge) {
   const auto n_genes = cells.var.size();
   ModelMetadata meta;
   meta.config = options.model;
@@ -452,10 +493,13 @@ ModelMetadata new_metadata(const TrainOptions& options, const TrainingCells& cel
   meta.config.condition_vocab_sizes.clear();
   for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
   meta.config.perturbation_field = perturbation_field_index(fields);
+  meta.config.knowledge_dim = static_cast<int>(knowledge.dim);
+  meta.config.n_knowledge_genes = std::ssize(knowledge.genes);
   meta.config.validate();
   meta.tokenizer = Tokenizer::fit(sample, options.tokenizer);
   meta.patching = GenePatching::make(n_genes, meta.config.patch_size, options.seed);
   meta.gene_names = cells.var.index;
+  meta.knowledge_genes = knowledge.genes;
   meta.conditions = fields;
   meta.holdouts = options.holdouts;
   meta.combinations = count_combinations(obs, fields);
@@ -482,6 +526,8 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   }
   const TrainOptions& options = run.options;
   check_request(options, cells.obs.size());
+  if (!run.resuming && !options.gene_knowledge.empty())
+    run.knowledge = read_gene_knowledge(options.gene_knowledge);
   run.counts = std::make_unique<CountCheckedRows>(*cells.counts, cells.obs, cells.var, cells.source);
 
   std::vector<int64_t> kept(static_cast<size_t>(cells.obs.size()));
@@ -509,7 +555,10 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
 
   const Split split = split_cells(n_kept, options.val_fraction, options.max_val_cells, options.seed);
   run.train_rows = pick(kept, split.train);
-  if (run.options.steps == 0) run.options.steps = default_steps(options, std::ssize(run.train_rows));
+  if (run.options.steps == 0) {
+    run.options.steps = default_steps(options, std::ssize(run.train_rows));
+    run.steps_are_passes = true;
+  }
   run.train_codes = codes_of_rows(codes, split.train);
   run.val_counts = run.counts->read(pick(kept, split.validation));
   run.val_codes = codes_of_rows(codes, split.validation);
@@ -517,8 +566,9 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   run.sample_counts = run.counts->read(pick(run.train_rows, sample));
   run.sample_codes = codes_of_rows(run.train_codes, sample);
   if (!run.resuming) {
-    run.meta = new_metadata(options, cells, run.sample_counts, fields, obs);
+    run.meta = new_metadata(options, cells, run.sample_counts, fields, obs, run.knowledge);
     if (root) write_model_metadata(dir, run.meta);
+    if (root && !options.quiet && run.knowledge.dim > 0) print_knowledge_coverage(run.meta);
   }
   return run;
 }
@@ -631,8 +681,9 @@ class Stepper {
     library_field_ = library_field_index(run.meta.conditions);
     targets_.field = config.perturbation_field;
     if (targets_.field >= 0) {
-      targets_.positions = padded_targets(target_positions_by_token(
-          run.meta.conditions[static_cast<size_t>(targets_.field)], run.meta.gene_names, run.meta.patching));
+      targets_.positions = padded_targets(
+          target_positions_by_token(run.meta.conditions[static_cast<size_t>(targets_.field)],
+                                    run.meta.gene_names, run.meta.patching, run.meta.knowledge_genes));
     }
     if (run.options.world.is_root()) {
       validation_ = make_validation_set(run.val_counts, run.meta.tokenizer, run.meta.patching, is_gene_,
@@ -756,6 +807,9 @@ MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& de
   torch::manual_seed(mix_seed(run.options.seed, 0x1417ULL << 32));  // weight initialisation
   MaskedDiffusionModel model(run.meta.config);
   if (!run.resuming) start_from_marginals(*model, run.sample_counts, run.sample_codes, run.meta);
+  if (!run.resuming && run.knowledge.dim > 0) {
+    model->set_gene_knowledge(torch::tensor(run.knowledge.values).view({-1, run.knowledge.dim}));
+  }
   model->to(device);
   model->train();
   return model;
@@ -888,8 +942,7 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
     timer.step_done();
     if (plan.wants_replan(step, timer.timed_steps())) {
       if (plan.replan(step, timer.steps_per_second(), elapsed_total()) && talk) {
-        fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
-                   timer.steps_per_second(), plan.total(), options.minutes);
+        print_plan(plan.total(), timer.steps_per_second(), run);
       }
       if (talk && !progress) progress.emplace("train", plan.total(), "steps", step);
       if (progress) progress->set_total(plan.total());

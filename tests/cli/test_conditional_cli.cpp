@@ -129,6 +129,14 @@ TEST(ConditionalCli, SimulateTrainWithHoldoutPredictThenEvaluate) {
       fmt::format("train '{}' --out '{}' {} --steps 2 --perturbation condition --control NT",
                   path("sim.h5ad"), path("bad_model"), kTiny),
       "NT");
+  std::ofstream(path("ragged.tsv")) << "gene\tk1\tk2\nMAP2K6\t1\t0\nSGK1\t1\n";
+  expect_one_line_error(fmt::format("train '{}' --out '{}' {} --steps 2 --perturbation condition --control "
+                                    "control --gene-knowledge '{}'",
+                                    path("sim.h5ad"), path("bad_model"), kTiny, path("ragged.tsv")),
+                        "ragged.tsv line 3");
+  expect_one_line_error(fmt::format("train '{}' --out '{}' {} --steps 2 --gene-knowledge '{}'",
+                                    path("sim.h5ad"), path("bad_model"), kTiny, path("ragged.tsv")),
+                        "--perturbation");
   EXPECT_FALSE(fs::exists(dir / "bad_model" / "config.json"));
   EXPECT_FALSE(fs::exists(dir / "bad_model"));
 }

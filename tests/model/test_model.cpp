@@ -47,6 +47,8 @@ TEST(ModelConfig, JsonRoundTripKeepsEveryField) {
   c.d_model = 48;
   c.n_heads = 3;
   c.perturbation_field = 1;
+  c.knowledge_dim = 6;
+  c.n_knowledge_genes = 11;
   const auto back = ModelConfig::from_json(c.to_json());
   EXPECT_EQ(back.to_json(), c.to_json());
 }
@@ -132,6 +134,37 @@ TEST(Model, ConditionTokensAndPerturbationTargetsChangeThePrediction) {
                                    torch::tensor({{5, -1}, {-1, -1}}));
   EXPECT_TRUE(torch::allclose(pair[0], target_logits[0], 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(pair[1], null_logits[0], 1e-5, 1e-6));
+}
+
+TEST(Model, KnowledgeRowsEnterAsTargetsAfterTheSequencePositions) {
+  torch::manual_seed(4);
+  auto c = tiny_config(40, 8, {3, 4});
+  c.perturbation_field = 1;
+  c.knowledge_dim = 3;
+  c.n_knowledge_genes = 3;
+  MaskedDiffusionModel model(c);
+  randomise_head(*model);
+  // Rows 0 and 2 are the same vector: two genes the knowledge cannot tell apart.
+  model->set_gene_knowledge(torch::tensor({{1.f, 0.f, 0.f}, {0.f, 1.f, 0.f}, {1.f, 0.f, 0.f}}));
+  EXPECT_THROW(model->set_gene_knowledge(torch::zeros({2, 3})), c10::Error);
+  const int64_t L = c.n_positions();
+  const auto tokens = torch::full({1, L}, c.n_tokens, torch::kLong);
+  const auto none = torch::zeros({1, 2}, torch::kLong);
+  const auto with = [&](std::vector<int64_t> t) {
+    return model->forward(tokens, none, torch::tensor(t).unsqueeze(0));
+  };
+  const auto null_logits = with({-1});
+  const auto row0 = with({L}), row1 = with({L + 1}), row2 = with({L + 2});
+  EXPECT_GT((row0 - null_logits).abs().max().item<float>(), 1e-9);
+  EXPECT_GT((row0 - row1).abs().max().item<float>(), 1e-9);
+  EXPECT_TRUE(torch::equal(row0, row2)) << "a row is looked up by its vector, not its index";
+  // A measured gene with knowledge: its position and its row add up, in any order.
+  EXPECT_TRUE(torch::allclose(with({5, L + 1}), with({L + 1, 5}), 1e-5, 1e-6));
+  EXPECT_GT((with({5, L + 1}) - with({5})).abs().max().item<float>(), 1e-9);
+  // The vectors are data, not weights the optimiser moves.
+  const auto params = model->named_parameters();
+  EXPECT_FALSE(params["gene_knowledge"].requires_grad());
+  EXPECT_TRUE(params["knowledge_proj.weight"].requires_grad());
 }
 
 TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {

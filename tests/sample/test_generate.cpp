@@ -385,7 +385,8 @@ TEST_F(Conditional, UnseenPerturbationOfGenesIsGeneratedFromItsTargets) {
   // A seen label keeps its own token.
   EXPECT_EQ(encode_labels(meta, {"type_1", pert_, ""}).tokens[1], *meta.conditions[1].find(pert_));
   // A label of another field is never treated as targets.
-  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control", ""}, n, {}, {}}}, quick_sampling()), UserError);
+  EXPECT_THROW(generate_groups(loaded, {{{genes()[0], "control", ""}, n, {}, {}}}, quick_sampling()),
+               UserError);
 }
 
 TEST_F(Conditional, PredictGivesPerturbedAndControlCellsForEveryPair) {
@@ -516,6 +517,54 @@ TEST_F(Conditional, UnknownPerturbationsAreListedTogetherOrPredictedWhenAllowed)
   } catch (const UserError& e) {
     EXPECT_NE(std::string(e.what()).find("type_0"), std::string::npos) << e.what();
   }
+}
+
+TEST_F(Conditional, GeneKnowledgeLetsPredictPlaceGenesTheFileNeverMeasured) {
+  // Two genes no cell measures and one that is measured (the held-out knock-down's target).
+  const std::string target = genes()[static_cast<size_t>(sim_->truth.perturbations[0].target)];
+  std::ofstream(file("knowledge.tsv")) << "# by hand\ngene\tk1\tk2\nNOVEL1\t1\t0\n"
+                                       << target << "\t0.5\t0.5\nNOVEL2\t0\t1\n";
+  auto o = tiny_train_options(file("knowing"), 20);
+  o.condition_fields = {"cell_type"};
+  o.perturbation = "condition";
+  o.gene_knowledge = file("knowledge.tsv");
+  train_model(data(), o);
+  const LoadedModel loaded = load_model(file("knowing"));
+  EXPECT_EQ(loaded.meta.knowledge_genes, (std::vector<std::string>{"NOVEL1", target, "NOVEL2"}));
+  const auto stored = loaded.network->named_parameters()["gene_knowledge"];
+  EXPECT_TRUE(torch::equal(stored, torch::tensor({{1.f, 0.f}, {0.5f, 0.5f}, {0.f, 1.f}})));
+
+  // A combination of genes only the knowledge names is a known perturbation, not an unknown one.
+  const auto pairs = write_pairs("novel.csv", "cell_type,condition,n_cells\ntype_1,NOVEL1+NOVEL2,4\n");
+  auto knowing = predict_options(pairs);
+  knowing.model_dir = file("knowing");
+  const Prediction p = predict_perturbations(knowing);
+  EXPECT_EQ(cells_per_pair(p.cells).at({"type_1", "NOVEL1+NOVEL2"}), 4);
+  EXPECT_TRUE(p.notes.empty()) << p.notes.front();
+  // The prior knocks down the measured target of such a label and leaves the other one to the model.
+  auto primed = predict_options(
+      write_pairs("novel_prior.csv", "cell_type,condition,n_cells\ntype_1,NOVEL1+" + target + ",3\n"));
+  primed.model_dir = file("knowing");
+  primed.prior_data = file("train.h5ad");
+  const Prediction q = predict_perturbations(primed);
+  ASSERT_EQ(q.notes.size(), 1u);
+  EXPECT_NE(q.notes[0].find("1 target gene(s) set to 0"), std::string::npos) << q.notes[0];
+  const auto target_column = sim_->truth.perturbations[0].target;
+  for (int64_t i = 0; i < q.cells.n_obs(); ++i) {
+    if (label(q.cells, "condition", i) == "control") continue;
+    EXPECT_EQ(count(q.cells, i, target_column), 0.0);
+  }
+  // The model without knowledge refuses it and says how to make it known.
+  try {
+    predict_perturbations(predict_options(pairs));
+    ADD_FAILURE() << "a label of unmeasured genes was accepted without gene knowledge";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("--gene-knowledge"), std::string::npos) << e.what();
+  }
+  // Gene knowledge describes perturbation targets: without a perturbation column it is refused.
+  auto no_field = tiny_train_options(file("no_field"), 2);
+  no_field.gene_knowledge = file("knowledge.tsv");
+  EXPECT_THROW(train_model(data(), no_field), UserError);
 }
 
 }  // namespace
