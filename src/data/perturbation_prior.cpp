@@ -18,15 +18,32 @@ std::vector<double> mean_normalised(const CsrMatrix& counts, const std::vector<i
 
 }  // namespace
 
-std::vector<DownRegulatedGene> consistently_down_genes(
-    const CsrMatrix& counts, const DataFrame& obs, const std::string& context_col,
-    const std::string& pert_col, const std::string& control, const std::string& perturbation,
-    const std::string& target_context, const PerturbationPriorOptions& options) {
-  const Column& context = obs.require(context_col, "obs");
-  const Column& pert = obs.require(pert_col, "obs");
-  std::map<std::string, std::vector<int64_t>> perturbed, controls;
+std::vector<std::optional<std::vector<std::string>>> contexts_of_rows(
+    const DataFrame& obs, const std::vector<std::string>& context_cols) {
+  std::vector<const Column*> columns;
+  for (const auto& name : context_cols) columns.push_back(&obs.require(name, "obs"));
+  std::vector<std::optional<std::vector<std::string>>> out(static_cast<size_t>(obs.size()));
   for (int64_t i = 0; i < obs.size(); ++i) {
-    const auto c = context.label(i);
+    std::vector<std::string> labels;
+    for (const Column* column : columns) {
+      const auto label = column->label(i);
+      if (!label) break;
+      labels.push_back(*label);
+    }
+    if (labels.size() == columns.size()) out[static_cast<size_t>(i)] = std::move(labels);
+  }
+  return out;
+}
+
+std::vector<DownRegulatedGene> consistently_down_genes(
+    const CsrMatrix& counts, const DataFrame& obs, const std::vector<std::string>& context_cols,
+    const std::string& pert_col, const std::string& control, const std::string& perturbation,
+    const std::vector<std::string>& target_context, const PerturbationPriorOptions& options) {
+  const auto contexts = contexts_of_rows(obs, context_cols);
+  const Column& pert = obs.require(pert_col, "obs");
+  std::map<std::vector<std::string>, std::vector<int64_t>> perturbed, controls;
+  for (int64_t i = 0; i < obs.size(); ++i) {
+    const auto& c = contexts[static_cast<size_t>(i)];
     const auto p = pert.label(i);
     if (!c || !p || *c == target_context) continue;
     if (*p == perturbation) perturbed[*c].push_back(i);

@@ -4,6 +4,7 @@
 // pre-fills them (and, for knock-downs, the target genes) and never re-masks them. Not to be
 // confused with the marginal initialisation of the output biases (train/marginal_init.h).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,12 +29,17 @@ struct DownRegulatedGene {
   int64_t n_contexts = 0;  // contexts where it was measured (all of them showed it)
 };
 
-// Genes down-regulated by `perturbation` (vs `control`) in every other context (values of
-// `context_col` other than `target_context`) that has enough cells of both; empty when no other
-// context measured the perturbation. Sorted by gene index.
+// Genes down-regulated by `perturbation` (vs `control`) in every other context that has enough
+// cells of both. A context is a combination of labels of `context_cols` (cell type, or cell type x
+// donor); the other contexts are those whose labels differ from `target_context` (one label per
+// column) in any column. Empty when no other context measured the perturbation. Sorted by gene.
 std::vector<DownRegulatedGene> consistently_down_genes(
-    const CsrMatrix& counts, const DataFrame& obs, const std::string& context_col,
+    const CsrMatrix& counts, const DataFrame& obs, const std::vector<std::string>& context_cols,
     const std::string& pert_col, const std::string& control, const std::string& perturbation,
-    const std::string& target_context, const PerturbationPriorOptions& options = {});
+    const std::vector<std::string>& target_context, const PerturbationPriorOptions& options = {});
+
+// The context of each row of `obs`: its labels of `context_cols`, or nothing where one is missing.
+std::vector<std::optional<std::vector<std::string>>> contexts_of_rows(
+    const DataFrame& obs, const std::vector<std::string>& context_cols);
 
 }  // namespace lingshu

@@ -93,11 +93,11 @@ std::vector<bool> unknown_perturbations(const ModelMetadata& meta, const Predict
 class PriorInjector {
  public:
   PriorInjector(const PredictOptions& options, const ModelMetadata& meta, const ConditionField& pert_field,
-                std::string context_col)
+                std::vector<std::string> context_cols)
       : options_(options),
         meta_(meta),
         pert_(pert_field),
-        context_col_(std::move(context_col)),
+        context_cols_(std::move(context_cols)),
         data_(read_counts_file(options.prior_data, options.prior_layer)) {
     std::map<std::string, int32_t> data_column;
     for (int64_t j = 0; j < data_.n_vars(); ++j)
@@ -113,23 +113,25 @@ class PriorInjector {
           fmt::format("--prior {}: none of the model's genes is in this file; pass the training data",
                       options.prior_data.string()));
     }
-    data_.obs.require(context_col_, "obs");
+    row_contexts_ = contexts_of_rows(data_.obs, context_cols_);
     data_.obs.require(pert_.column, "obs");
   }
 
-  const std::string& context_column() const { return context_col_; }
+  const std::vector<std::string>& context_columns() const { return context_cols_; }
 
-  // Pre-filled genes for `n` cells of `perturbation` in `context`, and a note saying what they are.
-  std::pair<std::vector<std::vector<PrefilledGene>>, std::string> prefill(const std::string& context,
-                                                                          const std::string& perturbation,
-                                                                          int64_t n, uint64_t seed) const {
-    const auto down = consistently_down_genes(data_.X, data_.obs, context_col_, pert_.column, pert_.control,
+  // Pre-filled genes for `n` cells of `perturbation` in `context` (a label per context column),
+  // and a note saying what they are.
+  std::pair<std::vector<std::vector<PrefilledGene>>, std::string> prefill(
+      const std::vector<std::string>& context, const std::string& perturbation, int64_t n,
+      uint64_t seed) const {
+    const auto down = consistently_down_genes(data_.X, data_.obs, context_cols_, pert_.column, pert_.control,
                                               perturbation, context, options_.prior);
     const auto controls = cells_of(context, pert_.control);
+    const std::string context_name = fmt::format("{}", fmt::join(context, "/"));
     if (controls.empty()) {
       throw UserError(
-          fmt::format("--prior: context '{}' has no '{}' cells in {} to start perturbed cells from", context,
-                      pert_.control, options_.prior_data.string()));
+          fmt::format("--prior: context '{}' has no '{}' cells in {} to start perturbed cells from",
+                      context_name, pert_.control, options_.prior_data.string()));
     }
     // Targets: pre-filled at zero as a knock-down only when no other context measured the
     // perturbation; otherwise the data decide (a target that went down is in `down`).
@@ -168,7 +170,7 @@ class PriorInjector {
     std::string note = fmt::format(
         "prior for {} in {}: {} genes consistently down in other contexts thinned from "
         "{} control cells",
-        perturbation, context, thinned.size(), controls.size());
+        perturbation, context_name, thinned.size(), controls.size());
     if (!zero_targets.empty())
       note += fmt::format("; {} target gene(s) set to 0 (knock-down)", zero_targets.size());
     if (!measured_elsewhere && zero_targets.empty() && thinned.empty()) {
@@ -197,22 +199,20 @@ class PriorInjector {
     }
   }
 
-  std::vector<int64_t> cells_of(const std::string& context, const std::string& label) const {
-    const Column& c = *data_.obs.find(context_col_);
+  std::vector<int64_t> cells_of(const std::vector<std::string>& context, const std::string& label) const {
     const Column& p = *data_.obs.find(pert_.column);
     std::vector<int64_t> rows;
     for (int64_t i = 0; i < data_.n_obs(); ++i) {
-      if (c.label(i) == context && p.label(i) == label) rows.push_back(i);
+      if (row_contexts_[static_cast<size_t>(i)] == context && p.label(i) == label) rows.push_back(i);
     }
     return rows;
   }
 
-  int64_t contexts_measuring(const std::string& perturbation, const std::string& except) const {
-    const Column& c = *data_.obs.find(context_col_);
+  int64_t contexts_measuring(const std::string& perturbation, const std::vector<std::string>& except) const {
     const Column& p = *data_.obs.find(pert_.column);
-    std::map<std::string, int64_t> n;
+    std::map<std::vector<std::string>, int64_t> n;
     for (int64_t i = 0; i < data_.n_obs(); ++i) {
-      const auto ctx = c.label(i);
+      const auto& ctx = row_contexts_[static_cast<size_t>(i)];
       if (ctx && *ctx != except && p.label(i) == perturbation) ++n[*ctx];
     }
     return std::count_if(n.begin(), n.end(), [&](auto& kv) { return kv.second >= options_.prior.min_cells; });
@@ -221,9 +221,10 @@ class PriorInjector {
   const PredictOptions& options_;
   const ModelMetadata& meta_;
   const ConditionField& pert_;
-  std::string context_col_;
+  std::vector<std::string> context_cols_;
   AnnData data_;
-  std::map<std::string, int32_t> gene_index_;      // model gene name -> model gene index
+  std::vector<std::optional<std::vector<std::string>>> row_contexts_;  // each data row's context labels
+  std::map<std::string, int32_t> gene_index_;                          // model gene name -> model gene index
   std::vector<int32_t> position_of_gene_;          // model gene index -> sequence position
   std::map<int32_t, int32_t> position_of_column_;  // prior data column -> sequence position
 };
@@ -249,12 +250,13 @@ Prediction predict_perturbations(const PredictOptions& options) {
     for (const auto& c : pairs.columns) {
       if (c != pert_field.column) contexts.push_back(c);
     }
-    if (contexts.size() != 1) {
-      throw UserError(
-          fmt::format("--prior needs exactly one context column beside '{}' in the pairs file; it has {}",
-                      pert_field.column, contexts.size()));
+    if (contexts.empty()) {
+      throw UserError(fmt::format(
+          "--prior needs a context column (e.g. cell_type) beside '{}' in the pairs file: the prior comes "
+          "from the perturbation's effect in the other contexts",
+          pert_field.column));
     }
-    prior.emplace(options, meta, pert_field, contexts.front());
+    prior.emplace(options, meta, pert_field, std::move(contexts));
   }
 
   Prediction out;
@@ -288,7 +290,9 @@ Prediction predict_perturbations(const PredictOptions& options) {
                       "its context (--allow-unknown)",
                       label));
     } else if (prior) {
-      const std::string& ctx = pairs.rows[r][static_cast<size_t>(pairs.column(prior->context_column()))];
+      std::vector<std::string> ctx;
+      for (const auto& column : prior->context_columns())
+        ctx.push_back(pairs.rows[r][static_cast<size_t>(pairs.column(column))]);
       auto [cells, note] = prior->prefill(ctx, label, group.n_cells, mix_seed(options.sampling.seed, r));
       group.prefilled = std::move(cells);
       out.notes.push_back(std::move(note));

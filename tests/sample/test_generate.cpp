@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "data/conditions.h"
+#include "data/perturbation_prior.h"
 #include "data/simulator.h"
 #include "io/h5ad.h"
 #include "model/model_dir.h"
@@ -450,6 +451,41 @@ TEST_F(Conditional, PriorZeroesTheTargetsOfAPerturbationNoContextMeasured) {
   EXPECT_EQ(with.notes[1].find("set to 0"), std::string::npos) << with.notes[1];
   EXPECT_EQ(rows_of(with.cells, pert_).size(), 6u);
   EXPECT_EQ(rows_of(with.cells, "control").size(), 8u);
+}
+
+TEST_F(Conditional, PriorOverTwoContextColumnsUsesTheOtherCombinations) {
+  // Donors split every cell type; the held-out (type_0, knock-down) is asked for in donor d1.
+  AnnData data = sim_->data;
+  std::vector<std::string> donors;
+  for (int64_t i = 0; i < data.n_obs(); ++i) donors.push_back(i % 2 == 0 ? "d1" : "d2");
+  data.obs.columns.push_back(Column::categorical("donor", donors));
+  write_h5ad(file("donors.h5ad"), data);
+  auto o = tiny_train_options(file("donor_model"), 10);
+  o.condition_fields = {"cell_type", "donor"};
+  o.perturbation = "condition";
+  train_model(data, o);
+
+  auto options = predict_options(
+      write_pairs("donor_pairs.csv", "cell_type,donor,condition,n_cells\ntype_0,d1," + pert_ + ",5\n"));
+  options.model_dir = file("donor_model");
+  options.prior_data = file("donors.h5ad");
+  const Prediction p = predict_perturbations(options);
+  EXPECT_EQ(cells_per_pair(p.cells).at({"type_0", pert_}), 5);
+  // The note counts the genes down in every other (type, donor) combination.
+  const auto down = consistently_down_genes(data.X, data.obs, {"cell_type", "donor"}, "condition", "control",
+                                            pert_, {"type_0", "d1"});
+  ASSERT_EQ(p.notes.size(), 1u);
+  EXPECT_NE(p.notes[0].find(fmt::format("prior for {} in type_0/d1: {} genes", pert_, down.size())),
+            std::string::npos)
+      << p.notes[0];
+  ASSERT_FALSE(down.empty()) << "the knock-down's target is down in the other combinations";
+  // More contexts than the one other cell type: (type_0, d2) counts too (a combination with fewer
+  // than 10 cells of either kind does not).
+  const auto by_type =
+      consistently_down_genes(data.X, data.obs, {"cell_type"}, "condition", "control", pert_, {"type_0"});
+  ASSERT_FALSE(by_type.empty());
+  EXPECT_EQ(by_type.front().n_contexts, 1);
+  EXPECT_GE(down.front().n_contexts, 2);
 }
 
 TEST_F(Conditional, PredictRefusesBadPairs) {
