@@ -5,7 +5,7 @@
 # LINGSHU (default build/lingshu) picks the binary; MINUTES overrides the training budget, STEPS
 # the unmasking steps, THREADS the CPU threads of every command (default 2), N_CELLS the generated
 # cells of the generation runs (default: as many as half B, which the metrics then match);
-# TRAIN_FLAGS adds options to every train command (e.g. "--library-bins 16"); KNOWLEDGE a gene
+# TRAIN_FLAGS adds options to every train command (e.g. "--library-bins 0"); KNOWLEDGE a gene
 # knowledge file for cellline_unseen.
 set -euo pipefail
 

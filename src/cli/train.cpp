@@ -246,7 +246,7 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option(
          "--library-bins", o.library_bins,
          "library-size bins: each cell's total count, binned by quantile, is a condition that generation "
-         "draws from the training cells (0 = none; 8 is a good start, see README)")
+         "draws from the training cells (0 = none; README, Cell size as a condition)")
       ->capture_default_str()
       ->check(CLI::Range(0, 64));
   cmd.add_option(

@@ -41,7 +41,7 @@ struct TrainOptions {
   std::string perturbation;                   // obs column whose labels may name target genes ("" = none)
   std::string control = "control";            // the unperturbed label of that column
   std::vector<std::string> holdouts;          // "col=value[,col=value]": cells removed from training
-  int library_bins = 0;        // library-size condition bins (0 = none; see make_library_field)
+  int library_bins = 16;       // library-size condition bins (0 = none; see make_library_field)
   std::string gene_knowledge;  // a gene -> vector TSV for the perturbation targets ("" = none)
   bool quiet = false;          // no progress output
   // The data-parallel job this process is a rank of (one process by default). Every rank sees the

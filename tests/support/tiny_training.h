@@ -34,6 +34,9 @@ inline TrainOptions tiny_train_options(const std::filesystem::path& out, int64_t
   o.precision = "fp32";
   o.quiet = true;
   o.seed = 4;
+  // Tests of other features train without the size condition (the default, 16 bins, is
+  // exercised by the CLI tests and tests/train/test_conditioning.cpp).
+  o.library_bins = 0;
   return o;
 }
 
