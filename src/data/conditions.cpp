@@ -215,18 +215,6 @@ std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<C
   return tokens;
 }
 
-std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
-                                          const std::map<std::string, int32_t>& gene_index) {
-  if (label == control || label.empty()) return {};
-  std::vector<int32_t> targets;
-  for (const auto& part : split_perturbation_label(label)) {
-    const auto it = gene_index.find(part);
-    if (it == gene_index.end()) return {};  // not every part is a gene: a plain category
-    targets.push_back(it->second);
-  }
-  return targets;
-}
-
 namespace {
 
 std::map<std::string, int32_t> index_of(const std::vector<std::string>& names) {

@@ -4,7 +4,6 @@
 // perturbation field also knows which genes each label targets ("KLF1", "KLF1+MAP2K6", "A_B"), so
 // a label never seen in training still has a meaningful embedding when its targets are genes.
 #include <cstdint>
-#include <map>
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
@@ -89,12 +88,6 @@ std::vector<int64_t> encode_conditions(const DataFrame& obs, const std::vector<C
 
 // The parts of a perturbation label split on '+', '_', ',' or ';' ("KLF1+MAP2K6" -> KLF1, MAP2K6).
 std::vector<std::string> split_perturbation_label(const std::string& label);
-
-// Target genes of a perturbation label: the label split on '+', '_', ',' or ';' when every part
-// names a gene (`gene_index` maps name -> column). Empty for the control label and for labels
-// that are not genes (cytokines, drugs): those are plain categories.
-std::vector<int32_t> perturbation_targets(const std::string& label, const std::string& control,
-                                          const std::map<std::string, int32_t>& gene_index);
 
 // Where the target genes of `label` in a perturbation field enter the model, part by part: a gene of
 // `gene_names` at its sequence position (GenePatching order), and a gene with a row in the gene

@@ -94,13 +94,23 @@ TEST(Conditions, UnknownControlOrColumnIsAUserError) {
 }
 
 TEST(Conditions, PerturbationTargetsNameGenesOrNothing) {
-  const std::map<std::string, int32_t> genes{{"KLF1", 3}, {"MAP2K6", 7}, {"CD4", 1}};
-  EXPECT_EQ(perturbation_targets("KLF1", "control", genes), (std::vector<int32_t>{3}));
-  EXPECT_EQ(perturbation_targets("KLF1+MAP2K6", "control", genes), (std::vector<int32_t>{3, 7}));
-  EXPECT_EQ(perturbation_targets("MAP2K6_CD4", "control", genes), (std::vector<int32_t>{7, 1}));
-  EXPECT_TRUE(perturbation_targets("control", "control", genes).empty());
-  EXPECT_TRUE(perturbation_targets("IFNB", "control", genes).empty()) << "a cytokine is a plain category";
-  EXPECT_TRUE(perturbation_targets("KLF1+DRUG", "control", genes).empty());
+  const std::vector<std::string> genes{"A", "CD4", "B", "KLF1", "C", "D", "E", "MAP2K6"};
+  const auto patching = GenePatching::make(8, 4, 3);
+  const auto pos = patching.position_of_gene();
+  ConditionField field;
+  field.is_perturbation = true;
+  field.control = "control";
+  const auto targets = [&](const std::string& label) {
+    return target_positions(field, label, genes, patching);
+  };
+  EXPECT_EQ(targets("KLF1"), (std::vector<int32_t>{pos[3]}));
+  EXPECT_EQ(targets("KLF1+MAP2K6"), (std::vector<int32_t>{pos[3], pos[7]}));
+  EXPECT_EQ(targets("MAP2K6_CD4"), (std::vector<int32_t>{pos[7], pos[1]}));
+  EXPECT_TRUE(targets("control").empty());
+  EXPECT_TRUE(targets("IFNB").empty()) << "a cytokine is a plain category";
+  EXPECT_TRUE(targets("KLF1+DRUG").empty());
+  field.is_perturbation = false;
+  EXPECT_TRUE(targets("KLF1").empty()) << "only a perturbation field has targets";
 }
 
 TEST(Conditions, SpecParsesAndMatches) {
