@@ -223,26 +223,44 @@ std::map<std::string, int32_t> index_of(const std::vector<std::string>& names) {
   return index;
 }
 
+// The gene and gene-knowledge lookups of target_positions, built once for many labels (a screen's
+// labels, or a knowledge file of 18,000 genes).
+class TargetLookup {
+ public:
+  TargetLookup(const std::vector<std::string>& gene_names, const GenePatching& patching,
+               const std::vector<std::string>& knowledge_genes)
+      : gene_index_(index_of(gene_names)),
+        knowledge_index_(index_of(knowledge_genes)),
+        position_of_(patching.position_of_gene()),
+        first_knowledge_(static_cast<int32_t>(patching.n_positions())) {}
+
+  std::vector<int32_t> positions(const ConditionField& field, const std::string& label) const {
+    if (!field.is_perturbation || label == field.control || label.empty()) return {};
+    std::vector<int32_t> positions;
+    for (const auto& part : split_perturbation_label(label)) {
+      const auto gene = gene_index_.find(part);
+      const auto known = knowledge_index_.find(part);
+      if (gene == gene_index_.end() && known == knowledge_index_.end()) return {};  // a plain category
+      if (gene != gene_index_.end()) positions.push_back(position_of_[static_cast<size_t>(gene->second)]);
+      if (known != knowledge_index_.end()) positions.push_back(first_knowledge_ + known->second);
+    }
+    return positions;
+  }
+
+ private:
+  std::map<std::string, int32_t> gene_index_, knowledge_index_;
+  std::vector<int32_t> position_of_;
+  int32_t first_knowledge_;
+};
+
 }  // namespace
 
 std::vector<int32_t> target_positions(const ConditionField& field, const std::string& label,
                                       const std::vector<std::string>& gene_names,
                                       const GenePatching& patching,
                                       const std::vector<std::string>& knowledge_genes) {
-  if (!field.is_perturbation || label == field.control || label.empty()) return {};
-  const auto gene_index = index_of(gene_names);
-  const auto knowledge_index = index_of(knowledge_genes);
-  const std::vector<int32_t> position_of = patching.position_of_gene();
-  const auto first_knowledge = static_cast<int32_t>(patching.n_positions());
-  std::vector<int32_t> positions;
-  for (const auto& part : split_perturbation_label(label)) {
-    const auto gene = gene_index.find(part);
-    const auto known = knowledge_index.find(part);
-    if (gene == gene_index.end() && known == knowledge_index.end()) return {};  // a plain category
-    if (gene != gene_index.end()) positions.push_back(position_of[static_cast<size_t>(gene->second)]);
-    if (known != knowledge_index.end()) positions.push_back(first_knowledge + known->second);
-  }
-  return positions;
+  if (!field.is_perturbation) return {};
+  return TargetLookup(gene_names, patching, knowledge_genes).positions(field, label);
 }
 
 std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField& field,
@@ -250,9 +268,9 @@ std::vector<std::vector<int32_t>> target_positions_by_token(const ConditionField
                                                             const GenePatching& patching,
                                                             const std::vector<std::string>& knowledge_genes) {
   std::vector<std::vector<int32_t>> out(static_cast<size_t>(field.vocab_size()));
-  for (size_t i = 0; i < field.labels.size(); ++i) {
-    out[i + 1] = target_positions(field, field.labels[i], gene_names, patching, knowledge_genes);
-  }
+  if (!field.is_perturbation) return out;
+  const TargetLookup lookup(gene_names, patching, knowledge_genes);
+  for (size_t i = 0; i < field.labels.size(); ++i) out[i + 1] = lookup.positions(field, field.labels[i]);
   return out;
 }
 

@@ -454,13 +454,11 @@ std::vector<int64_t> statistics_sample(int64_t n_train, uint64_t seed) {
 void print_knowledge_coverage(const ModelMetadata& meta) {
   const ConditionField& field = meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
   const auto first_row = static_cast<int32_t>(meta.config.n_positions());
-  int64_t reached = 0, perturbations = 0;
-  for (const auto& label : field.labels) {
-    if (label == field.control) continue;
-    ++perturbations;
-    const auto targets = target_positions(field, label, meta.gene_names, meta.patching, meta.knowledge_genes);
-    reached += std::any_of(targets.begin(), targets.end(), [&](int32_t t) { return t >= first_row; });
-  }
+  const auto targets = target_positions_by_token(field, meta.gene_names, meta.patching, meta.knowledge_genes);
+  int64_t reached = 0;
+  for (const auto& t : targets)
+    reached += std::any_of(t.begin(), t.end(), [&](int32_t position) { return position >= first_row; });
+  const auto perturbations = std::ssize(field.labels) - 1;  // all but the control
   fmt::print(stderr,
              "train: gene knowledge of {} genes x {} numbers; it names a target of {} of {} perturbations\n",
              meta.config.n_knowledge_genes, meta.config.knowledge_dim, reached, perturbations);
