@@ -3,7 +3,6 @@
 
 #include "cli/command.h"
 #include "cli/sampling_options.h"
-#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
@@ -12,13 +11,12 @@ namespace {
 using GenerateArgs = SamplingCommandArgs<GenerateOptions>;
 
 void run_generate(const GenerateArgs& args) {
-  start_run(args.threads, args.options.sampling.quiet);
-  // Written as the cells are made: memory holds one batch, whatever --n.
-  H5adRowWriter writer(args.out);
-  const AnnData cells =
-      generate_cells(args.options, [&](const CsrMatrix& rows) { writer.append_rows(rows); });
-  writer.finish(cells.obs, cells.var, cells.uns_strings);
-  report_written("generate", writer.n_rows(), cells.n_vars(), args.out, args.options.sampling.quiet);
+  write_sampled_cells("generate", args.out, args.nproc, args.threads, args.options.sampling,
+                      [&](const SamplingSettings& settings, const CellSink& sink) {
+                        GenerateOptions options = args.options;
+                        options.sampling = settings;
+                        return generate_cells(options, sink);
+                      });
 }
 
 void setup_generate(CLI::App& cmd) {
@@ -41,7 +39,7 @@ void setup_generate(CLI::App& cmd) {
   cmd.add_option("--plan", g.plan, "CSV of condition columns plus n_cells, one combination per row");
   cmd.add_option("--out,-o", args->out, ".h5ad file to write (counts in X, training genes as var)")
       ->required();
-  add_sampling_options(cmd, g.sampling, args->threads);
+  add_sampling_options(cmd, g.sampling, args->threads, args->nproc);
   cmd.callback([args] { run_generate(*args); });
 }
 

@@ -15,14 +15,17 @@ namespace {
 using PredictArgs = SamplingCommandArgs<PredictOptions>;
 
 void run_predict(const PredictArgs& args) {
-  const bool quiet = args.options.sampling.quiet;
-  start_run(args.threads, quiet);
   require_writable_parent(args.out, "--out");
-  const Prediction prediction = predict_perturbations(args.options);
-  if (!quiet) {
-    for (const auto& note : prediction.notes) fmt::print(stderr, "predict: {}\n", note);
-  }
-  write_cells(args.out, prediction.cells, "predict", quiet);
+  write_sampled_cells("predict", args.out, args.nproc, args.threads, args.options.sampling,
+                      [&](const SamplingSettings& settings, const CellSink& sink) {
+                        PredictOptions options = args.options;
+                        options.sampling = settings;
+                        Prediction prediction = predict_perturbations(options, sink);
+                        if (!settings.quiet) {
+                          for (const auto& note : prediction.notes) fmt::print(stderr, "predict: {}\n", note);
+                        }
+                        return std::move(prediction.cells);
+                      });
 }
 
 void setup_predict(CLI::App& cmd) {
@@ -52,7 +55,7 @@ void setup_predict(CLI::App& cmd) {
   cmd.add_flag("--allow-unknown", p.allow_unknown,
                "predict a perturbation the model never saw, whose label names no gene of the model, as its "
                "context's perturbed state (said so in the output's uns) instead of refusing the pairs file");
-  add_sampling_options(cmd, p.sampling, args->threads);
+  add_sampling_options(cmd, p.sampling, args->threads, args->nproc);
   cmd.callback([args] { run_predict(*args); });
 }
 

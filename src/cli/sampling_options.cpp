@@ -1,10 +1,12 @@
 #include "cli/sampling_options.h"
 
 #include "cli/command.h"
+#include "cli/processes.h"
+#include "sample/cells_file.h"
 
 namespace lingshu::cli {
 
-void add_sampling_options(CLI::App& cmd, SamplingSettings& o, int& threads) {
+void add_sampling_options(CLI::App& cmd, SamplingSettings& o, int& threads, int& nproc) {
   cmd.add_option("--cfg", o.cfg, "classifier-free guidance weight w (0: plain conditional)")
       ->capture_default_str();
   cmd.add_option("--guide", o.guide,
@@ -24,7 +26,29 @@ void add_sampling_options(CLI::App& cmd, SamplingSettings& o, int& threads) {
   add_seed_option(cmd, o.seed);
   cmd.add_option("--precision", o.precision, "auto, fp32 or bf16")->capture_default_str();
   cmd.add_option("--device", o.device, "cpu or cuda (needs a CUDA build of LibTorch)")->capture_default_str();
+  cmd.add_option("--nproc", nproc,
+                 "split the batches of cells over N local processes (c10d/Gloo), one output file with the "
+                 "same cells as one process; under torchrun or srun leave it out")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1024));
   add_quiet_and_threads(cmd, o.quiet, threads, "no progress output");
+}
+
+void write_sampled_cells(const std::string& command, const std::string& out, int nproc, int threads,
+                         const SamplingSettings& settings, const SampleCells& sample) {
+  auto workers = start_local_workers(nproc);
+  const WorldInfo world = world_from_environment();
+  SamplingSettings mine = settings;
+  mine.quiet = settings.quiet || !world.is_root();
+  start_run(threads_per_process(threads, world), mine.quiet);
+  run_with_workers(workers, [&] {
+    const WrittenCells written =
+        write_generated_cells(out, world, [&](const Shard& shard, const CellSink& sink) {
+          mine.shard = shard;
+          return sample(mine, sink);
+        });
+    if (world.is_root()) report_written(command, written.n_cells, written.n_genes, out, settings.quiet);
+  });
 }
 
 }  // namespace lingshu::cli

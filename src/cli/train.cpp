@@ -4,12 +4,11 @@
 
 #include <algorithm>
 #include <fstream>
-#include <optional>
 #include <unordered_map>
 
 #include "cli/command.h"
+#include "cli/processes.h"
 #include "core/error.h"
-#include "core/parallel.h"
 #include "core/progress.h"
 #include "core/world.h"
 #include "data/counts_check.h"
@@ -86,38 +85,14 @@ TrainingCells open_training_cells(const TrainArgs& args) {
   return {files->take_obs(), files->var(), files, layer_source_name(args.layer)};
 }
 
-// `--nproc N` outside a job: this process becomes rank 0 and starts ranks 1..N-1. Inside one (our
-// own workers, torchrun, srun) the environment says where this process sits.
-std::optional<LocalWorkers> start_local_workers(const TrainArgs& args) {
-  if (joined_by_environment()) {
-    const WorldInfo world = world_from_environment();
-    if (args.nproc > 1 && args.nproc != world.size) {
-      throw UserError(
-          fmt::format("--nproc {} disagrees with WORLD_SIZE={} of the job this process was started "
-                      "in; under torchrun or srun leave --nproc out",
-                      args.nproc, world.size));
-    }
-    return std::nullopt;
-  }
-  if (args.nproc <= 1) return std::nullopt;
-  if (!multi_process_training_available()) {
-    throw UserError(
-        "--nproc: this lingshu was built without Gloo; install libgloo-dev (scripts/install-deps.sh) and "
-        "rebuild");
-  }
-  if (args.nproc > args.train.batch_size) {
+// --nproc N local processes share each batch: each needs at least one of its cells.
+void check_processes_fit_batch(const TrainArgs& args) {
+  if (!joined_by_environment() && args.nproc > args.train.batch_size) {
     throw UserError(
         fmt::format("--nproc {} is more than the {} cells of a batch; each process needs at least "
                     "one: use fewer processes or a larger --batch-size",
                     args.nproc, args.train.batch_size));
   }
-  return std::optional<LocalWorkers>(std::in_place, args.nproc, free_local_port());
-}
-
-// Processes on one machine share its cores.
-int threads_per_process(int requested, const WorldInfo& world) {
-  if (requested > 0 || world.local_size <= 1) return requested;
-  return std::max(1, resolve_thread_count(0) / world.local_size);
 }
 
 void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
@@ -153,20 +128,13 @@ void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
 }
 
 void run_train(const TrainArgs& args) {
-  auto workers = start_local_workers(args);
+  check_processes_fit_batch(args);
+  auto workers = start_local_workers(args.nproc);
   TrainOptions options = args.train;
   options.world = world_from_environment();
   const bool quiet = args.quiet || !options.world.is_root();
   start_run(threads_per_process(args.threads, options.world), quiet);
-  try {
-    train_and_report(args, options, quiet);
-  } catch (const UserError& e) {
-    // A worker that died says nothing; rank 0 says how it ended.
-    const std::string why = workers ? workers->failures(2000) : "";
-    if (why.empty()) throw;
-    throw UserError(fmt::format("{}; {}", e.what(), why));
-  }
-  if (workers) workers->wait_all();
+  run_with_workers(workers, [&] { train_and_report(args, options, quiet); });
 }
 
 void setup_train(CLI::App& cmd) {

@@ -37,6 +37,9 @@ UnmaskSchedule parse_schedule(const std::string& name) {
 }
 
 void validate(const SamplingSettings& s) {
+  if (s.shard.count < 1 || s.shard.index < 0 || s.shard.index >= s.shard.count) {
+    throw UserError(fmt::format("no process {} in a job of {}", s.shard.index, s.shard.count));
+  }
   if (s.steps < 1) throw UserError("--steps must be at least 1");
   if (s.batch_size < 1) throw UserError("--batch-size must be at least 1");
   if (s.temperature < 0) throw UserError("--temperature must be 0 or more");
@@ -50,6 +53,12 @@ void decode_cell(const int64_t* tokens, const ModelMetadata& meta, std::mt19937_
     gene_tokens[static_cast<size_t>(meta.patching.order[pos])] = static_cast<uint8_t>(tokens[pos]);
   }
   meta.tokenizer.decode_row(gene_tokens, rng, counts);
+}
+
+// The batches [first, end) of `n_cells` that settings.shard makes.
+std::pair<int64_t, int64_t> shard_batches(const SamplingSettings& s, int64_t n_cells) {
+  const int64_t batches = (n_cells + s.batch_size - 1) / s.batch_size;
+  return {batches * s.shard.index / s.shard.count, batches * (s.shard.index + 1) / s.shard.count};
 }
 
 struct Row {
@@ -277,9 +286,13 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   std::vector<uint8_t> gene_tokens(static_cast<size_t>(config.n_genes));
   std::vector<float> counts(static_cast<size_t>(config.n_genes));
   const auto n_total = static_cast<int64_t>(rows.size());
+  const auto [first_batch, end_batch] = shard_batches(settings, n_total);
+  const int64_t shard_begin = first_batch * settings.batch_size;
+  const int64_t shard_end = std::min(n_total, end_batch * settings.batch_size);
   std::optional<Progress> progress;
-  if (!settings.quiet) progress.emplace("generate", n_total, "cells");
-  for (int64_t begin = 0, batch = 0; begin < n_total; begin += settings.batch_size, ++batch) {
+  if (!settings.quiet) progress.emplace("generate", shard_end - shard_begin, "cells");
+  for (int64_t batch = first_batch; batch < end_batch; ++batch) {
+    const int64_t begin = batch * settings.batch_size;
     const int64_t n = std::min(settings.batch_size, n_total - begin);
     auto initial = torch::full({n, L}, mask_token, torch::kLong);
     auto conditions = torch::zeros({n, F}, torch::kLong);
@@ -341,12 +354,12 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
       std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
       decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);
       rows_out.append_dense_row(counts);
-      out.obs.index.push_back(fmt::format("gen_{}", begin + i));
     }
     if (sink) sink(streamed);
-    if (progress) progress->update(begin + n);
+    if (progress) progress->update(begin + n - shard_begin);
   }
   if (progress) progress->finish();
+  for (int64_t i = 0; i < n_total; ++i) out.obs.index.push_back(fmt::format("gen_{}", i));
   out.var.index = meta.gene_names;
   add_condition_columns(meta, groups, out.obs);
   out.uns_strings = {

@@ -31,6 +31,14 @@ struct LoadedModel {
 // a model directory of this format version, or CUDA is asked for but unavailable.
 LoadedModel load_model(const std::filesystem::path& dir, const std::string& device = "cpu");
 
+// Which share of a run's batches this process makes: of B batches, [B * index / count,
+// B * (index + 1) / count). Cells are seeded per batch and per cell, so the shares of `count`
+// processes, laid end to end, are the cells one process makes.
+struct Shard {
+  int index = 0;
+  int count = 1;
+};
+
 struct SamplingSettings {
   int steps = 32;  // unmasking steps
   double temperature = 1.0;
@@ -43,6 +51,7 @@ struct SamplingSettings {
   std::string device = "cpu";
   std::string precision = "auto";  // auto, fp32, bf16
   bool quiet = false;
+  Shard shard;  // this process's share (generate/predict --nproc)
 };
 
 // A gene fixed before sampling and never re-masked: (sequence position, token).
@@ -76,7 +85,8 @@ using CellSink = std::function<void(const CsrMatrix& rows)>;
 // model (their token is NULL plus the targets' embedding).
 // obs: index gen_0 .., one categorical column per condition field; uns: model and settings. X holds
 // the cells, unless `sink` is given: then each batch goes to it and X keeps no rows (memory for one
-// batch, whatever the number of cells).
+// batch, whatever the number of cells). Only the batches of settings.shard are made; obs always
+// describes every cell.
 AnnData generate_groups(const LoadedModel& model, const std::vector<CellGroup>& groups,
                         const SamplingSettings& settings, const CellSink& sink = {});
 

@@ -231,7 +231,7 @@ class PriorInjector {
 
 }  // namespace
 
-Prediction predict_perturbations(const PredictOptions& options) {
+Prediction predict_perturbations(const PredictOptions& options, const CellSink& sink) {
   const LoadedModel model = load_model(options.model_dir, options.sampling.device);
   const ModelMetadata& meta = model.meta;
   const int pert = meta.config.perturbation_field;
@@ -301,7 +301,7 @@ Prediction predict_perturbations(const PredictOptions& options) {
   }
   std::vector<CellGroup> groups = std::move(perturbed);
   groups.insert(groups.end(), controls.begin(), controls.end());
-  out.cells = generate_groups(model, groups, options.sampling);
+  out.cells = generate_groups(model, groups, options.sampling, sink);
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
   out.cells.uns_strings.emplace_back(
       "lingshu_unknown_perturbations",

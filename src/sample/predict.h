@@ -33,6 +33,8 @@ struct Prediction {
   std::vector<std::string> notes;  // what the prior pre-filled, per row; unknown perturbations
 };
 
-Prediction predict_perturbations(const PredictOptions& options);
+// The cells go to `sink` batch by batch when it is given (cells.X then keeps no rows; see
+// generate_groups).
+Prediction predict_perturbations(const PredictOptions& options, const CellSink& sink = {});
 
 }  // namespace lingshu

@@ -54,7 +54,7 @@ void over_buckets(const std::vector<torch::Tensor>& tensors,
 
 }  // namespace
 
-bool multi_process_training_available() {
+bool multi_process_available() {
   return true;
 }
 
@@ -68,7 +68,7 @@ struct Collective::Impl {
     std::string detail = e.what();
     detail = detail.substr(0, detail.find('\n'));
     throw UserError(fmt::format(
-        "data-parallel training: rank {} of {} lost contact with the other processes ({}); one of them "
+        "data-parallel run: rank {} of {} lost contact with the other processes ({}); one of them "
         "stopped: see its message",
         world.rank, world.size, detail));
   }
@@ -94,7 +94,7 @@ Collective::Collective(const WorldInfo& world) : impl_(std::make_unique<Impl>())
     impl_->store = c10::make_intrusive<c10d::TCPStore>(world.master_addr, store_options);
   } catch (const std::exception& e) {
     throw UserError(fmt::format(
-        "data-parallel training: rank {} could not meet the other {} processes at the c10d store "
+        "data-parallel run: rank {} could not meet the other {} processes at the c10d store "
         "{}:{} within {} minutes ({}); check MASTER_ADDR/MASTER_PORT and that every rank was started",
         world.rank, world.size - 1, world.master_addr, world.master_port, kRendezvousTimeout.count(),
         std::string(e.what()).substr(0, std::string(e.what()).find('\n'))));
@@ -150,7 +150,7 @@ void Collective::sum_over_ranks(const std::vector<torch::Tensor>& tensors) {
 
 #else  // no Gloo in this build
 
-bool multi_process_training_available() {
+bool multi_process_available() {
   return false;
 }
 
@@ -160,7 +160,7 @@ struct Collective::Impl {
 
 Collective::Collective(const WorldInfo& world) : impl_(std::make_unique<Impl>()) {
   throw UserError(
-      "this lingshu was built without Gloo, so it cannot train on several processes; install "
+      "this lingshu was built without Gloo, so it cannot run on several processes; install "
       "libgloo-dev (scripts/install-deps.sh) and rebuild");
 }
 Collective::~Collective() = default;

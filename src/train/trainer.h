@@ -74,8 +74,9 @@ struct TrainResult {
   std::string precision;  // what ran: fp32 or bf16
 };
 
-// False when this build has no Gloo (libgloo-dev was missing at configure time): one process only.
-bool multi_process_training_available();
+// False when this build has no Gloo (libgloo-dev was missing at configure time): one process only
+// (train, generate and predict --nproc).
+bool multi_process_available();
 
 // The cells to train on: obs and var in memory, the counts wherever `counts` reads them from (a
 // matrix in memory, or .h5ad files read a few thousand cells at a time).

@@ -127,7 +127,7 @@ TEST(DataParallelCli, AKilledWorkerStopsTheJobWithAClearError) {
   if (!ended) testing::run_shell(fmt::format("kill -9 {}", pid));
   ASSERT_TRUE(ended) << "rank 0 still running 30 s after its worker was killed";
   const auto output = testing::run_shell("cat " + log.string()).output;
-  EXPECT_NE(output.find("lingshu: error: data-parallel training"), std::string::npos) << output;
+  EXPECT_NE(output.find("lingshu: error: data-parallel run"), std::string::npos) << output;
   EXPECT_NE(output.find("(rank 1) was killed by signal 9"), std::string::npos) << output;
   EXPECT_EQ(output.find("internal error"), std::string::npos) << output;
 }
@@ -136,8 +136,8 @@ TEST(DataParallelCli, AKilledTwoProcessRunResumesOnOneProcessAndEndsWhereAnUnbro
   testing::TempDir dir;
   const auto data = write_simulated(dir);
   const auto args = [&](const std::string& name) {
-    return fmt::format("train {} --out {} {} --steps 120 --batch-size 16 --checkpoint-every 5 -q", data.string(),
-                       (dir / name).string(), kTiny);
+    return fmt::format("train {} --out {} {} --steps 120 --batch-size 16 --checkpoint-every 5 -q",
+                       data.string(), (dir / name).string(), kTiny);
   };
   const auto unbroken = testing::run_lingshu(args("unbroken"));
   ASSERT_EQ(unbroken.exit_code, 0) << unbroken.output;
@@ -153,13 +153,16 @@ TEST(DataParallelCli, AKilledTwoProcessRunResumesOnOneProcessAndEndsWhereAnUnbro
   testing::run_shell(fmt::format("kill -9 $(cat {})", pid_file.string()));
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   ASSERT_TRUE(fs::exists(dir / "broken" / "checkpoint.pt"));
-  const auto logged = testing::run_shell("grep -c loss " + (dir / "broken" / "train_log.jsonl").string()).output;
+  const auto logged =
+      testing::run_shell("grep -c loss " + (dir / "broken" / "train_log.jsonl").string()).output;
   ASSERT_LT(std::stoi(logged), 12) << "the two-process run was killed part-way";
 
   const auto resumed = testing::run_lingshu(args("broken") + " --resume --nproc 1");
   ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
   EXPECT_NE(resumed.output.find("trained 120 of 120 steps"), std::string::npos) << resumed.output;
-  const auto weights = [&](const std::string& name) { return read_safetensors(dir / name / "weights.safetensors"); };
+  const auto weights = [&](const std::string& name) {
+    return read_safetensors(dir / name / "weights.safetensors");
+  };
   EXPECT_LT(relative_difference(weights("unbroken"), weights("broken")), 1e-4);
 }
 
@@ -171,6 +174,79 @@ TEST(DataParallelCli, MoreProcessesThanCellsPerStepIsRefused) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("--nproc 3 is more than the 2 cells of a batch"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir / "m" / "config.json"));
+}
+
+// Everything a user reads from a file of cells: X, the cell names and every obs column's labels.
+void expect_same_cells(const fs::path& a_path, const fs::path& b_path) {
+  const AnnData a = read_h5ad(a_path), b = read_h5ad(b_path);
+  EXPECT_EQ(a.X.indptr, b.X.indptr) << b_path;
+  EXPECT_EQ(a.X.indices, b.X.indices) << b_path;
+  EXPECT_EQ(a.X.values, b.X.values) << b_path;
+  EXPECT_EQ(a.obs.index, b.obs.index) << b_path;
+  ASSERT_EQ(a.obs.columns.size(), b.obs.columns.size()) << b_path;
+  for (const auto& column : a.obs.columns) {
+    const Column* other = b.obs.find(column.name);
+    ASSERT_NE(other, nullptr) << column.name;
+    for (int64_t i = 0; i < column.size(); ++i) ASSERT_EQ(column.text(i), other->text(i)) << column.name;
+  }
+  EXPECT_EQ(a.var.index, b.var.index) << b_path;
+}
+
+TEST(DataParallelCli, GenerateAndPredictOnSeveralProcessesWriteTheCellsOfOne) {
+  testing::TempDir dir;
+  SimulatorConfig c;
+  c.n_cells = 300;
+  c.n_genes = 120;
+  c.n_cell_types = 3;
+  c.n_perturbations = 2;
+  c.seed = 5;
+  const auto sim = simulate(c);
+  write_h5ad(dir / "sim.h5ad", sim.data);
+  const auto model = (dir / "model").string();
+  const auto trained =
+      testing::run_lingshu(fmt::format("train {} --out {} {} --perturbation condition --steps 10 -q",
+                                       (dir / "sim.h5ad").string(), model, kTiny));
+  ASSERT_EQ(trained.exit_code, 0) << trained.output;
+  const auto pert = sim.truth.perturbations.at(0).name;
+  std::ofstream(dir / "pairs.csv") << "cell_type,condition,n_cells\ntype_0," << pert << ",37\ntype_1," << pert
+                                   << ",29\n";
+
+  // 150 cells in batches of 16: ten batches, shared 5 + 5 by two processes and 3 + 3 + 4 by three.
+  const std::string sampling = "--steps 4 --batch-size 16 --threads 1";
+  const auto generate = [&](const std::string& name, const std::string& extra, int seed = 3) {
+    return testing::run_lingshu(fmt::format("generate {} --n 150 {} --seed {} --out {} {}", model, sampling,
+                                            seed, (dir / name).string(), extra));
+  };
+  const auto predict = [&](const std::string& name, const std::string& extra) {
+    return testing::run_lingshu(fmt::format("predict {} --pairs {} {} --seed 3 --out {} {}", model,
+                                            (dir / "pairs.csv").string(), sampling, (dir / name).string(),
+                                            extra));
+  };
+  const auto one = generate("one.h5ad", "-q");
+  ASSERT_EQ(one.exit_code, 0) << one.output;
+  const auto two = generate("two.h5ad", "--nproc 2");
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  EXPECT_NE(two.output.find("generate: wrote 150 cells x 120 genes"), std::string::npos) << two.output;
+  const auto three = generate("three.h5ad", "--nproc 3 -q");
+  ASSERT_EQ(three.exit_code, 0) << three.output;
+  expect_same_cells(dir / "one.h5ad", dir / "two.h5ad");
+  expect_same_cells(dir / "one.h5ad", dir / "three.h5ad");
+  // Another seed gives other cells: the comparison can tell files apart.
+  const auto other = generate("other.h5ad", "-q", 4);
+  ASSERT_EQ(other.exit_code, 0) << other.output;
+  EXPECT_NE(read_h5ad(dir / "one.h5ad").X.values, read_h5ad(dir / "other.h5ad").X.values);
+
+  const auto predicted_one = predict("pred_one.h5ad", "-q");
+  ASSERT_EQ(predicted_one.exit_code, 0) << predicted_one.output;
+  const auto predicted_two = predict("pred_two.h5ad", "-q --nproc 2");
+  ASSERT_EQ(predicted_two.exit_code, 0) << predicted_two.output;
+  expect_same_cells(dir / "pred_one.h5ad", dir / "pred_two.h5ad");
+
+  for (const auto& entry : fs::directory_iterator(dir.path())) {
+    const auto name = entry.path().filename().string();
+    EXPECT_TRUE(name.find(".rank-") == std::string::npos && name.find(".tmp") == std::string::npos)
+        << "left behind: " << name;
+  }
 }
 
 }  // namespace
