@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -150,6 +151,13 @@ std::vector<std::string> library_labels(const ConditionField& field, const std::
     out.push_back(field.labels[static_cast<size_t>(bin)]);
   }
   return out;
+}
+
+std::pair<double, double> library_range(const ConditionField& field, const std::string& label) {
+  const auto bin = static_cast<size_t>(field.token(label) - 1);
+  const auto& edges = field.library_edges;
+  return {bin == 0 ? 0.0 : edges[bin - 1],
+          bin == edges.size() ? std::numeric_limits<double>::infinity() : edges[bin]};
 }
 
 int library_field_index(const std::vector<ConditionField>& fields) {

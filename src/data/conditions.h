@@ -7,6 +7,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/anndata.h"
@@ -57,6 +58,10 @@ std::optional<ConditionField> make_library_field(const std::vector<double>& tota
 
 // The label of each total in a library field.
 std::vector<std::string> library_labels(const ConditionField& field, const std::vector<double>& totals);
+
+// The totals [lo, hi) that a label of a library field covers: lo 0 for the first bin, hi infinite
+// for the last. UserError for a label the field does not have.
+std::pair<double, double> library_range(const ConditionField& field, const std::string& label);
 
 // Index of the library-size field in `fields`, or -1.
 int library_field_index(const std::vector<ConditionField>& fields);

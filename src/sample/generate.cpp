@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
 #include <numeric>
 #include <optional>
 #include <random>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/seed.h"
+#include "data/cell_size.h"
 #include "data/conditions.h"
 #include "io/pairs.h"
 #include "model/model.h"
@@ -254,9 +256,13 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   const std::vector<CellGroup> groups = with_library_labels(meta, stated);
 
   std::vector<EncodedLabels> encoded;
+  std::vector<std::pair<double, double>> sizes;  // each group's range of total counts
   std::vector<Row> rows;
   for (size_t g = 0; g < groups.size(); ++g) {
     encoded.push_back(encode_labels(meta, groups[g].labels));
+    sizes.push_back(library >= 0 ? library_range(meta.conditions[static_cast<size_t>(library)],
+                                                 groups[g].labels[static_cast<size_t>(library)])
+                                 : std::pair{0.0, std::numeric_limits<double>::infinity()});
     for (int64_t i = 0; i < groups[g].n_cells; ++i) rows.push_back({g, i});
   }
   if (rows.empty()) throw UserError("no cells to generate");
@@ -353,6 +359,8 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
     for (int64_t i = 0; i < n; ++i) {
       std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
       decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);
+      const auto [lo, hi] = sizes[rows[static_cast<size_t>(begin + i)].group];
+      fit_total_to_range(counts, lo, hi, rng);
       rows_out.append_dense_row(counts);
     }
     if (sink) sink(streamed);

@@ -296,6 +296,14 @@ TEST_F(Conditional, LibraryBinsFollowTheTrainingCellsAndSetTheCellSize) {
   for (int64_t i = 0; i < drawn.n_obs(); ++i) ++per_bin[label(drawn, kLibraryColumn, i)];
   EXPECT_EQ(per_bin.size(), field.labels.size());
   for (const auto& [bin, n] : per_bin) EXPECT_NEAR(static_cast<double>(n), 40.0 / 4, 3) << bin;
+  // Every cell's total count is in the range of its bin (fit_total_to_range).
+  for (int64_t i = 0; i < drawn.n_obs(); ++i) {
+    const auto [lo, hi] = library_range(field, label(drawn, kLibraryColumn, i));
+    double total = 0;
+    for (const float v : drawn.X.row_values(i)) total += v;
+    EXPECT_GE(total, lo) << i;
+    EXPECT_LT(total, hi) << i;
+  }
   // Cells asked for in the smallest bin are smaller than those of the largest.
   g.n_cells = 24;
   g.conditions = {fmt::format("{}={}", kLibraryColumn, field.labels.front())};
