@@ -39,7 +39,7 @@ void run_with_workers(std::optional<LocalWorkers>& workers, const std::function<
   try {
     body();
   } catch (const UserError& e) {
-    const std::string why = workers ? workers->failures(2000) : "";
+    const std::string why = workers ? workers->failures(2000, e.what()) : "";
     if (why.empty()) throw;
     throw UserError(fmt::format("{}; {}", e.what(), why));
   }

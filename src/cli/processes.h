@@ -16,8 +16,9 @@ std::optional<LocalWorkers> start_local_workers(int nproc);
 // --threads for one process: processes on one machine share its cores.
 int threads_per_process(int requested, const WorldInfo& world);
 
-// Runs `body` on rank 0 of `workers` and waits for them; a UserError says too which worker died and
-// how (a worker that dies says nothing itself).
+// Runs `body` on rank 0 of `workers` and waits for them; a UserError says too which worker died,
+// how, and with what error, unless the workers failed with rank 0's own error (workers write to a
+// file, not to the terminal, so a user reads each error once).
 void run_with_workers(std::optional<LocalWorkers>& workers, const std::function<void()>& body);
 
 }  // namespace lingshu::cli

@@ -1,6 +1,7 @@
 #include "core/world.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -12,8 +13,10 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -73,6 +76,17 @@ std::string how_it_ended(int status) {
   return fmt::format("exited with status {}", WEXITSTATUS(status));
 }
 
+// The last "lingshu: error: " message a worker wrote to its stderr file, without the prefix.
+std::string last_error(const std::filesystem::path& log) {
+  std::ifstream in(log);
+  std::string line, message;
+  constexpr std::string_view kPrefix = "lingshu: error: ";
+  while (std::getline(in, line)) {
+    if (line.starts_with(kPrefix)) message = line.substr(kPrefix.size());
+  }
+  return message;
+}
+
 }  // namespace
 
 bool joined_by_environment() {
@@ -123,8 +137,16 @@ LocalWorkers::LocalWorkers(int n_processes, int port) {
   argv.push_back(nullptr);
   for (int rank = 1; rank < n_processes; ++rank) {
     set_rank_variables(rank, n_processes, port);
+    // A worker's stderr goes to a file, so that rank 0 reports its error once, in one line.
+    logs_.push_back(std::filesystem::temp_directory_path() /
+                    fmt::format("lingshu-worker-{}-{}.log", ::getpid(), rank));
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, logs_.back().c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
     pid_t pid = 0;
-    const int error = ::posix_spawn(&pid, "/proc/self/exe", nullptr, nullptr, argv.data(), environ);
+    const int error = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
     if (error != 0) {
       stop();
       throw UserError(
@@ -137,6 +159,16 @@ LocalWorkers::LocalWorkers(int n_processes, int port) {
 
 LocalWorkers::~LocalWorkers() {
   stop();
+  for (const auto& log : logs_) {
+    std::error_code ignored;
+    std::filesystem::remove(log, ignored);
+  }
+}
+
+std::string LocalWorkers::describe(size_t i, int status) const {
+  const std::string message = last_error(logs_[i]);
+  return fmt::format("worker process {} (rank {}) {}{}", std::abs(pids_[i]), i + 1, how_it_ended(status),
+                     message.empty() ? "" : ": " + message);
 }
 
 void LocalWorkers::stop() {
@@ -150,19 +182,21 @@ void LocalWorkers::stop() {
   pids_.clear();
 }
 
-std::string LocalWorkers::failures(int grace_ms) {
+std::string LocalWorkers::failures(int grace_ms, const std::string& known) {
   std::string out;
-  for (int waited = 0; out.empty() && waited <= grace_ms; waited += 50) {
+  bool any = false;
+  for (int waited = 0; !any && waited <= grace_ms; waited += 50) {
     for (size_t i = 0; i < pids_.size(); ++i) {
       int status = 0;
       if (pids_[i] <= 0 || ::waitpid(pids_[i], &status, WNOHANG) != pids_[i]) continue;
       if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        out += fmt::format("{}worker process {} (rank {}) {}", out.empty() ? "" : "; ", pids_[i], i + 1,
-                           how_it_ended(status));
+        any = true;
+        if (known.empty() || last_error(logs_[i]) != known)
+          out += (out.empty() ? "" : "; ") + describe(i, status);
       }
       pids_[i] = -pids_[i];  // reaped
     }
-    if (out.empty()) ::usleep(50'000);
+    if (!any) ::usleep(50'000);
   }
   return out;
 }
@@ -172,9 +206,7 @@ void LocalWorkers::wait_all() {
   for (size_t i = 0; i < pids_.size(); ++i) {
     int status = 0;
     if (pids_[i] <= 0 || ::waitpid(pids_[i], &status, 0) < 0) continue;
-    if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && failure.empty()) {
-      failure = fmt::format("worker process {} (rank {}) {}", pids_[i], i + 1, how_it_ended(status));
-    }
+    if ((!WIFEXITED(status) || WEXITSTATUS(status) != 0) && failure.empty()) failure = describe(i, status);
   }
   pids_.clear();
   if (!failure.empty()) throw UserError(failure);

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -46,13 +47,17 @@ class LocalWorkers {
   // Waits for every worker; a UserError names the first that failed and how.
   void wait_all();
   // The workers that have ended with a failure by now (waiting up to `grace_ms` for one), as
-  // "worker process PID (rank R) was killed by signal 9"; empty if none.
-  std::string failures(int grace_ms);
+  // "worker process PID (rank R) was killed by signal 9" or "... exited with status 1: MESSAGE"
+  // (the worker's own error line); empty if none, or if each failed with the error `known` (the
+  // one rank 0 reports anyway).
+  std::string failures(int grace_ms, const std::string& known = "");
 
  private:
   void stop();  // SIGTERM to the workers still running, and waits for them
+  std::string describe(size_t worker, int status) const;
 
-  std::vector<pid_t> pids_;  // pids_[i] runs rank i + 1 (negated once reaped)
+  std::vector<pid_t> pids_;                  // pids_[i] runs rank i + 1 (negated once reaped)
+  std::vector<std::filesystem::path> logs_;  // worker i's stderr
 };
 
 }  // namespace lingshu

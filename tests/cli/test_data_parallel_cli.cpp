@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -241,6 +242,18 @@ TEST(DataParallelCli, GenerateAndPredictOnSeveralProcessesWriteTheCellsOfOne) {
   const auto predicted_two = predict("pred_two.h5ad", "-q --nproc 2");
   ASSERT_EQ(predicted_two.exit_code, 0) << predicted_two.output;
   expect_same_cells(dir / "pred_one.h5ad", dir / "pred_two.h5ad");
+
+  // Bad input fails on every process alike: one line (rank 0's), and no file.
+  std::ofstream(dir / "bad.csv") << "cell_type,condition,n_cells\ntype_0,NO_SUCH_PERTURBATION,10\n";
+  const auto bad =
+      testing::run_lingshu(fmt::format("predict {} --pairs {} --nproc 2 --threads 1 --out {}", model,
+                                       (dir / "bad.csv").string(), (dir / "bad.h5ad").string()));
+  EXPECT_EQ(bad.exit_code, 1) << bad.output;
+  EXPECT_EQ(std::count(bad.output.begin(), bad.output.end(), '\n'), 1) << bad.output;
+  EXPECT_NE(bad.output.find("lingshu: error: the pairs file names labels the model never saw"),
+            std::string::npos)
+      << bad.output;
+  EXPECT_FALSE(fs::exists(dir / "bad.h5ad"));
 
   for (const auto& entry : fs::directory_iterator(dir.path())) {
     const auto name = entry.path().filename().string();
