@@ -120,10 +120,7 @@ AnnData sample_independent_baseline(const AnnData& train, const IndependentBasel
     std::vector<float> vals;
     for (int64_t i = begin; i < end; ++i) {
       std::mt19937_64 rng(rnd::derive_seed(options.seed, static_cast<uint64_t>(i)));
-      const double u = rnd::uniform01(rng) * total;
-      const auto group = static_cast<size_t>(std::min<std::ptrdiff_t>(
-          std::upper_bound(cumulative.begin(), cumulative.end(), u) - cumulative.begin(),
-          static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
+      const size_t group = rnd::draw_index(rng, cumulative);
       group_of_cell[static_cast<size_t>(i)] = static_cast<int32_t>(group);
       const TypeColumns& type = columns[group];
       cols.clear();

@@ -6,8 +6,11 @@
 #include <numeric>
 #include <utility>
 
+#include "data/random.h"
+
 namespace lingshu {
 
+// Draws are lingshu::rnd's, as in decoding: the same seed gives the same cells on every platform.
 void fit_total_to_range(std::vector<float>& counts, double lo, double hi, std::mt19937_64& rng) {
   const double total = std::accumulate(counts.begin(), counts.end(), 0.0);
   if (total <= 0 || (total >= lo && total < hi)) return;
@@ -20,15 +23,16 @@ void fit_total_to_range(std::vector<float>& counts, double lo, double hi, std::m
     for (size_t g = 0; g < counts.size(); ++g)
       units.insert(units.end(), static_cast<size_t>(counts[g]), static_cast<uint32_t>(g));
     const auto keep = static_cast<size_t>(target);
-    for (size_t i = 0; i < keep; ++i) {
-      std::swap(units[i], units[std::uniform_int_distribution<size_t>(i, units.size() - 1)(rng)]);
-    }
+    for (size_t i = 0; i < keep; ++i)
+      std::swap(units[i], units[i + rnd::uniform_below(rng, units.size() - i)]);
     std::fill(counts.begin(), counts.end(), 0.0F);
     for (size_t i = 0; i < keep; ++i) counts[units[i]] += 1;
     return;
   }
-  std::discrete_distribution<size_t> gene(counts.begin(), counts.end());
-  for (auto extra = static_cast<int64_t>(target - total); extra > 0; --extra) counts[gene(rng)] += 1;
+  std::vector<double> cumulative(counts.size());
+  std::partial_sum(counts.begin(), counts.end(), cumulative.begin());
+  for (auto extra = static_cast<int64_t>(target - total); extra > 0; --extra)
+    counts[rnd::draw_index(rng, cumulative)] += 1;
 }
 
 }  // namespace lingshu

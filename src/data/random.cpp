@@ -1,5 +1,6 @@
 #include "data/random.h"
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
@@ -100,6 +101,13 @@ int64_t poisson(std::mt19937_64& rng, double lambda) {
 
 bool bernoulli(std::mt19937_64& rng, double p) {
   return uniform01(rng) < p;
+}
+
+size_t draw_index(std::mt19937_64& rng, const std::vector<double>& cumulative) {
+  const double u = uniform01(rng) * cumulative.back();
+  const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
+  return static_cast<size_t>(
+      std::min<std::ptrdiff_t>(it - cumulative.begin(), static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
 }
 
 uint64_t derive_seed(uint64_t seed, uint64_t stream) {

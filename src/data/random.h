@@ -4,6 +4,7 @@
 // same seed gives the same gene order, simulated cells and decoded counts on every platform.
 #include <cstdint>
 #include <random>
+#include <vector>
 
 namespace lingshu::rnd {
 
@@ -23,6 +24,9 @@ double chi_squared(std::mt19937_64& rng, double df);
 int64_t poisson(std::mt19937_64& rng, double lambda);
 // True with probability p.
 bool bernoulli(std::mt19937_64& rng, double p);
+// An index drawn with probability proportional to its weight, given the running sums of the
+// weights (cumulative.back() > 0).
+size_t draw_index(std::mt19937_64& rng, const std::vector<double>& cumulative);
 
 // A well-mixed seed for stream `stream` derived from `seed` (SplitMix64), so independent parts of
 // a computation (genes, cells, each cell) get their own reproducible streams.

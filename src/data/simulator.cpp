@@ -42,10 +42,7 @@ void require(bool ok, const std::string& what) {
 }
 
 int32_t draw_category(std::mt19937_64& rng, const std::vector<double>& cumulative) {
-  const double u = rnd::uniform01(rng) * cumulative.back();
-  const auto it = std::upper_bound(cumulative.begin(), cumulative.end(), u);
-  return static_cast<int32_t>(
-      std::min<std::ptrdiff_t>(it - cumulative.begin(), static_cast<std::ptrdiff_t>(cumulative.size()) - 1));
+  return static_cast<int32_t>(rnd::draw_index(rng, cumulative));
 }
 
 // `count` distinct entries of `pool`, in increasing order.

@@ -59,15 +59,23 @@ double relative_difference(const std::map<std::string, std::vector<float>>& a,
   return diff / scale;
 }
 
-fs::path write_simulated(const testing::TempDir& dir) {
+// 300 simulated cells of 120 genes and 3 types (with `n_perturbations` besides control) in
+// DIR/sim.h5ad; returns the simulation for its truth.
+Simulation write_simulation(const testing::TempDir& dir, int n_perturbations = 0) {
   SimulatorConfig c;
   c.n_cells = 300;
   c.n_genes = 120;
   c.n_cell_types = 3;
+  c.n_perturbations = n_perturbations;
   c.seed = 5;
-  const auto path = dir / "sim.h5ad";
-  write_h5ad(path, simulate(c).data);
-  return path;
+  auto sim = simulate(c);
+  write_h5ad(dir / "sim.h5ad", sim.data);
+  return sim;
+}
+
+fs::path write_simulated(const testing::TempDir& dir) {
+  write_simulation(dir);
+  return dir / "sim.h5ad";
 }
 
 const char* kTiny =
@@ -195,14 +203,7 @@ void expect_same_cells(const fs::path& a_path, const fs::path& b_path) {
 
 TEST(DataParallelCli, GenerateAndPredictOnSeveralProcessesWriteTheCellsOfOne) {
   testing::TempDir dir;
-  SimulatorConfig c;
-  c.n_cells = 300;
-  c.n_genes = 120;
-  c.n_cell_types = 3;
-  c.n_perturbations = 2;
-  c.seed = 5;
-  const auto sim = simulate(c);
-  write_h5ad(dir / "sim.h5ad", sim.data);
+  const auto sim = write_simulation(dir, /*n_perturbations=*/2);
   const auto model = (dir / "model").string();
   const auto trained =
       testing::run_lingshu(fmt::format("train {} --out {} {} --perturbation condition --steps 10 -q",
