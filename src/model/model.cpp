@@ -331,31 +331,27 @@ torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens
   return F > 0 ? x.slice(1, F) : x;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::draw_cell_scores(const torch::Tensor& conditions,
-                                                         at::Generator& generator) const {
+torch::Tensor MaskedDiffusionModelImpl::cell_state_candidates(const torch::Tensor& labels) const {
   if (config_.gene_factors == 0) return {};
-  const int64_t B = conditions.size(0);
   const auto bank_labels = cell_score_labels_.detach().cpu().to(torch::kLong);
   const auto used = bank_labels.select(1, 0).ge(0);
-  auto rows = torch::zeros({B}, torch::kLong);
-  if (!used.any().item<bool>()) return cell_score_bank_.detach().cpu().index_select(0, rows);
-  // Agreement of every bank row with each label row: context fields weigh 2, the perturbation 1.
-  const int64_t F = std::min(conditions.size(1), bank_labels.size(1));
-  auto weight = torch::full({F}, 2.0, torch::kDouble);
-  if (config_.perturbation_field >= 0 && config_.perturbation_field < F)
-    weight[config_.perturbation_field] = 1.0;
-  const auto labels = conditions.cpu();
-  for (int64_t i = 0; i < B; ++i) {
-    auto agree = torch::zeros({kCellScoreBank}, torch::kDouble);
-    if (F > 0) {
-      const auto same = bank_labels.slice(1, 0, F).eq(labels[i].slice(0, 0, F).unsqueeze(0));
-      agree = (same.to(torch::kDouble) * weight).sum(1);
-    }
-    agree.masked_fill_(used.logical_not(), -1.0);
-    const auto candidates = agree.eq(agree.max()).nonzero().squeeze(1);
-    rows[i] = candidates[torch::randint(candidates.size(0), {1}, generator, torch::kLong).item<int64_t>()];
+  if (!used.any().item<bool>()) return torch::zeros({1}, torch::kLong);
+  // Agreement of every bank row with the labels: context fields weigh 2, the perturbation 1.
+  const int64_t F = std::min(labels.size(0), bank_labels.size(1));
+  auto agree = torch::zeros({kCellScoreBank}, torch::kDouble);
+  if (F > 0) {
+    auto weight = torch::full({F}, 2.0, torch::kDouble);
+    if (config_.perturbation_field >= 0 && config_.perturbation_field < F)
+      weight[config_.perturbation_field] = 1.0;
+    const auto same = bank_labels.slice(1, 0, F).eq(labels.cpu().slice(0, 0, F).unsqueeze(0));
+    agree = (same.to(torch::kDouble) * weight).sum(1);
   }
-  return cell_score_bank_.detach().cpu().index_select(0, rows);
+  agree.masked_fill_(used.logical_not(), -1.0);
+  return agree.eq(agree.max()).nonzero().squeeze(1);
+}
+
+torch::Tensor MaskedDiffusionModelImpl::banked_cell_scores(const torch::Tensor& rows) const {
+  return cell_score_bank_.detach().cpu().index_select(0, rows.cpu());
 }
 
 void MaskedDiffusionModelImpl::set_cell_score_bank(const torch::Tensor& scores,

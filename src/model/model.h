@@ -72,14 +72,16 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
                            const torch::Tensor& targets, const torch::Tensor& rows,
                            const torch::Tensor& positions, const torch::Tensor& drawn = {});
 
-  // Cell scores [B, R] for the cells to generate with these labels ([B, F]), each drawn from the
-  // bank of training cells' scores among the cells whose labels agree most (context fields count
-  // before the perturbation field: an unseen (cell type, perturbation) draws the cell type's
-  // states). Undefined without gene factors; zeros before the bank is filled. A generated cell's
-  // output tilt comes from a drawn score, not from the genes generated so far: read from those, a
-  // score that came out a little high tilted the next genes up, which raised it further, and on
-  // Kang a quarter of the CD4T cells sampled in 32 steps became monocyte-like (real: 1%).
-  torch::Tensor draw_cell_scores(const torch::Tensor& conditions, at::Generator& generator) const;
+  // The bank rows a cell to generate with these labels ([F]) draws its state from: the training
+  // cells whose labels agree most (context fields count before the perturbation field: an unseen
+  // (cell type, perturbation) draws the cell type's states). int64, ascending;
+  // undefined without gene factors. A generated cell's output tilt comes
+  // from a drawn score, not from the genes generated so far: read from those, a score that came out
+  // a little high tilted the next genes up, which raised it further, and on Kang a quarter of the
+  // CD4T cells sampled in 32 steps became monocyte-like (real: 1%).
+  torch::Tensor cell_state_candidates(const torch::Tensor& labels) const;
+  // The banked scores [B, R] of bank rows [B] (on the CPU).
+  torch::Tensor banked_cell_scores(const torch::Tensor& rows) const;
   // Sets the bank to the scores [N, R] of N <= kCellScoreBank training cells (cell_scores with every
   // gene observed) and their labels [N, F].
   void set_cell_score_bank(const torch::Tensor& scores, const torch::Tensor& conditions);

@@ -20,6 +20,7 @@
 #include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
+#include "sample/balanced_draw.h"
 #include "sample/guidance.h"
 #include "sample/sampler.h"
 
@@ -289,6 +290,11 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
 
   AnnData out;
   out.X.n_cols = config.n_genes;
+  // Each cell's state is drawn first (from training cells with its labels), as a factor model
+  // samples its latent before its genes; a group's cells take its candidate states evenly.
+  std::vector<torch::Tensor> candidates;
+  for (const auto& e : encoded) candidates.push_back(model.cell_state_candidates(torch::tensor(e.tokens)));
+  BalancedDraw state_draw(settings.seed);
   std::vector<uint8_t> gene_tokens(static_cast<size_t>(config.n_genes));
   std::vector<float> counts(static_cast<size_t>(config.n_genes));
   const auto n_total = static_cast<int64_t>(rows.size());
@@ -334,9 +340,16 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
     };
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
-    // Each cell's state is drawn first (from training cells with its labels), as a factor model
-    // samples its latent before its genes; every pass of a cell shares it.
-    const auto drawn = model.draw_cell_scores(conditions, generator);
+    torch::Tensor drawn;  // every pass of a cell shares its state
+    if (config.gene_factors > 0) {
+      auto bank_rows = torch::empty({n}, torch::kLong);
+      for (int64_t i = 0; i < n; ++i) {
+        const Row& row = rows[static_cast<size_t>(begin + i)];
+        const auto& pool = candidates[row.group];
+        bank_rows[i] = pool[state_draw.pick(row.group, row.cell, pool.size(0))];
+      }
+      drawn = model.banked_cell_scores(bank_rows);
+    }
     const auto all_drawn = drawn.defined() ? drawn.repeat({R, 1}) : drawn;
     const Denoiser denoiser = [&](const torch::Tensor& z) {
       const AutocastScope autocast(precision, device);
