@@ -292,8 +292,13 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   out.X.n_cols = config.n_genes;
   // Each cell's state is drawn first (from training cells with its labels), as a factor model
   // samples its latent before its genes; a group's cells take its candidate states evenly.
-  std::vector<torch::Tensor> candidates;
-  for (const auto& e : encoded) candidates.push_back(model.cell_state_candidates(torch::tensor(e.tokens)));
+  std::vector<std::vector<int64_t>> candidates;
+  if (config.gene_factors > 0) {
+    for (const auto& e : encoded) {
+      const auto pool = model.cell_state_candidates(torch::tensor(e.tokens)).contiguous();
+      candidates.emplace_back(pool.data_ptr<int64_t>(), pool.data_ptr<int64_t>() + pool.numel());
+    }
+  }
   BalancedDraw state_draw(settings.seed);
   std::vector<uint8_t> gene_tokens(static_cast<size_t>(config.n_genes));
   std::vector<float> counts(static_cast<size_t>(config.n_genes));
@@ -342,13 +347,14 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
     torch::Tensor drawn;  // every pass of a cell shares its state
     if (config.gene_factors > 0) {
-      auto bank_rows = torch::empty({n}, torch::kLong);
+      std::vector<int64_t> bank_rows;
       for (int64_t i = 0; i < n; ++i) {
         const Row& row = rows[static_cast<size_t>(begin + i)];
         const auto& pool = candidates[row.group];
-        bank_rows[i] = pool[state_draw.pick(row.group, row.cell, pool.size(0))];
+        const auto pick = state_draw.pick(row.group, row.cell, static_cast<int64_t>(pool.size()));
+        bank_rows.push_back(pool[static_cast<size_t>(pick)]);
       }
-      drawn = model.banked_cell_scores(bank_rows);
+      drawn = model.banked_cell_scores(torch::tensor(bank_rows));
     }
     const auto all_drawn = drawn.defined() ? drawn.repeat({R, 1}) : drawn;
     const Denoiser denoiser = [&](const torch::Tensor& z) {
