@@ -335,7 +335,6 @@ torch::Tensor MaskedDiffusionModelImpl::cell_state_candidates(const torch::Tenso
   if (config_.gene_factors == 0) return {};
   const auto bank_labels = cell_score_labels_.detach().cpu().to(torch::kLong);
   const auto used = bank_labels.select(1, 0).ge(0);
-  if (!used.any().item<bool>()) return torch::zeros({1}, torch::kLong);
   // Agreement of every bank row with the labels: context fields weigh 2, the perturbation 1.
   const int64_t F = std::min(labels.size(0), bank_labels.size(1));
   auto agree = torch::zeros({kCellScoreBank}, torch::kDouble);
