@@ -29,6 +29,7 @@
 #include "model/weights.h"
 #include "train/batch_loader.h"
 #include "train/cell_factor_init.h"
+#include "train/cell_state_bank.h"
 #include "train/checkpoint.h"
 #include "train/conditioning.h"
 #include "train/distributed.h"
@@ -777,27 +778,37 @@ std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
   return cells;
 }
 
-// The scores and labels of those cells (every gene observed): the cell states generation draws
-// from, set before each save of the weights.
-void refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
-                             const torch::Device& device) {
-  if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return;
+// The states of those cells (read from every gene, their noise share taken out, and from each half
+// of the genes for that: train/cell_state_bank.h) and their labels: what generation draws from,
+// set before each save of the weights.
+// Returns each factor's reliability (empty without cell factors).
+std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+                                           const torch::Device& device) {
+  if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return {};
   const auto cells = cell_score_bank_cells(run);
   const auto n = static_cast<int64_t>(cells.size());
   const auto counts = run.counts->read(pick(run.train_rows, cells));
-  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n);
+  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n).to(device);
+  const int64_t mask = run.meta.config.n_tokens;
+  const auto odd = (torch::arange(run.meta.config.n_positions(), device) % 2).eq(1).unsqueeze(0);
   torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> scores;
+  std::vector<torch::Tensor> scores, half_a, half_b;
   constexpr int64_t kChunk = 64;
   for (int64_t begin = 0; begin < n; begin += kChunk) {
     const int64_t size = std::min(kChunk, n - begin);
     std::vector<int64_t> chunk(static_cast<size_t>(size));
     std::iota(chunk.begin(), chunk.end(), begin);
-    const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching);
-    scores.push_back(
-        model->cell_scores(tokens.to(device), conditions.slice(0, begin, begin + size).to(device)));
+    const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching).to(device);
+    const auto labels = conditions.slice(0, begin, begin + size);
+    scores.push_back(model->cell_scores(tokens, labels));
+    half_a.push_back(model->cell_scores(tokens.masked_fill(odd, mask), labels));
+    half_b.push_back(model->cell_scores(tokens.masked_fill(odd.logical_not(), mask), labels));
   }
-  model->set_cell_score_bank(torch::cat(scores), conditions.to(device));
+  const auto bank =
+      reliable_cell_states(torch::cat(scores), torch::cat(half_a), torch::cat(half_b), conditions);
+  model->set_cell_score_bank(bank.states, conditions);
+  const auto reliability = bank.reliability.cpu().contiguous();
+  return {reliability.data_ptr<float>(), reliability.data_ptr<float>() + reliability.numel()};
 }
 
 // A fresh model starts from the training marginals; a resumed one is filled from its checkpoint.
@@ -890,14 +901,20 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
   // cells a long run overfits (paul15, 45 minutes: validation masked CE 0.700 at step 800, 0.729 at
   // step 6,744), and a user should not have to guess the number of steps. Without validation cells
   // the last weights are kept. The checkpoint always holds the latest state, for --resume.
+  std::optional<TrainLog> log;
+  if (root) log.emplace(dir / "train_log.jsonl");
+  const auto save_weights_and_states = [&] {
+    const auto reliability = refresh_cell_score_bank(model, run, device);
+    save_weights(dir, model);
+    if (!reliability.empty()) log->write({{"step", step}, {"cell_state_reliability", reliability}});
+  };
   int64_t best_step = state.at("best_step");
   double best_val_loss = state.at("best_val_loss");
   const auto keep_if_best = [&](const ValidationLoss& v) {
     if (std::isnan(v.loss) || (best_step >= 0 && v.loss >= best_val_loss)) return;
     best_step = step;
     best_val_loss = v.loss;
-    refresh_cell_score_bank(model, run, device);
-    save_weights(dir, model);
+    save_weights_and_states();
   };
   const auto save_all = [&] {
     save_checkpoint(checkpoint_path, model, optimizer,
@@ -907,18 +924,13 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
                      {"elapsed_seconds", elapsed_total()},
                      {"best_step", best_step},
                      {"best_val_loss", best_val_loss}});
-    if (best_step < 0) {
-      refresh_cell_score_bank(model, run, device);
-      save_weights(dir, model);
-    }
+    if (best_step < 0) save_weights_and_states();
   };
 
   Stepper stepper(run, model, optimizer, device, precision, group);
   const TrainingRows training{*run.counts, run.train_rows, run.train_codes};
   BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed, step,
                      {options.world.rank, options.world.size});
-  std::optional<TrainLog> log;
-  if (root) log.emplace(dir / "train_log.jsonl");
   std::optional<Progress> progress;
   if (talk && plan.planned()) progress.emplace("train", plan.total(), "steps", step);
   StepTimer timer;
