@@ -81,7 +81,7 @@ TEST(Trainer, TheOutputBiasesStayAtTheMarginalsWhileTheNetworkTrains) {
   EXPECT_GT(b.at("gene_logit_bias").abs().max().item<float>(), 1.0F);
 }
 
-TEST(Trainer, TheCellScoreBankHoldsTrainingCellsScoresUnderTheStoredWeights) {
+TEST(Trainer, TheCellStateBankHoldsTrainingCellsStatesUnderTheStoredWeights) {
   testing::TempDir dir;
   const auto sim = simulated(120, 64, 2, 1);
   auto o = tiny_train_options(dir / "model", 8);
@@ -95,21 +95,34 @@ TEST(Trainer, TheCellScoreBankHoldsTrainingCellsScoresUnderTheStoredWeights) {
   const auto params = model->named_parameters();
   const auto used = params["cell_score_labels"].select(1, 0).ge(0);
   const auto bank = params["cell_score_bank"].index({used});
-  // 120 cells of 2 types: 120 rows (the bank holds up to 512), cells of both types.
-  EXPECT_EQ(bank.size(0), 120);
-  EXPECT_EQ(std::get<0>(at::_unique(params["cell_score_labels"].index({used}))).numel(), 2);
-  EXPECT_GT(bank.std(0).min().item<float>(), 1e-3) << "training cells differ, so must their scores";
-  // Every bank row is the score of some cell of the data under the stored weights.
+  const auto bank_types = params["cell_score_labels"].index({used}).select(1, 0).to(torch::kLong);
+  // 120 cells of 2 types: 120 rows (the bank holds up to 4,096), cells of both types.
+  ASSERT_EQ(bank.size(0), 120);
+  EXPECT_EQ(std::get<0>(at::_unique(bank_types)).numel(), 2);
+  // The scores of every cell of the data under the stored weights.
   std::vector<int64_t> rows(static_cast<size_t>(sim.data.n_obs()));
   std::iota(rows.begin(), rows.end(), 0);
   const auto tokens = encode_cells(sim.data.X, rows, meta.tokenizer, meta.patching);
   const auto labels = condition_codes(sim.data.obs, meta.conditions);
-  auto conditions = torch::zeros({sim.data.n_obs(), 1}, torch::kLong);
-  for (int64_t i = 0; i < sim.data.n_obs(); ++i) conditions[i][0] = labels[0][static_cast<size_t>(i)];
-  const auto scores = model->cell_scores(tokens, conditions);
-  const auto nearest = std::get<0>(torch::cdist(bank, scores).min(1));
-  const auto spread = torch::pdist(scores).median().item<float>();  // typical distance between cells
-  EXPECT_LT(nearest.max().item<float>(), 0.01f * spread)
+  auto types = torch::zeros({sim.data.n_obs()}, torch::kLong);
+  for (int64_t i = 0; i < sim.data.n_obs(); ++i) types[i] = labels[0][static_cast<size_t>(i)];
+  const auto scores = model->cell_scores(tokens, types.unsqueeze(1));
+  EXPECT_GT(scores.std(0).min().item<float>(), 1e-3) << "training cells differ, so must their scores";
+  // A banked state is its type's mean score plus the cell's deviation from it, each factor's
+  // deviation scaled by one number in [0, 1] (its signal share, train/cell_state_bank.h).
+  torch::Tensor bank_dev = torch::zeros_like(bank), score_dev = torch::zeros_like(scores);
+  for (const int64_t t : {1, 2}) {  // code 0 is the NULL label
+    const auto in_bank = bank_types.eq(t), in_data = types.eq(t);
+    const auto mean = scores.index({in_data}).mean(0);
+    EXPECT_TRUE(torch::allclose(bank.index({in_bank}).mean(0), mean, 1e-4, 1e-4)) << "type " << t;
+    bank_dev.index_put_({in_bank}, bank.index({in_bank}) - mean);
+    score_dev.index_put_({in_data}, scores.index({in_data}) - mean);
+  }
+  const auto scale = bank_dev.norm(2, 0) / score_dev.norm(2, 0);
+  EXPECT_LE(scale.max().item<float>(), 1.0F + 1e-4F) << scale;
+  const auto nearest = std::get<0>(torch::cdist(bank_dev, score_dev * scale).min(1));
+  const auto spread = torch::pdist(score_dev * scale).median().item<float>();  // typical distance
+  EXPECT_LT(nearest.max().item<float>(), 0.01F * spread)
       << "nearest " << nearest.max() << " spread " << spread;
 }
 
