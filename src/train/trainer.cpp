@@ -297,10 +297,11 @@ void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& coun
     model.set_cell_factors(cell.in_loading, cell.out_loading);
   }
   if (!meta.config.condition_logit_bias) return;
-  const auto shifts =
-      label_log_shifts(counts, meta.tokenizer, meta.patching, codes, meta.config.condition_vocab_sizes,
-                       {library_field_index(meta.conditions), perturbation_field_index(meta.conditions),
-                        state_field_index(meta.conditions)});
+  const int perturbation = perturbation_field_index(meta.conditions);
+  const auto shifts = label_log_shifts(
+      counts, meta.tokenizer, meta.patching, codes, meta.config.condition_vocab_sizes,
+      {library_field_index(meta.conditions), perturbation, state_field_index(meta.conditions)},
+      label_prior_cells(perturbation >= 0));
   for (size_t f = 0; f < shifts.size(); ++f)
     model.set_condition_logit_bias(static_cast<int64_t>(f), shifts[f]);
 }
