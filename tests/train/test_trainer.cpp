@@ -40,6 +40,18 @@ Simulation simulated(int64_t cells, int64_t genes, int types, uint64_t seed) {
   return simulate(c);
 }
 
+// Every cell of the data as the model's tokens [cells, n_positions], and its label codes in the
+// model's first condition field [cells] (0 is NULL, so the simulated types are 1, 2, ...).
+torch::Tensor every_cell_tokens(const Simulation& sim, const ModelMetadata& meta) {
+  std::vector<int64_t> rows(static_cast<size_t>(sim.data.n_obs()));
+  std::iota(rows.begin(), rows.end(), 0);
+  return encode_cells(sim.data.X, rows, meta.tokenizer, meta.patching);
+}
+
+torch::Tensor first_field_codes(const Simulation& sim, const ModelMetadata& meta) {
+  return torch::tensor(condition_codes(sim.data.obs, meta.conditions)[0], torch::kLong);
+}
+
 TEST(Trainer, ResumeGivesTheSameParametersAsAnUninterruptedRun) {
   testing::TempDir dir;
   const auto sim = simulated(120, 64, 2, 1);
@@ -93,18 +105,13 @@ TEST(Trainer, ACellTypeModelStartsFromEachTypesMarginalsShrunkByOnePseudoCell) {
   const auto meta = read_model_metadata(dir / "model");
   const auto w = stored_weights(dir / "model");
   const int64_t G = meta.patching.n_genes, K = meta.config.n_tokens;
-  std::vector<int64_t> rows(static_cast<size_t>(sim.data.n_obs()));
-  std::iota(rows.begin(), rows.end(), 0);
-  const auto tokens = encode_cells(sim.data.X, rows, meta.tokenizer, meta.patching).slice(1, 0, G);
-  const auto labels = condition_codes(sim.data.obs, meta.conditions)[0];
+  const auto tokens = every_cell_tokens(sim, meta).slice(1, 0, G);
+  const auto types = first_field_codes(sim, meta);
   const auto overall = w.at("gene_logit_bias").slice(0, 0, G).to(torch::kDouble);
   for (const int64_t type : {1, 2}) {
-    std::vector<int64_t> mine;
-    for (size_t r = 0; r < labels.size(); ++r)
-      if (labels[r] == type) mine.push_back(static_cast<int64_t>(r));
-    const auto picked = tokens.index_select(0, torch::tensor(mine, torch::kLong));
+    const auto picked = tokens.index({types.eq(type)});
     const auto histogram = torch::one_hot(picked, K).sum(0).to(torch::kDouble);  // [G, K]
-    const auto n = static_cast<double>(mine.size());
+    const auto n = static_cast<double>(picked.size(0));
     const auto expected = ((histogram + overall.exp()) / (n + 1)).clamp_min(1e-7).log();
     const auto got = overall + w.at("condition_logit_bias_0")[type].slice(0, 0, G).to(torch::kDouble);
     EXPECT_TRUE(torch::allclose(got, expected, 1e-4, 1e-4)) << "type " << type;
@@ -130,13 +137,8 @@ TEST(Trainer, TheCellStateBankHoldsTrainingCellsStatesUnderTheStoredWeights) {
   ASSERT_EQ(bank.size(0), 120);
   EXPECT_EQ(std::get<0>(at::_unique(bank_types)).numel(), 2);
   // The scores of every cell of the data under the stored weights.
-  std::vector<int64_t> rows(static_cast<size_t>(sim.data.n_obs()));
-  std::iota(rows.begin(), rows.end(), 0);
-  const auto tokens = encode_cells(sim.data.X, rows, meta.tokenizer, meta.patching);
-  const auto labels = condition_codes(sim.data.obs, meta.conditions);
-  auto types = torch::zeros({sim.data.n_obs()}, torch::kLong);
-  for (int64_t i = 0; i < sim.data.n_obs(); ++i) types[i] = labels[0][static_cast<size_t>(i)];
-  const auto scores = model->cell_scores(tokens, types.unsqueeze(1));
+  const auto types = first_field_codes(sim, meta);
+  const auto scores = model->cell_scores(every_cell_tokens(sim, meta), types.unsqueeze(1));
   EXPECT_GT(scores.std(0).min().item<float>(), 1e-3) << "training cells differ, so must their scores";
   // A banked state is its type's mean score plus the cell's deviation from it, each factor's
   // deviation scaled by one number in [0, 1] (its signal share, train/cell_state_bank.h).
