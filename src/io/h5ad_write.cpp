@@ -206,8 +206,7 @@ void write_header(hid_t root) {
 
 // Everything after X: obs, var, uns and the mappings anndata 0.8 always writes (empty when unused).
 void write_rest(hid_t root, const DataFrame& obs, const DataFrame& var,
-                const std::vector<std::pair<std::string, std::string>>& uns, int64_t n_rows, int64_t n_cols,
-                const fs::path& tmp) {
+                const std::vector<std::pair<std::string, std::string>>& uns, int64_t n_rows, int64_t n_cols) {
   write_frame(root, "obs", obs, n_rows);
   write_frame(root, "var", var, n_cols);
   write_uns(root, uns);
@@ -215,30 +214,32 @@ void write_rest(hid_t root, const DataFrame& obs, const DataFrame& var,
     const Handle group = hdf5::create_group(root, name);
     set_encoding(group.get(), "dict", "0.1.0");
   }
-  if (H5Fflush(root, H5F_SCOPE_GLOBAL) < 0) {
-    throw UserError(fmt::format("cannot write {} (disk full?)", tmp.string()));
+}
+
+// Runs `write`, naming the destination in its errors (the temporary name means nothing to the user).
+template <typename Write>
+void naming_destination(const fs::path& path, Write&& write) {
+  try {
+    write();
+  } catch (const UserError& e) {
+    throw UserError(fmt::format("writing {}: {}", path.string(), e.what()));
   }
 }
 
 void write_file(const fs::path& tmp, const AnnData& data) {
   require_unique_genes(data.var);
-  const Handle file = hdf5::create_file(tmp);
+  Handle file = hdf5::create_file(tmp);
   write_header(file.get());
   write_matrix(file.get(), data.X);
-  write_rest(file.get(), data.obs, data.var, data.uns_strings, data.X.n_rows, data.X.n_cols, tmp);
+  write_rest(file.get(), data.obs, data.var, data.uns_strings, data.X.n_rows, data.X.n_cols);
+  hdf5::close_file(file);
 }
 
 }  // namespace
 
 void write_h5ad(const fs::path& path, const AnnData& data) {
-  write_atomically(path, [&](const fs::path& tmp) {
-    try {
-      write_file(tmp, data);
-    } catch (const UserError& e) {
-      // Name the destination (the temporary name means nothing to the user).
-      throw UserError(fmt::format("writing {}: {}", path.string(), e.what()));
-    }
-  });
+  write_atomically(path,
+                   [&](const fs::path& tmp) { naming_destination(path, [&] { write_file(tmp, data); }); });
 }
 
 struct H5adRowWriter::Impl {
@@ -286,9 +287,11 @@ void H5adRowWriter::append_rows(const CsrMatrix& rows) {
   const std::vector<int64_t> indices(rows.indices.begin(), rows.indices.end());
   std::vector<int64_t> ends(rows.indptr.begin() + 1, rows.indptr.end());
   for (auto& e : ends) e += m.nnz;
-  hdf5::append_1d<int32_t>(m.data.get(), values, "X/data");
-  hdf5::append_1d<int64_t>(m.indices.get(), indices, "X/indices");
-  hdf5::append_1d<int64_t>(m.indptr.get(), ends, "X/indptr");
+  naming_destination(m.pending.path(), [&] {
+    hdf5::append_1d<int32_t>(m.data.get(), values, "X/data");
+    hdf5::append_1d<int64_t>(m.indices.get(), indices, "X/indices");
+    hdf5::append_1d<int64_t>(m.indptr.get(), ends, "X/indptr");
+  });
   m.n_rows += rows.n_rows;
   m.nnz += rows.nnz();
 }
@@ -302,13 +305,15 @@ void H5adRowWriter::finish(const DataFrame& obs, const DataFrame& var,
     throw UserError(fmt::format("writing {}: var has {} rows for {} columns", m.pending.path().string(),
                                 var.size(), m.n_cols));
   }
-  hdf5::write_int64_array_attr(m.x.get(), "shape", {m.n_rows, m.n_cols});
-  write_rest(m.file.get(), obs, var, uns, m.n_rows, m.n_cols, m.pending.tmp());
-  m.data.reset();
-  m.indices.reset();
-  m.indptr.reset();
-  m.x.reset();
-  m.file.reset();
+  naming_destination(m.pending.path(), [&] {
+    hdf5::write_int64_array_attr(m.x.get(), "shape", {m.n_rows, m.n_cols});
+    write_rest(m.file.get(), obs, var, uns, m.n_rows, m.n_cols);
+    m.data.reset();
+    m.indices.reset();
+    m.indptr.reset();
+    m.x.reset();
+    hdf5::close_file(m.file);
+  });
   m.pending.commit();
 }
 

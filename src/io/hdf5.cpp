@@ -6,6 +6,7 @@
 #include <array>
 #include <cstring>
 #include <fstream>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -196,6 +197,14 @@ void Handle::reset() {
 }
 
 void silence_errors() {
+  // Before the library's first use: HDF5 1.10's exit handler closes files still open, and a file
+  // whose write failed (a full disk) stays open after H5Fclose fails, so that handler crashed the
+  // process after our error line. Every file we write is closed by its Handle, so nothing is lost.
+  static const bool no_exit_handler = [] {
+    H5dont_atexit();
+    return true;
+  }();
+  (void)no_exit_handler;
   // The thread-safe libhdf5 (Debian's) keeps the error stack and its printing per thread.
   thread_local const bool silenced = [] {
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
@@ -211,6 +220,14 @@ std::string error_detail() {
     return 0;
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost, &detail);
+  // A failed read or write carries the system's reason inside a long line (time, descriptor,
+  // offsets): keep only the reason, e.g. "No space left on device".
+  constexpr std::string_view kReason = "error message = '";
+  const size_t at = detail.find(kReason);
+  if (at != std::string::npos) {
+    const size_t begin = at + kReason.size();
+    return detail.substr(begin, detail.find('\'', begin) - begin);
+  }
   return detail;
 }
 
@@ -514,6 +531,15 @@ Handle create_file(const fs::path& path) {
   H5Pset_fclose_degree(access.get(), H5F_CLOSE_STRONG);
   return Handle(
       check(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, access.get()), "create", path.string()));
+}
+
+void close_file(Handle& file) {
+  const hid_t id = file.release();  // a failed close leaves nothing to retry
+  // With strong close degree, H5Fclose flushes and closes every object still open in the file.
+  if (H5Fclose(id) < 0) {
+    const std::string detail = error_detail();
+    throw UserError(fmt::format("cannot finish the file: {}", detail.empty() ? "disk full?" : detail));
+  }
 }
 
 Handle create_group(hid_t loc, const std::string& name) {

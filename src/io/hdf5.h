@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace lingshu::hdf5 {
@@ -29,6 +30,8 @@ class Handle {
   hid_t get() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void reset();
+  // Gives up ownership without closing (for a close whose result is checked).
+  hid_t release() { return std::exchange(id_, H5I_INVALID_HID); }
 
  private:
   hid_t id_ = H5I_INVALID_HID;
@@ -92,6 +95,9 @@ std::optional<Handle> dereference_attr(hid_t obj, const char* name);
 // ---- writing -----------------------------------------------------------------------------------
 
 Handle create_file(const std::filesystem::path& path);
+// Closes a file made by create_file, checking that its last writes reached the disk; UserError
+// with the reason (e.g. "No space left on device") if not.
+void close_file(Handle& file);
 Handle create_group(hid_t loc, const std::string& name);
 // Variable-length UTF-8 scalar string attribute (what h5py writes for str).
 void write_string_attr(hid_t obj, const char* name, const std::string& value);

@@ -4,7 +4,6 @@
 #include <torch/serialize.h>
 
 #include <bit>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -55,17 +54,23 @@ void write_safetensors(const fs::path& path, const NamedTensors& tensors) {
   }
   std::string header_text = header.dump();
   header_text.append((8 - header_text.size() % 8) % 8, ' ');  // keeps the data 8-byte aligned
-  write_atomically(path, [&](const fs::path& tmp) {
-    std::ofstream out(tmp, std::ios::binary);
+  write_bytes_atomically(path, [&](FileSink& out) {
     const uint64_t length = header_text.size();
-    out.write(reinterpret_cast<const char*>(&length), sizeof length);
-    out.write(header_text.data(), static_cast<std::streamsize>(header_text.size()));
-    for (const auto& t : contiguous) {
-      out.write(static_cast<const char*>(t.data_ptr()),
-                static_cast<std::streamsize>(t.numel() * t.element_size()));
-    }
-    out.close();
-    if (!out) throw UserError(fmt::format("cannot write {} (disk full?)", path.string()));
+    out.write(&length, sizeof length);
+    out.write(header_text);
+    for (const auto& t : contiguous) out.write(t.data_ptr(), t.numel() * t.element_size());
+  });
+}
+
+void save_archive(const fs::path& path, torch::serialize::OutputArchive& archive) {
+  // Through a writer function that always reports success: LibTorch's own file writer throws from
+  // its destructor after a failed write (std::terminate, an abort with no message); the sink
+  // remembers the failure and names it once the archive is done.
+  write_bytes_atomically(path, [&](FileSink& out) {
+    archive.save_to([&out](const void* data, size_t bytes) {
+      out.write(data, bytes);
+      return bytes;
+    });
   });
 }
 
@@ -74,11 +79,9 @@ void save_weights(const fs::path& dir, MaskedDiffusionModel& model) {
   for (const auto& item : model->named_parameters()) {
     named.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32));
   }
-  write_atomically(dir / "weights.pt", [&](const fs::path& tmp) {
-    torch::serialize::OutputArchive archive;
-    for (const auto& [name, tensor] : named) archive.write(name, tensor);
-    archive.save_to(tmp.string());
-  });
+  torch::serialize::OutputArchive archive;
+  for (const auto& [name, tensor] : named) archive.write(name, tensor);
+  save_archive(dir / "weights.pt", archive);
   write_safetensors(dir / "weights.safetensors", named);
 }
 

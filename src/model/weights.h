@@ -2,6 +2,8 @@
 // Model weights on disk: weights.pt (LibTorch) and weights.safetensors (for Python users: an
 // 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then the
 // raw little-endian tensor bytes).
+#include <torch/serialize/output-archive.h>
+
 #include <filesystem>
 #include <string>
 #include <utility>
@@ -15,6 +17,9 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 
 // Writes `tensors` (any of float32/float64/bfloat16/float16/int64/int32/uint8/bool) atomically.
 void write_safetensors(const std::filesystem::path& path, const NamedTensors& tensors);
+
+// Writes a LibTorch archive atomically; a full disk is a UserError naming `path` and the cause.
+void save_archive(const std::filesystem::path& path, torch::serialize::OutputArchive& archive);
 
 // Writes weights.pt and weights.safetensors into `dir` (both atomically, float32 on the CPU).
 void save_weights(const std::filesystem::path& dir, MaskedDiffusionModel& model);

@@ -77,21 +77,29 @@ WrittenCells write_generated_cells(const fs::path& out, const WorldInfo& world, 
   Collective collective(world);
   std::optional<ShardFiles> shards;
   if (world.is_root()) shards.emplace(out, world.size);
-  H5adRowWriter writer(world.is_root() ? out : shard_path(out, world.rank));
-  const AnnData cells = make(shard, [&](const CsrMatrix& rows) { writer.append_rows(rows); });
-  if (!world.is_root()) writer.finish(numbered_rows(writer.n_rows()), cells.var, {});
+  std::optional<H5adRowWriter> writer;
+  AnnData cells;
+  try {
+    writer.emplace(world.is_root() ? out : shard_path(out, world.rank));
+    cells = make(shard, [&](const CsrMatrix& rows) { writer->append_rows(rows); });
+    if (!world.is_root()) writer->finish(numbered_rows(writer->n_rows()), cells.var, {});
+  } catch (const UserError& e) {
+    if (world.is_root()) throw;
+    // The shard's hidden name means little to the user: say whose file it was part of.
+    throw UserError(fmt::format("{} (rank {}'s share of {})", e.what(), world.rank, out.string()));
+  }
   // Every shard is complete (renamed into place) once all ranks arrive here.
   auto done = torch::ones({1}, torch::kLong);
   collective.sum_over_ranks({done});
   if (!world.is_root()) return {};
   for (size_t r = 0; r < shards->paths().size(); ++r)
-    append_shard(shards->paths()[r], static_cast<int>(r) + 1, writer);
-  if (writer.n_rows() != cells.obs.size()) {
+    append_shard(shards->paths()[r], static_cast<int>(r) + 1, *writer);
+  if (writer->n_rows() != cells.obs.size()) {
     throw std::logic_error(
-        fmt::format("the ranks made {} cells for an obs of {}", writer.n_rows(), cells.obs.size()));
+        fmt::format("the ranks made {} cells for an obs of {}", writer->n_rows(), cells.obs.size()));
   }
-  writer.finish(cells.obs, cells.var, cells.uns_strings);
-  return {writer.n_rows(), cells.var.size()};
+  writer->finish(cells.obs, cells.var, cells.uns_strings);
+  return {writer->n_rows(), cells.var.size()};
 }
 
 }  // namespace lingshu

@@ -3,8 +3,8 @@
 #include <fmt/format.h>
 #include <torch/serialize.h>
 
-#include "core/atomic_file.h"
 #include "core/error.h"
+#include "model/weights.h"
 
 namespace lingshu {
 
@@ -12,15 +12,13 @@ namespace fs = std::filesystem;
 
 void save_checkpoint(const fs::path& path, MaskedDiffusionModel& model, torch::optim::AdamW& optimizer,
                      const nlohmann::json& state) {
-  write_atomically(path, [&](const fs::path& tmp) {
-    torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
-    model->save(model_archive);
-    optimizer.save(optimizer_archive);
-    archive.write("model", model_archive);
-    archive.write("optimizer", optimizer_archive);
-    archive.write("state", c10::IValue(state.dump()));
-    archive.save_to(tmp.string());
-  });
+  torch::serialize::OutputArchive archive, model_archive, optimizer_archive;
+  model->save(model_archive);
+  optimizer.save(optimizer_archive);
+  archive.write("model", model_archive);
+  archive.write("optimizer", optimizer_archive);
+  archive.write("state", c10::IValue(state.dump()));
+  save_archive(path, archive);
 }
 
 nlohmann::json load_checkpoint(const fs::path& path, MaskedDiffusionModel& model,

@@ -316,15 +316,17 @@ void remove_stale_temporaries(const fs::path& dir) {
 
 class TrainLog {
  public:
-  explicit TrainLog(const fs::path& path) : out_(path, std::ios::app) {
-    if (!out_) throw UserError(fmt::format("cannot write the training log {}", path.string()));
+  explicit TrainLog(fs::path path) : path_(std::move(path)), out_(path_, std::ios::app) {
+    if (!out_) throw UserError(fmt::format("cannot write the training log {}", path_.string()));
   }
   void write(const nlohmann::json& line) {
     out_ << line.dump() << '\n';
     out_.flush();
+    if (!out_) throw UserError(fmt::format("cannot write the training log {} (disk full?)", path_.string()));
   }
 
  private:
+  fs::path path_;
   std::ofstream out_;
 };
 

@@ -48,6 +48,11 @@ CommandResult run_lingshu(const std::string& args) {
   return run_shell(fmt::format("'{}' {}", LINGSHU_BINARY, args));
 }
 
+CommandResult run_lingshu_with_file_limit(int64_t kib, const std::string& args) {
+  return run_shell(fmt::format("bash -c 'trap \"\" XFSZ; ulimit -f {}; exec \"$0\" \"$@\"' '{}' {}", kib,
+                               LINGSHU_BINARY, args));
+}
+
 bool python_has(const std::string& module) {
   return run_shell(fmt::format("/usr/bin/python3 -c 'import {}'", module)).exit_code == 0;
 }
