@@ -11,7 +11,7 @@ export OMP_WAIT_POLICY=PASSIVE
 mkdir -p "$out"
 cd "$out"
 [ -e sim.h5ad ] || "$lingshu" simulate --cells 2000 --genes 2000 --seed 1 -q --out sim.h5ad
-[ -e tiny/weights.pt ] || "$lingshu" train sim.h5ad --out tiny --preset tiny --condition cell_type --steps 20 \
+[ -e tiny/weights.safetensors ] || "$lingshu" train sim.h5ad --out tiny --preset tiny --condition cell_type --steps 20 \
   --seed 1 -q
 printf '%10s %14s %10s %12s\n' cells "peak RSS MiB" seconds "cells/s"
 rm -f rss.txt

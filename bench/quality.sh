@@ -38,7 +38,7 @@ generation() {
   split_halves "$real" $name
   local n_b
   n_b=${N_CELLS:-$($py -c "import anndata; print(anndata.read_h5ad('${name}_B.h5ad', backed='r').n_obs)")}
-  [ -e $name/weights.pt ] || "$lingshu" train ${name}_A.h5ad --out $name --preset small --condition cell_type \
+  [ -e $name/weights.safetensors ] || "$lingshu" train ${name}_A.h5ad --out $name --preset small --condition cell_type \
     "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads "$threads" --eval-every 200 --checkpoint-every 200
   "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-32}" --seed 0 --threads "$threads" --out ${name}_generated.h5ad
   "$lingshu" generate $name --n "$n_b" --steps 1 --seed 0 --threads "$threads" --out ${name}_one_step.h5ad
@@ -58,7 +58,7 @@ paul15() { generation paul15 "$data/paul15_mouse.h5ad"; }
 kang() {
   local real=$data/kang_ifnb.h5ad
   printf 'cell_type,condition,n_cells\nCD4T,stimulated,356\n' > kang_pairs.csv
-  [ -e kang/weights.pt ] || "$lingshu" train "$real" --out kang --preset small --condition cell_type \
+  [ -e kang/weights.safetensors ] || "$lingshu" train "$real" --out kang --preset small --condition cell_type \
     --perturbation condition --control control --holdout cell_type=CD4T,condition=stimulated \
     "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
   for b in mean additive control; do
@@ -80,7 +80,7 @@ cellline() {
     flags+=(--holdout "cell_type=$ctx,condition=$pert")
     echo "$ctx,$pert,$n" >> cellline_pairs.csv
   done
-  [ -e cellline/weights.pt ] || "$lingshu" train "$real" --out cellline --preset small --condition cell_type \
+  [ -e cellline/weights.safetensors ] || "$lingshu" train "$real" --out cellline --preset small --condition cell_type \
     --perturbation condition --control control "${flags[@]}" "${train_flags[@]}" --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
   for b in mean additive control; do
     "$lingshu" baseline $b "$real" --pairs cellline_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
@@ -108,7 +108,7 @@ for (line, target), n in obs.groupby(['cell_type', 'condition'], observed=True).
   for m in "${models[@]}"; do
     local extra=()
     [ $m = unseen_knowledge ] && extra=(--gene-knowledge "$KNOWLEDGE")
-    [ -e $m/weights.pt ] || "$lingshu" train "$real" --out $m --preset small --condition cell_type \
+    [ -e $m/weights.safetensors ] || "$lingshu" train "$real" --out $m --preset small --condition cell_type \
       --perturbation condition --control control "${flags[@]}" "${extra[@]}" "${train_flags[@]}" \
       --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
     [ $m = unseen_knowledge ] && allow=()

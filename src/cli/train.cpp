@@ -29,7 +29,7 @@ struct TrainArgs {
   std::string out, layer, genes_file, preset = ModelConfig{}.preset;
   // 0 / -1: the preset's value; patch size and tokens default as the model and tokenizer do.
   int patch_size = ModelConfig{}.patch_size, tokens = TokenizerConfig{}.n_tokens;
-  int d_model = 0, layers = 0, heads = 0, gene_dim = 0, gene_factors = -1;
+  int d_model = 0, layers = -1, heads = 0, gene_dim = 0, gene_factors = -1;
   int threads = 0;
   int nproc = 1;
   bool quiet = false;
@@ -101,7 +101,7 @@ void train_and_report(const TrainArgs& args, TrainOptions options, bool quiet) {
   options.model = ModelConfig::from_preset(args.preset);
   options.model.patch_size = args.patch_size;
   if (args.d_model > 0) options.model.d_model = args.d_model;
-  if (args.layers > 0) options.model.n_layers = args.layers;
+  if (args.layers >= 0) options.model.n_layers = args.layers;
   if (args.heads > 0) options.model.n_heads = args.heads;
   if (args.gene_dim > 0) options.model.gene_dim = args.gene_dim;
   if (args.gene_factors >= 0) options.model.gene_factors = args.gene_factors;
@@ -157,11 +157,14 @@ void setup_train(CLI::App& cmd) {
   cmd.add_option("--patch-size,-P", args->patch_size, "genes per token (1, 8, 32, ...)")
       ->capture_default_str();
   cmd.add_option("--d-model", args->d_model, "override the preset's transformer width");
-  cmd.add_option("--layers", args->layers, "override the preset's number of layers");
+  cmd.add_option(
+      "--layers", args->layers,
+      "override the preset's number of transformer layers (0: no transformer, the closed-form parts only)");
   cmd.add_option("--heads", args->heads, "override the preset's number of attention heads");
   cmd.add_option("--gene-dim", args->gene_dim, "override the preset's per-gene embedding width");
   cmd.add_option("--gene-factors", args->gene_factors,
-                 "per-gene input and output loadings: R output factors per gene (default 16; 0: none)");
+                 "R: per-gene input and output loadings, and the R cell factors whose states generated cells "
+                 "take from training cells (default 16; 0: none of them, so no cell states either)");
   cmd.add_option("--tokens", args->tokens, "value tokens per gene (count bins)")->capture_default_str();
   cmd.add_option(
       "--steps", o.steps,

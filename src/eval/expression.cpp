@@ -208,4 +208,32 @@ ExpressionPair load_expression_pair(const std::filesystem::path& real, const std
                       {real_reader.n_rows(), generated_reader.n_rows()}, cells.note);
 }
 
+void attach_training_cells(ExpressionPair& pair, const std::filesystem::path& path,
+                           const ExpressionOptions& options) {
+  H5adReadOptions read_options;
+  read_options.layer = options.layer;
+  H5adRowReader reader(path, read_options);
+  const int64_t n = options.max_cells > 0 ? std::min(reader.n_rows(), options.max_cells) : reader.n_rows();
+  const AnnData train =
+      read_chosen_rows(reader, subsample_indices(reader.n_rows(), n, rnd::derive_seed(options.seed, 3)));
+  const std::string name = path.filename().string();
+  if (train.n_obs() < 2) throw UserError(fmt::format("--train {}: need at least 2 cells", name));
+  check_values(train, name, options);
+  const SharedGenes shared = shared_genes(pair.genes, train.gene_names());
+  const auto n_pair = static_cast<int64_t>(pair.genes.size());
+  const auto n_shared = static_cast<int64_t>(shared.names.size());
+  if (2 * n_shared < n_pair) {
+    throw UserError(fmt::format(
+        "--train {}: it holds {} of the {} genes scored (e.g. {}); the copy check needs the training file of "
+        "the model that made the cells, with the same var_names",
+        name, n_shared, n_pair, first_names(pair.genes)));
+  }
+  if (n_shared < n_pair) {
+    pair.notes.push_back(fmt::format("--train {} holds {} of the {} scored genes; the copy check uses those",
+                                     name, n_shared, n_pair));
+  }
+  pair.train = log_normalize(train.X.select_cols(shared.theirs));
+  pair.train_columns = shared.ours;
+}
+
 }  // namespace lingshu

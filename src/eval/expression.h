@@ -34,6 +34,10 @@ struct ExpressionPair {
   int64_t real_genes_in_file = 0;
   int64_t generated_genes_in_file = 0;
   std::vector<std::string> notes;  // things the user should know (dropped genes, duplicates)
+  // Training cells for the copy check (attach_training_cells), log-normalised over the columns
+  // `train_columns` of `genes` that the training file has; empty when none were given.
+  CsrMatrix train;
+  std::vector<int64_t> train_columns;
 
   int64_t n_cells() const { return real.n_rows; }  // per side
   int64_t n_genes() const { return static_cast<int64_t>(genes.size()); }
@@ -49,6 +53,12 @@ ExpressionPair match_expression(const AnnData& real, const AnnData& generated,
 // Reads both .h5ad files and calls match_expression.
 ExpressionPair load_expression_pair(const std::filesystem::path& real, const std::filesystem::path& generated,
                                     const ExpressionOptions& options);
+
+// Reads at most options.max_cells cells of the training file `path` (drawn with the seed) on the
+// pair's genes, for the copy check. UserError naming the overlap when the file holds under half of
+// the pair's genes; a note when it lacks some (the copy check then uses the genes it has).
+void attach_training_cells(ExpressionPair& pair, const std::filesystem::path& path,
+                           const ExpressionOptions& options);
 
 // `k` of the indices [0, n) drawn without replacement with `seed`, in increasing order (all of them,
 // in order, when k >= n).

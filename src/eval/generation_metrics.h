@@ -81,6 +81,16 @@ struct GenerationMetrics {
   double wasserstein1 = 0;
   double ilisi = 0;
   double knn_auc = 0;
+  // A 5-NN classifier fitted on a random 70% of the pooled cells (PCA space), scored by ROC AUC on
+  // the other 30%: the definition most papers use; 0.5 = indistinguishable.
+  double classifier_auc = 0;
+  // The copy check (with training cells): median distance from each generated cell to its nearest
+  // training cell over the same median for the real cells, in a PCA fitted on the training cells.
+  // 1 = no closer to the training cells than new real cells are; well below 1 = copies. NaN without.
+  double copy_ratio = 0;
+  double copy_generated_distance = 0;
+  double copy_real_distance = 0;
+  int64_t copy_train_cells = 0;
 
   // Cell-type metrics (empty label: not computed).
   std::string label;
@@ -144,6 +154,21 @@ double mmd_gaussian(const DenseMatrix& x, const DenseMatrix& y, int n_kernels = 
 
 // Per point of the graph, the share of its neighbours for which is_marked[neighbour] is true.
 std::vector<double> marked_neighbour_fraction(const KnnGraph& graph, std::span<const uint8_t> is_marked);
+
+// The held-out kNN classifier: a seeded random `test_share` of the points is scored by the share of
+// marked points among its k nearest points of the rest; the ROC AUC of those scores.
+double knn_classifier_auc(const DenseMatrix& points, std::span<const uint8_t> is_marked, int k,
+                          double test_share, uint64_t seed);
+
+// The copy check's medians: distance from each real / generated cell to its nearest training cell,
+// in `n_pcs` principal components of the training cells (all three matrices: the same columns).
+struct CopyCheck {
+  double generated_median = 0;
+  double real_median = 0;
+  double ratio() const { return generated_median / real_median; }
+};
+CopyCheck copy_check(const CsrMatrix& train, const CsrMatrix& real, const CsrMatrix& generated, int n_pcs,
+                     uint64_t seed);
 
 // Area under the ROC curve of `scores` for labels (nonzero = positive), ties counted half
 // (= Mann-Whitney U / (n_pos n_neg)). NaN without both classes.

@@ -265,4 +265,28 @@ PcaResult pca(const CsrMatrix& matrix, const PcaOptions& options) {
   return result;
 }
 
+DenseMatrix pca_project(const PcaResult& fitted, const CsrMatrix& matrix) {
+  const int64_t R = fitted.n_components(), G = fitted.components.cols;
+  if (matrix.n_cols != G) throw std::invalid_argument("pca_project: the matrix has other genes than the fit");
+  std::vector<double> centre(static_cast<size_t>(R), 0.0);  // mean . component, subtracted from every row
+  for (int64_t r = 0; r < R; ++r) {
+    for (int64_t g = 0; g < G; ++g)
+      centre[static_cast<size_t>(r)] += fitted.mean[static_cast<size_t>(g)] * fitted.components.at(r, g);
+  }
+  DenseMatrix out(matrix.n_rows, R);
+  parallel_for(matrix.n_rows, at::get_num_threads(), 64, [&](int64_t begin, int64_t end, int) {
+    for (int64_t i = begin; i < end; ++i) {
+      const auto cols = matrix.row_indices(i);
+      const auto vals = matrix.row_values(i);
+      for (int64_t r = 0; r < R; ++r) {
+        double s = -centre[static_cast<size_t>(r)];
+        const float* component = fitted.components.data.data() + r * G;
+        for (size_t p = 0; p < cols.size(); ++p) s += static_cast<double>(vals[p]) * component[cols[p]];
+        out.at(i, r) = static_cast<float>(s);
+      }
+    }
+  });
+  return out;
+}
+
 }  // namespace lingshu

@@ -38,4 +38,7 @@ struct PcaResult {
 // so results do not depend on the SVD routine's arbitrary signs.
 PcaResult pca(const CsrMatrix& matrix, const PcaOptions& options = {});
 
+// Other cells (same genes as the fitted matrix) in a fitted PCA's space: (x - mean) components^T.
+DenseMatrix pca_project(const PcaResult& fitted, const CsrMatrix& matrix);
+
 }  // namespace lingshu

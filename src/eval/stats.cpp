@@ -26,6 +26,14 @@ std::vector<size_t> sorted_order(std::span<const double> x) {
 
 }  // namespace
 
+double median(std::vector<double> values) {
+  if (values.empty()) return std::numeric_limits<double>::quiet_NaN();
+  const auto mid = values.begin() + static_cast<std::ptrdiff_t>(values.size() / 2);
+  std::nth_element(values.begin(), mid, values.end());
+  if (values.size() % 2 == 1) return *mid;
+  return 0.5 * (*mid + *std::max_element(values.begin(), mid));
+}
+
 double pearson_correlation(std::span<const double> x, std::span<const double> y) {
   require_same_size(x, y, "pearson_correlation");
   const size_t n = x.size();

@@ -15,6 +15,9 @@ namespace lingshu {
 
 // Pearson correlation (scipy.stats.pearsonr). NaN if either vector is constant or sizes < 2.
 // Throws std::invalid_argument if the sizes differ.
+// The median (the mean of the two middle values for an even count); NaN when empty.
+double median(std::vector<double> values);
+
 double pearson_correlation(std::span<const double> x, std::span<const double> y);
 
 // 1-based ranks with ties given the mean of the ranks they span (scipy.stats.rankdata 'average').

@@ -69,8 +69,8 @@ void ModelConfig::validate() const {
                      patch_size, n_genes, n_genes));
   }
   if (n_tokens < 2 || n_tokens > 255) fail(fmt::format("{} value tokens; use 2 to 255", n_tokens));
-  if (gene_dim < 1 || d_model < 1 || n_layers < 1 || n_heads < 1 || mlp_ratio < 1) {
-    fail("widths, layer and head counts must be positive");
+  if (gene_dim < 1 || d_model < 1 || n_layers < 0 || n_heads < 1 || mlp_ratio < 1) {
+    fail("widths and head counts must be positive, layers at least 0");
   }
   if (d_model % n_heads != 0) {
     fail(fmt::format("d_model {} is not divisible by {} heads; change --d-model or --heads", d_model,

@@ -6,8 +6,7 @@
 //   MODEL_DIR/genes.json           gene names (training order), the patching order, and the
 //                                  symbols of the gene knowledge's rows (train --gene-knowledge)
 //   MODEL_DIR/conditions.json      condition fields and their vocabularies (entry 0 = NULL)
-//   MODEL_DIR/weights.pt           LibTorch weights (torch::save)
-//   MODEL_DIR/weights.safetensors  the same tensors for Python (safetensors / numpy)
+//   MODEL_DIR/weights.safetensors  the weights generate and predict load (also for Python)
 //   MODEL_DIR/checkpoint.pt        weights + optimiser + trainer state for --resume
 //   MODEL_DIR/train_log.jsonl      one JSON object per logged step
 //

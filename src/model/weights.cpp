@@ -4,6 +4,7 @@
 #include <torch/serialize.h>
 
 #include <bit>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/atomic_file.h"
@@ -79,38 +80,73 @@ void save_weights(const fs::path& dir, MaskedDiffusionModel& model) {
   for (const auto& item : model->named_parameters()) {
     named.emplace_back(item.key(), item.value().detach().to(torch::kCPU, torch::kFloat32));
   }
-  torch::serialize::OutputArchive archive;
-  for (const auto& [name, tensor] : named) archive.write(name, tensor);
-  save_archive(dir / "weights.pt", archive);
   write_safetensors(dir / "weights.safetensors", named);
 }
 
+namespace {
+
+// The header of a safetensors file: {name: {dtype, shape, data_offsets}}, offsets from the end of
+// the header.
+struct SafetensorsHeader {
+  nlohmann::json entries;
+  uint64_t data_start = 0;
+};
+
+SafetensorsHeader read_safetensors_header(std::ifstream& in, const fs::path& path) {
+  uint64_t length = 0;
+  in.read(reinterpret_cast<char*>(&length), sizeof length);
+  const auto size = fs::file_size(path);
+  if (!in || length > size - sizeof length) {
+    throw UserError(
+        fmt::format("{} is not a safetensors file (truncated or damaged); train again", path.string()));
+  }
+  std::string text(length, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(length));
+  SafetensorsHeader header;
+  header.entries = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!in || !header.entries.is_object()) {
+    throw UserError(fmt::format("{} has an unreadable header (damaged); train again", path.string()));
+  }
+  header.data_start = sizeof length + length;
+  return header;
+}
+
+}  // namespace
+
 MaskedDiffusionModel load_weights(const fs::path& dir, const ModelConfig& config,
                                   const torch::Device& device) {
-  const auto path = dir / "weights.pt";
+  const auto path = dir / "weights.safetensors";
   if (!fs::is_regular_file(path)) {
     throw UserError(
         fmt::format("{} is missing; the model directory has no trained weights yet", path.string()));
   }
+  std::ifstream in(path, std::ios::binary);
+  const SafetensorsHeader header = read_safetensors_header(in, path);
   MaskedDiffusionModel model(config);
-  torch::serialize::InputArchive archive;
-  try {
-    archive.load_from(path.string());
-    torch::NoGradGuard no_grad;
-    for (auto& item : model->named_parameters()) {
-      torch::Tensor stored;
-      archive.read(item.key(), stored);
-      if (!stored.sizes().equals(item.value().sizes())) {
-        throw UserError(
-            fmt::format("{}: tensor {} has shape {} but the config expects {}; the model "
-                        "directory is inconsistent",
-                        path.string(), item.key(), c10::str(stored.sizes()), c10::str(item.value().sizes())));
-      }
-      item.value().copy_(stored);
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const auto entry = header.entries.find(item.key());
+    if (entry == header.entries.end()) {
+      throw UserError(
+          fmt::format("{} lacks tensor {}; the model directory is inconsistent", path.string(), item.key()));
     }
-  } catch (const c10::Error& e) {
-    throw UserError(fmt::format("cannot read {} (corrupt or from another version): {}", path.string(),
-                                e.what_without_backtrace()));
+    const auto shape = entry->at("shape").get<std::vector<int64_t>>();
+    const auto offsets = entry->at("data_offsets").get<std::vector<uint64_t>>();
+    auto& value = item.value();
+    const auto bytes = static_cast<uint64_t>(value.numel()) * sizeof(float);
+    if (entry->at("dtype") != "F32" || !value.sizes().equals(shape) || offsets.size() != 2 ||
+        offsets[1] - offsets[0] != bytes) {
+      throw UserError(
+          fmt::format("{}: tensor {} is {} {} but the config expects F32 {}; the model directory is "
+                      "inconsistent",
+                      path.string(), item.key(), entry->at("dtype").dump(), entry->at("shape").dump(),
+                      c10::str(value.sizes())));
+    }
+    auto stored = torch::empty(value.sizes(), torch::kFloat32);
+    in.seekg(static_cast<std::streamoff>(header.data_start + offsets[0]));
+    in.read(static_cast<char*>(stored.data_ptr()), static_cast<std::streamsize>(bytes));
+    if (!in) throw UserError(fmt::format("{} is truncated (damaged); train again", path.string()));
+    value.copy_(stored);
   }
   model->to(device);
   model->eval();

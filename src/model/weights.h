@@ -1,7 +1,7 @@
 #pragma once
-// Model weights on disk: weights.pt (LibTorch) and weights.safetensors (for Python users: an
-// 8-byte little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then the
-// raw little-endian tensor bytes).
+// Model weights on disk: weights.safetensors, which lingshu loads and Python users open (an 8-byte
+// little-endian header length, a JSON header {name: {dtype, shape, data_offsets}}, then the raw
+// little-endian tensor bytes).
 #include <torch/serialize/output-archive.h>
 
 #include <filesystem>
@@ -21,10 +21,11 @@ void write_safetensors(const std::filesystem::path& path, const NamedTensors& te
 // Writes a LibTorch archive atomically; a full disk is a UserError naming `path` and the cause.
 void save_archive(const std::filesystem::path& path, torch::serialize::OutputArchive& archive);
 
-// Writes weights.pt and weights.safetensors into `dir` (both atomically, float32 on the CPU).
+// Writes weights.safetensors into `dir` (atomically, float32 on the CPU).
 void save_weights(const std::filesystem::path& dir, MaskedDiffusionModel& model);
 
-// A model of shape `config` with the weights of dir/weights.pt, on `device`, in eval mode.
+// A model of shape `config` with the weights of dir/weights.safetensors, on `device`, in eval mode.
+// UserError when a tensor is missing, of another shape or dtype, or the file is damaged.
 MaskedDiffusionModel load_weights(const std::filesystem::path& dir, const ModelConfig& config,
                                   const torch::Device& device = torch::kCPU);
 

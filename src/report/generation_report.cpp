@@ -83,6 +83,16 @@ void add_metrics_table(HtmlPage& page, const GenerationMetrics& m, int min_cells
   std::vector<std::vector<std::string>> rows = {
       {"kNN real-vs-generated AUC", value_text(m.knn_auc), "0.5",
        "share of generated cells among each cell's 30 nearest neighbours, as a classifier score"},
+      {"5-NN classifier AUC", value_text(m.classifier_auc), "0.5",
+       "a 5-nearest-neighbour classifier fitted on a random 70% of the pooled cells, scored on the other "
+       "30% (the definition most papers use)"},
+      {"copy check", value_text(m.copy_ratio), "1 (well below 1 = copies)",
+       std::isfinite(m.copy_ratio)
+           ? fmt::format(
+                 "median distance to the nearest of {} training cells, generated ({}) over real ({}), "
+                 "in a PCA of the training cells",
+                 m.copy_train_cells, value_text(m.copy_generated_distance), value_text(m.copy_real_distance))
+           : "needs --train: the cells the model was trained on"},
       {"MMD", value_text(m.mmd), "near 0 (real halves ~0.01)",
        "distance between the two distributions in PC space (5 Gaussian kernels)"},
       {"iLISI (scaled)", value_text(m.ilisi), "~0.93 (0 = separate)",

@@ -27,7 +27,7 @@ struct LoadedModel {
   std::string device;                                 // where the weights are: "cpu" or "cuda"
 };
 
-// Reads `dir` (metadata and weights.pt) and puts the weights on `device`. UserError when `dir` is not
+// Reads `dir` (metadata and weights.safetensors) and puts the weights on `device`. UserError when `dir` is not
 // a model directory of this format version, or CUDA is asked for but unavailable.
 LoadedModel load_model(const std::filesystem::path& dir, const std::string& device = "cpu");
 

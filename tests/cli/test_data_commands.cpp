@@ -1,4 +1,4 @@
-// `lingshu info`, `simulate` and `convert` run as a user would, checked with anndata.
+// `lingshu info`, `simulate`, `convert` and `split` run as a user would, checked with anndata.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
@@ -226,6 +226,35 @@ TEST(DataCommands, BadInputsFailWithOneLine) {
   expect_one_line_error(
       run_lingshu(fmt::format("simulate --cells 10 --genes 10 --out '{}'", (dir / "x.csv").string())),
       ".h5ad");
+}
+
+TEST(DataCommands, SplitPartitionsTheCellsAtRandom) {
+  REQUIRE_ANNDATA();
+  TempDir dir;
+  const auto all = dir / "all.h5ad", a = dir / "a.h5ad", b = dir / "b.h5ad";
+  ASSERT_EQ(run_lingshu(fmt::format("simulate --cells 101 --genes 30 --seed 2 -q --out '{}'", all.string()))
+                .exit_code,
+            0);
+  const auto result = run_lingshu(
+      fmt::format("split '{}' --out '{}' --rest '{}' --seed 3", all.string(), a.string(), b.string()));
+  ASSERT_EQ(result.exit_code, 0) << result.output;
+  // Every cell in exactly one part, with its counts and obs; the drawn half is not the first half.
+  const auto check = run_python(fmt::format(R"(
+import anndata, numpy as np
+full, a, b = (anndata.read_h5ad(p) for p in ('{}', '{}', '{}'))
+assert (a.n_obs, b.n_obs) == (50, 51), (a.n_obs, b.n_obs)
+assert set(a.obs_names).isdisjoint(b.obs_names)
+assert sorted(list(a.obs_names) + list(b.obs_names)) == sorted(full.obs_names)
+assert list(a.obs_names) != list(full.obs_names[:50])
+both = anndata.concat([a, b])[full.obs_names]
+assert (both.X != full.X).nnz == 0
+assert (both.obs['cell_type'].astype(str) == full.obs['cell_type'].astype(str)).all()
+)",
+                                            all.string(), a.string(), b.string()));
+  EXPECT_EQ(check.exit_code, 0) << check.output;
+  expect_one_line_error(run_lingshu(fmt::format("split '{}' --out '{}' --rest '{}' --fraction 0.001",
+                                                all.string(), a.string(), b.string())),
+                        "leaves a part empty");
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// `lingshu eval generation` and `lingshu baseline independent` run as a user would: outputs that
+// `lingshu eval generation` and `lingshu baseline independent|factor` run as a user would: outputs that
 // parse, and one clear line with a non-zero exit for inputs a user can fix.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -147,6 +147,46 @@ TEST(BaselineIndependentCli, WritesCellsWithTypesAndRefusesUnknownLabels) {
 
   expect_one_line_error(run_lingshu(fmt::format("baseline independent '{}' --label celltype --out '{}'",
                                                 files.real.string(), (files.dir / "x.h5ad").string())),
+                        "no obs column 'celltype'");
+}
+
+TEST(EvalGenerationCli, CopyCheckAgainstTheTrainingCells) {
+  Files files;
+  // The "generated" half scored with itself as the training cells: every cell a copy (ratio 0);
+  // with the real half as training cells instead, new cells (ratio about 1).
+  const auto copies = files.dir / "copies.json", fresh = files.dir / "fresh.json";
+  const auto command = [&](const std::filesystem::path& train, const std::filesystem::path& out) {
+    return fmt::format("eval generation '{}' '{}' --train '{}' -q --out '{}'", files.real.string(),
+                       files.generated.string(), train.string(), out.string());
+  };
+  ASSERT_EQ(run_lingshu(command(files.generated, copies)).exit_code, 0);
+  ASSERT_EQ(run_lingshu(command(files.real, fresh)).exit_code, 0);
+  const auto ratio = [](const std::filesystem::path& p) {
+    return nlohmann::json::parse(read_text(p))["copy_ratio"].get<double>();
+  };
+  EXPECT_LT(ratio(copies), 0.05);
+  EXPECT_NEAR(ratio(fresh), 1.0, 0.25);
+  // A training file of other genes: one line naming the overlap.
+  const auto other = files.dir / "other.h5ad";
+  AnnData renamed = files.generated_data;
+  for (auto& gene : renamed.var.index) gene = "other_" + gene;
+  write_h5ad(other, renamed);
+  expect_one_line_error(run_lingshu(command(other, fresh)), "holds 0 of the 300 genes scored");
+}
+
+TEST(BaselineFactorCli, WritesCellsWithTypesAndNotesReducedFactors) {
+  Files files;
+  const auto out = files.dir / "factor.h5ad";
+  const auto r =
+      run_lingshu(fmt::format("baseline factor '{}' --label cell_type --n 50 --factors 150 --out '{}'",
+                              files.real.string(), out.string()));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("factors instead of 150"), std::string::npos) << r.output;
+  const AnnData made = read_h5ad(out);
+  EXPECT_EQ(made.n_obs(), 50);
+  ASSERT_NE(made.obs.find("cell_type"), nullptr);
+  expect_one_line_error(run_lingshu(fmt::format("baseline factor '{}' --label celltype --out '{}'",
+                                                files.real.string(), out.string())),
                         "no obs column 'celltype'");
 }
 

@@ -92,7 +92,7 @@ TEST(FullDisk, TrainKeepsThePreviousCheckpointAndGenerateStopsCleanly) {
   const auto model = dir / "model";
   const std::string train = fmt::format("train {} --out {} {}", data.string(), model.string(), kTiny);
   ASSERT_EQ(testing::run_lingshu(train + " --steps 4").exit_code, 0);
-  const auto weights_before = fs::file_size(model / "weights.pt");
+  const auto weights_before = fs::file_size(model / "weights.safetensors");
 
   // More steps with too little room for the next checkpoint: it fails, the earlier one stays.
   auto r = testing::run_lingshu_with_file_limit(64, train + " --steps 8 --resume");
@@ -100,7 +100,7 @@ TEST(FullDisk, TrainKeepsThePreviousCheckpointAndGenerateStopsCleanly) {
   EXPECT_NE(r.output.find("File too large"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(model.string()), std::string::npos) << r.output;
   EXPECT_TRUE(hidden_files(model).empty()) << hidden_files(model).front();
-  EXPECT_EQ(fs::file_size(model / "weights.pt"), weights_before);
+  EXPECT_EQ(fs::file_size(model / "weights.safetensors"), weights_before);
 
   // Once there is room again, --resume continues from the checkpoint that was kept.
   r = testing::run_lingshu(train + " --steps 8 --resume");

@@ -41,10 +41,11 @@ TEST(TrainGenerateCli, TrainThenGenerateWritesCountsAnndataReads) {
   auto r = testing::run_lingshu(
       fmt::format("train {} --out {} {} --steps 6", data.string(), model.string(), kTiny));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* f : {"config.json", "tokenizer.json", "genes.json", "conditions.json", "weights.pt",
-                        "weights.safetensors", "checkpoint.pt", "train_log.jsonl"}) {
+  for (const char* f : {"config.json", "tokenizer.json", "genes.json", "conditions.json", "weights.safetensors",
+                        "checkpoint.pt", "train_log.jsonl"}) {
     EXPECT_TRUE(fs::exists(model / f)) << f;
   }
+  EXPECT_FALSE(fs::exists(model / "weights.pt")) << "one weights file: safetensors";
   const auto out = dir / "gen.h5ad";
   r = testing::run_lingshu(
       fmt::format("generate {} --n 9 --steps 4 --batch-size 4 --seed 2 --threads 1 -q --out {}",

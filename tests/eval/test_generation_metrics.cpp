@@ -6,10 +6,12 @@
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <sstream>
 
 #include "core/error.h"
+#include "data/preprocess.h"
 #include "data/simulator.h"
 #include "eval/expression.h"
 #include "eval/generation_metrics.h"
@@ -422,6 +424,54 @@ TEST(GenerationEvaluate, TransfersLabelsWhenTheGeneratedFileHasNone) {
                "type_" + std::to_string(real.truth.cell_type[static_cast<size_t>(second[i])]);
   }
   EXPECT_GT(static_cast<double>(correct) / static_cast<double>(second.size()), 0.9);
+}
+
+TEST(GenerationStats, HeldOutClassifierAucOnMixedAndSeparatedToyData) {
+  const DenseMatrix a = gaussian_cloud(500, 6, 0.0, 1.0, 31);
+  std::vector<uint8_t> is_b(1000, 0);
+  std::fill(is_b.begin() + 500, is_b.end(), 1);
+  const double mixed =
+      knn_classifier_auc(stack_rows(a, gaussian_cloud(500, 6, 0.0, 1.0, 32)), is_b, 5, 0.3, 1);
+  EXPECT_NEAR(mixed, 0.5, 0.07);
+  EXPECT_DOUBLE_EQ(knn_classifier_auc(stack_rows(a, gaussian_cloud(500, 6, 25.0, 1.0, 33)), is_b, 5, 0.3, 1),
+                   1.0);
+  // Half way: partly separable, between the two.
+  const double shifted =
+      knn_classifier_auc(stack_rows(a, gaussian_cloud(500, 6, 0.6, 1.0, 34)), is_b, 5, 0.3, 1);
+  EXPECT_GT(shifted, mixed + 0.1);
+  EXPECT_LT(shifted, 0.99);
+}
+
+// The copy check: generated cells that are the training cells sit at distance 0 from them; new
+// cells of the same distribution sit as far from them as the real held-out cells do.
+TEST(GenerationEvaluate, CopyCheckTellsCopiesFromNewCells) {
+  SimulatorConfig c;
+  c.n_cells = 900;
+  c.n_genes = 200;
+  c.n_cell_types = 3;
+  c.seed = 12;
+  const Simulation all = simulate(c);
+  std::vector<int64_t> train_rows, real_rows, new_rows;
+  for (int64_t i = 0; i < all.data.n_obs(); ++i)
+    (i % 3 == 0 ? train_rows : i % 3 == 1 ? real_rows : new_rows).push_back(i);
+  const AnnData train = all.data.select_cells(train_rows);
+  const auto score = [&](const AnnData& generated) {
+    ExpressionPair pair = match_expression(all.data.select_cells(real_rows), generated, {});
+    pair.train = log_normalize(train.X);
+    pair.train_columns.resize(static_cast<size_t>(pair.n_genes()));
+    std::iota(pair.train_columns.begin(), pair.train_columns.end(), 0);
+    return evaluate_generation(pair, {}).metrics;
+  };
+  const GenerationMetrics copies = score(train);
+  EXPECT_NEAR(copies.copy_generated_distance, 0.0, 1e-3);
+  EXPECT_LT(copies.copy_ratio, 0.01);
+  EXPECT_EQ(copies.copy_train_cells, 300);
+  const GenerationMetrics fresh = score(all.data.select_cells(new_rows));
+  EXPECT_NEAR(fresh.copy_ratio, 1.0, 0.1);
+  EXPECT_NEAR(fresh.classifier_auc, 0.5, 0.1);
+  const nlohmann::json j = to_json(fresh);
+  EXPECT_DOUBLE_EQ(j["copy_ratio"].get<double>(), fresh.copy_ratio);
+  EXPECT_DOUBLE_EQ(j["classifier_auc"].get<double>(), fresh.classifier_auc);
 }
 
 }  // namespace

@@ -1,8 +1,9 @@
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <fmt/format.h>
-
+#include <filesystem>
+#include <fstream>
 #include <sstream>
 
 #include "core/error.h"
@@ -43,6 +44,21 @@ TEST(Weights, ShapeMismatchOrMissingFileIsAUserError) {
   EXPECT_THROW(load_weights(dir.path(), wider), UserError);
 }
 
+TEST(Weights, ATruncatedOrDamagedFileIsAUserError) {
+  testing::TempDir dir;
+  MaskedDiffusionModel model(small_shape());
+  save_weights(dir.path(), model);
+  const auto path = dir / "weights.safetensors";
+  const auto size = std::filesystem::file_size(path);
+  std::filesystem::resize_file(path, size - 100);  // the last tensor's bytes cut short
+  EXPECT_THROW(load_weights(dir.path(), small_shape()), UserError);
+  std::filesystem::resize_file(path, 4);  // not even the header length
+  EXPECT_THROW(load_weights(dir.path(), small_shape()), UserError);
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      << std::string("\x10\0\0\0\0\0\0\0not json here!!!", 24);
+  EXPECT_THROW(load_weights(dir.path(), small_shape()), UserError);
+}
+
 TEST(Weights, SafetensorsIsReadableFromPythonWithTheSameValues) {
   if (!testing::python_has("numpy")) GTEST_SKIP() << "/usr/bin/python3 has no numpy";
   testing::TempDir dir;
@@ -64,7 +80,7 @@ for name in ['head.weight', 'blocks.1.mlp_in.bias', 'gene_emb']:
     print(name, ' '.join(str(s) for s in t.shape), repr(float(t.astype(np.float64).sum())), repr(float(t.flat[-1])))
 print('tensors', len(header))
 )",
-                                (dir / "weights.safetensors").string());
+                                  (dir / "weights.safetensors").string());
   const auto result = testing::run_python(script);
   ASSERT_EQ(result.exit_code, 0) << result.output;
   std::istringstream lines(result.output);
