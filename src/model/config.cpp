@@ -15,12 +15,13 @@ struct Preset {
   int gene_dim, d_model, n_layers, n_heads;
   const char* meant_for;
 };
-// Widths chosen for ~430 tokens per cell at P = 32 (pbmc3k's 13,714 genes): `small` trains a few
-// epochs of pbmc3k in 35-45 minutes on two shared CPU cores (about 5 cells/s); `base` and `large`
-// are meant for a GPU.
+// Widths chosen for ~430 tokens per cell at P = 32 (pbmc3k's 13,714 genes). `small`, the default,
+// has no transformer layers: at equal wall time 3 layers scored the same on pbmc3k, paul15 and Kang
+// (BENCHMARKS.md, "What each part contributes") at half the training and 0.6x the sampling speed,
+// so the default stops paying for them; `base` and `large` keep theirs for a GPU.
 constexpr Preset kPresets[] = {
     {"tiny", 8, 64, 2, 2, "tests, smoke runs"},
-    {"small", 16, 128, 3, 4, "CPU: pbmc3k-sized data in well under an hour"},
+    {"small", 16, 128, 0, 4, "CPU, the default: no transformer layers (--layers 3 adds them)"},
     {"base", 32, 512, 8, 8, "GPU"},
     {"large", 64, 1024, 16, 16, "GPU"},
 };

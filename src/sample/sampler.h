@@ -24,14 +24,14 @@ enum class UnmaskSchedule { Linear, Cosine };
 
 // The defaults are `lingshu generate`'s (SamplingSettings in generate.h): the ancestral sampler.
 struct SamplerOptions {
-  int steps = 32;
+  int steps = 1;
   double temperature = 1.0;  // 0: always the most likely value
   UnmaskOrder order = UnmaskOrder::Random;
   UnmaskSchedule schedule = UnmaskSchedule::Cosine;
 };
 
-// Maps the current tokens z [B, L] to float logits [B, L, K]. The plain model, or (later) a
-// guided combination of conditional and unconditional passes.
+// Maps the current tokens z [B, L] to float logits [B, L, K]: the plain model, or a guided
+// combination of conditional and unconditional passes.
 using Denoiser = std::function<torch::Tensor(const torch::Tensor& z)>;
 
 // The same logits at chosen genes only: (z, rows [M], positions [M]) -> float logits [M, K]. With

@@ -152,15 +152,22 @@ TEST(BaselineIndependentCli, WritesCellsWithTypesAndRefusesUnknownLabels) {
 
 TEST(EvalGenerationCli, CopyCheckAgainstTheTrainingCells) {
   Files files;
-  // The "generated" half scored with itself as the training cells: every cell a copy (ratio 0);
-  // with the real half as training cells instead, new cells (ratio about 1).
+  // Half of the "generated" cells serve as the training cells. Scoring those same cells: every one a
+  // copy (ratio 0). Scoring the other half: new cells, as far from the training cells as the real
+  // cells are (ratio about 1).
+  std::vector<int64_t> first, second;
+  for (int64_t i = 0; i < files.generated_data.n_obs(); ++i) (i % 2 ? second : first).push_back(i);
+  const auto train = files.dir / "train.h5ad", unseen = files.dir / "unseen.h5ad";
+  write_h5ad(train, files.generated_data.select_cells(first));
+  write_h5ad(unseen, files.generated_data.select_cells(second));
   const auto copies = files.dir / "copies.json", fresh = files.dir / "fresh.json";
-  const auto command = [&](const std::filesystem::path& train, const std::filesystem::path& out) {
+  const auto command = [&](const std::filesystem::path& generated, const std::filesystem::path& training,
+                           const std::filesystem::path& out) {
     return fmt::format("eval generation '{}' '{}' --train '{}' -q --out '{}'", files.real.string(),
-                       files.generated.string(), train.string(), out.string());
+                       generated.string(), training.string(), out.string());
   };
-  ASSERT_EQ(run_lingshu(command(files.generated, copies)).exit_code, 0);
-  ASSERT_EQ(run_lingshu(command(files.real, fresh)).exit_code, 0);
+  ASSERT_EQ(run_lingshu(command(train, train, copies)).exit_code, 0);
+  ASSERT_EQ(run_lingshu(command(unseen, train, fresh)).exit_code, 0);
   const auto ratio = [](const std::filesystem::path& p) {
     return nlohmann::json::parse(read_text(p))["copy_ratio"].get<double>();
   };
@@ -171,7 +178,7 @@ TEST(EvalGenerationCli, CopyCheckAgainstTheTrainingCells) {
   AnnData renamed = files.generated_data;
   for (auto& gene : renamed.var.index) gene = "other_" + gene;
   write_h5ad(other, renamed);
-  expect_one_line_error(run_lingshu(command(other, fresh)), "holds 0 of the 300 genes scored");
+  expect_one_line_error(run_lingshu(command(unseen, other, fresh)), "holds 0 of the 300 genes scored");
 }
 
 TEST(BaselineFactorCli, WritesCellsWithTypesAndNotesReducedFactors) {
