@@ -1,8 +1,17 @@
 #include "train/cell_state_bank.h"
 
 #include <ATen/ATen.h>
+#include <torch/utils.h>
 
+#include <algorithm>
+#include <map>
+#include <numeric>
 #include <tuple>
+
+#include "model/model.h"
+#include "train/batch_loader.h"
+#include "train/condition_inputs.h"
+#include "train/prepare_run.h"
 
 namespace lingshu {
 
@@ -13,6 +22,29 @@ torch::Tensor within_group(const torch::Tensor& x, const torch::Tensor& group, i
   const auto sizes =
       at::zeros({n_groups}, x.options()).index_add_(0, group, at::ones({x.size(0)}, x.options()));
   return x - (sums / sizes.unsqueeze(1)).index_select(0, group);
+}
+
+// Up to kCellScoreBank training cells (indices into them, ascending), the same share of each label
+// combination (evenly spaced within it), so that every combination's cells have states to draw from.
+std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
+  std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
+  for (size_t r = 0; r < run.train_rows.size(); ++r) {
+    std::vector<int64_t> key;
+    for (const auto& codes : run.train_codes) key.push_back(codes[r]);
+    by_labels[key].push_back(static_cast<int64_t>(r));
+  }
+  const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellScoreBank /
+                                              static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
+  std::vector<int64_t> cells;
+  for (const auto& [labels, members] : by_labels) {
+    const auto group = static_cast<int64_t>(members.size());
+    const int64_t n = std::min(group, quota);
+    for (int64_t i = 0;
+         i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank; ++i)
+      cells.push_back(members[static_cast<size_t>(i * group / n)]);
+  }
+  std::sort(cells.begin(), cells.end());
+  return cells;
 }
 }  // namespace
 
@@ -34,6 +66,35 @@ ReliableCellStates reliable_cell_states(const torch::Tensor& scores, const torch
   const auto reliability = (2 * r / (1 + r)).nan_to_num(1.0).clamp(0.0, 1.0);
   const auto states = x - deviation + deviation * reliability.sqrt().unsqueeze(0);
   return {states.to(scores.scalar_type()), reliability.to(at::kFloat)};
+}
+
+std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+                                           const torch::Device& device) {
+  if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return {};
+  const auto cells = cell_score_bank_cells(run);
+  const auto n = static_cast<int64_t>(cells.size());
+  const auto counts = run.counts->read(pick(run.train_rows, cells));
+  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n).to(device);
+  const int64_t mask = run.meta.config.n_tokens;
+  const auto odd = (torch::arange(run.meta.config.n_positions(), device) % 2).eq(1).unsqueeze(0);
+  torch::NoGradGuard no_grad;
+  std::vector<torch::Tensor> scores, half_a, half_b;
+  constexpr int64_t kChunk = 64;
+  for (int64_t begin = 0; begin < n; begin += kChunk) {
+    const int64_t size = std::min(kChunk, n - begin);
+    std::vector<int64_t> chunk(static_cast<size_t>(size));
+    std::iota(chunk.begin(), chunk.end(), begin);
+    const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching).to(device);
+    const auto labels = conditions.slice(0, begin, begin + size);
+    scores.push_back(model->cell_scores(tokens, labels));
+    half_a.push_back(model->cell_scores(tokens.masked_fill(odd, mask), labels));
+    half_b.push_back(model->cell_scores(tokens.masked_fill(odd.logical_not(), mask), labels));
+  }
+  const auto bank =
+      reliable_cell_states(torch::cat(scores), torch::cat(half_a), torch::cat(half_b), conditions);
+  model->set_cell_score_bank(bank.states, conditions);
+  const auto reliability = bank.reliability.cpu().contiguous();
+  return {reliability.data_ptr<float>(), reliability.data_ptr<float>() + reliability.numel()};
 }
 
 }  // namespace lingshu

@@ -11,9 +11,17 @@
 // full gene set (Spearman-Brown, 2r / (1 + r)), is the factor's reliability. Deviations from the
 // combination's mean are then scaled by its square root, so the banked states vary as much as the
 // states do, not as much as their noisy readings.
+//
+// The bank is refreshed from the training cells before each save of the weights, so that the
+// states generation draws from are those of the weights it is given.
 #include <torch/types.h>
 
+#include <vector>
+
 namespace lingshu {
+
+class MaskedDiffusionModel;  // model/model.h, kept out of this header (tests include it)
+struct PreparedRun;          // train/prepare_run.h
 
 struct ReliableCellStates {
   torch::Tensor states;       // [N, R] the scores with each factor's noise share taken out
@@ -24,5 +32,11 @@ struct ReliableCellStates {
 // halves of them; labels: [N, F] label codes (cells with equal rows share a combination).
 ReliableCellStates reliable_cell_states(const torch::Tensor& scores, const torch::Tensor& half_a,
                                         const torch::Tensor& half_b, const torch::Tensor& labels);
+
+// Sets the model's bank to the states of up to kCellScoreBank training cells (read from every
+// gene, their noise share taken out as above) and their labels. Returns each factor's reliability
+// (empty without cell factors, when nothing is banked).
+std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+                                           const torch::Device& device);
 
 }  // namespace lingshu

@@ -189,6 +189,89 @@ torch::Tensor proportional_fitting_step(const torch::Tensor& logits, const torch
   const auto has_cells = (at::zeros({observed.size(0)}, at::kDouble).index_add_(0, group_of, cells) > 0);
   return at::where(has_cells.view({-1, 1, 1}), observed.log() - expected.clamp_min(1e-300).log(), 0.0);
 }
+
+// Cell size within combinations, by maximum likelihood jointly with the combinations' own
+// log-marginals (iterative proportional fitting): size bins split every cell type into small
+// groups whose averaged log-frequencies would blend the types and under-count rare values;
+// summing counts before taking logs does neither. Each combination's `prior_cells` pseudo-cells
+// of its parent's marginals (its shrinkage without size) are spread over its size bins by their
+// cells: both margins then come from one table, so the fit has a fixed point. Pseudo-cells of the
+// combination's own marginals instead left rare values of a bin almost unsmoothed (held-out
+// masked cross-entropy of the start on pbmc3k 0.232 against 0.225).
+// n: [C, L, K] token counts of the combinations of every field, bin_of [C] their size bin (of
+// n_bins) and merged_of [C] their combination of the label fields, whose log-marginals minus the
+// overall ones (`target`) are refined in place when fit_labels. Returns the size shifts [n_bins, L, K].
+torch::Tensor library_shift(const torch::Tensor& n, const torch::Tensor& bin_of, int64_t n_bins,
+                            const torch::Tensor& merged_of, const torch::Tensor& overall,
+                            const torch::Tensor& prior_by_label, const torch::Tensor& observed_by_label,
+                            const torch::Tensor& cells_by_label, double prior_cells, torch::Tensor& target,
+                            bool fit_labels) {
+  const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
+  const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
+  const auto weight = cells + pseudo;  // a combination's groups add up to observed_by_label
+  auto shift = at::zeros({n_bins, n.size(1), n.size(2)}, at::kDouble);
+  // Genes do not interact in the fit, so it runs a slice of genes at a time: whole [C, genes,
+  // tokens] temporaries took 10 GB on pbmc3k's 160 (type, size) combinations x 13,714 genes.
+  const int64_t genes = n.size(1);
+  const int64_t slice = std::max<int64_t>(1, kFitElements / std::max<int64_t>(1, n.size(0) * n.size(2)));
+  for (int64_t g0 = 0; g0 < genes; g0 += slice) {
+    const int64_t w = std::min(slice, genes - g0);
+    const auto part = [&](const torch::Tensor& t) { return t.narrow(1, g0, w); };  // views
+    const auto smoothed = part(n) + pseudo.view({-1, 1, 1}) * part(prior_by_label).index_select(0, merged_of);
+    const auto observed_by_bin =
+        at::zeros({n_bins, w, n.size(2)}, at::kDouble).index_add_(0, bin_of, smoothed);
+    const auto overall_part = overall.narrow(0, g0, w);
+    auto bin_shift = part(shift);
+    auto label_shift = part(target);
+    const auto logits = [&] {
+      return overall_part + label_shift.index_select(0, merged_of) + bin_shift.index_select(0, bin_of);
+    };
+    for (int round = 0; round < kBackfitRounds; ++round) {
+      bin_shift += proportional_fitting_step(logits(), weight, bin_of, observed_by_bin);
+      bin_shift[0].zero_();
+      if (fit_labels)
+        label_shift += proportional_fitting_step(logits(), weight, merged_of, part(observed_by_label));
+    }
+  }
+  return shift;
+}
+
+// With a state, contexts and states by least squares on each state's pooled marginals, and the
+// perturbation labels by maximum likelihood on top (iterative proportional fitting): a label's
+// tilt matches the token counts of all its cells, summed over contexts, to what their states
+// expect. Averaged over a state's (context, perturbation) groups of 60-100 cells, log-frequencies
+// under-weighted every non-zero value, and a context's perturbed state alone (or with an unseen
+// perturbation) came out at half the size of its perturbed cells.
+// columns and label_vocab: per label field in nesting order (contexts, state, perturbation), each
+// combination's label and the field's vocabulary. Returns the shifts of those fields, in that order.
+std::vector<torch::Tensor> state_shifts(const torch::Tensor& overall, const torch::Tensor& target,
+                                        const torch::Tensor& cells_by_label,
+                                        const std::vector<torch::Tensor>& columns,
+                                        const std::vector<int64_t>& label_vocab, int64_t state_vocab) {
+  const auto fitted_counts = at::softmax(overall + target, -1) * cells_by_label.view({-1, 1, 1});
+  const size_t n_outer = columns.size() - 1;  // contexts and state: the perturbation is last
+  const auto& state_of = columns[n_outer - 1];
+  const auto by_state = at::zeros({state_vocab, target.size(1), target.size(2)}, at::kDouble)
+                            .index_add_(0, state_of, fitted_counts);
+  const auto state_cells = by_state.select(1, 0).sum(-1).clamp_min(1e-12).view({-1, 1, 1});
+  const auto pooled = (by_state / state_cells).clamp_min(kFloor).log().index_select(0, state_of) - overall;
+  auto shifts = least_squares_shifts(
+      pooled, cells_by_label, {columns.begin(), columns.begin() + static_cast<std::ptrdiff_t>(n_outer)},
+      {label_vocab.begin(), label_vocab.begin() + static_cast<std::ptrdiff_t>(n_outer)});
+  auto base = overall.expand_as(target).clone();
+  for (size_t i = 0; i < n_outer; ++i) base += shifts[i].index_select(0, columns[i]);
+  const auto& label_of = columns[n_outer];
+  const auto observed = at::zeros({label_vocab[n_outer], target.size(1), target.size(2)}, at::kDouble)
+                            .index_add_(0, label_of, fitted_counts);
+  auto tilt = at::zeros_like(observed);
+  for (int round = 0; round < kBackfitRounds; ++round) {
+    tilt +=
+        proportional_fitting_step(base + tilt.index_select(0, label_of), cells_by_label, label_of, observed);
+    tilt[0].zero_();
+  }
+  shifts.push_back(tilt);
+  return shifts;
+}
 }  // namespace
 
 std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Tokenizer& tokenizer,
@@ -218,7 +301,6 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
       at::zeros({static_cast<int64_t>(by_label.labels.size()), n.size(1), n.size(2)}, at::kDouble)
           .index_add_(0, merged_of, n);
   const auto q = overall.exp();
-  const auto cells = n.select(1, 0).sum(-1);  // [C]: every gene's tokens add up to the cells
   const auto cells_by_label = n_by_label.select(1, 0).sum(-1);
   const auto prior_by_label =
       nested_priors(codes, parent_levels(label_fields, roles), by_label.of_row, n_by_label, q, prior_cells);
@@ -232,44 +314,11 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
                 overall;
 
   std::vector<torch::Tensor> shift(F);
-  // Cell size within combinations, by maximum likelihood jointly with the combinations' own
-  // log-marginals (iterative proportional fitting): size bins split every cell type into small
-  // groups whose averaged log-frequencies would blend the types and under-count rare values;
-  // summing counts before taking logs does neither. Each combination's `prior_cells` pseudo-cells
-  // of its parent's marginals (its shrinkage without size) are spread over its size bins by their
-  // cells: both margins then come from one table, so the fit has a fixed point. Pseudo-cells of the
-  // combination's own marginals instead left rare values of a bin almost unsmoothed (held-out
-  // masked cross-entropy of the start on pbmc3k 0.232 against 0.225).
   if (roles.library >= 0) {
     const auto lib = static_cast<size_t>(roles.library);
-    const auto bin_of = label_columns(all, F)[lib];
-    const auto pseudo = prior_cells * cells / cells_by_label.index_select(0, merged_of);  // [C]
-    const auto weight = cells + pseudo;  // a combination's groups add up to observed_by_label
-    shift[lib] = at::zeros({vocab_sizes[lib], n.size(1), n.size(2)}, at::kDouble);
-    // Genes do not interact in the fit, so it runs a slice of genes at a time: whole [C, genes,
-    // tokens] temporaries took 10 GB on pbmc3k's 160 (type, size) combinations x 13,714 genes.
-    const int64_t genes = n.size(1);
-    const int64_t slice = std::max<int64_t>(1, kFitElements / std::max<int64_t>(1, n.size(0) * n.size(2)));
-    for (int64_t g0 = 0; g0 < genes; g0 += slice) {
-      const int64_t w = std::min(slice, genes - g0);
-      const auto part = [&](const torch::Tensor& t) { return t.narrow(1, g0, w); };  // views
-      const auto smoothed =
-          part(n) + pseudo.view({-1, 1, 1}) * part(prior_by_label).index_select(0, merged_of);
-      const auto observed_by_bin =
-          at::zeros({vocab_sizes[lib], w, n.size(2)}, at::kDouble).index_add_(0, bin_of, smoothed);
-      const auto overall_part = overall.narrow(0, g0, w);
-      auto bin_shift = part(shift[lib]);
-      auto label_shift = part(target);
-      const auto logits = [&] {
-        return overall_part + label_shift.index_select(0, merged_of) + bin_shift.index_select(0, bin_of);
-      };
-      for (int round = 0; round < kBackfitRounds; ++round) {
-        bin_shift += proportional_fitting_step(logits(), weight, bin_of, observed_by_bin);
-        bin_shift[0].zero_();
-        if (!label_fields.empty())
-          label_shift += proportional_fitting_step(logits(), weight, merged_of, part(observed_by_label));
-      }
-    }
+    shift[lib] =
+        library_shift(n, label_columns(all, F)[lib], vocab_sizes[lib], merged_of, overall, prior_by_label,
+                      observed_by_label, cells_by_label, prior_cells, target, !label_fields.empty());
   }
   const auto columns = label_columns(by_label, label_fields.size());
   std::vector<int64_t> label_vocab;
@@ -285,38 +334,10 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
     const auto fitted = least_squares_shifts(target, reliability, columns, label_vocab);
     for (size_t i = 0; i < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
   } else {
-    // With a state, contexts and states by least squares on each state's pooled marginals, and the
-    // perturbation labels by maximum likelihood on top (iterative proportional fitting): a label's
-    // tilt matches the token counts of all its cells, summed over contexts, to what their states
-    // expect. Averaged over a state's (context, perturbation) groups of 60-100 cells, log-frequencies
-    // under-weighted every non-zero value, and a context's perturbed state alone (or with an unseen
-    // perturbation) came out at half the size of its perturbed cells.
-    const auto fitted_counts = at::softmax(overall + target, -1) * cells_by_label.view({-1, 1, 1});
-    const size_t n_outer = label_fields.size() - 1;  // contexts and state: the perturbation is last
-    const auto& state_of = columns[n_outer - 1];
-    const auto by_state =
-        at::zeros({vocab_sizes[static_cast<size_t>(roles.state)], n.size(1), n.size(2)}, at::kDouble)
-            .index_add_(0, state_of, fitted_counts);
-    const auto state_cells = by_state.select(1, 0).sum(-1).clamp_min(1e-12).view({-1, 1, 1});
-    const auto pooled = (by_state / state_cells).clamp_min(kFloor).log().index_select(0, state_of) - overall;
-    const auto outer = least_squares_shifts(
-        pooled, cells_by_label, {columns.begin(), columns.begin() + static_cast<std::ptrdiff_t>(n_outer)},
-        {label_vocab.begin(), label_vocab.begin() + static_cast<std::ptrdiff_t>(n_outer)});
-    auto base = overall.expand_as(target).clone();
-    for (size_t i = 0; i < n_outer; ++i) {
-      shift[label_fields[i]] = outer[i];
-      base += outer[i].index_select(0, columns[i]);
-    }
-    const auto& label_of = columns[n_outer];
-    const auto observed = at::zeros({label_vocab[n_outer], n.size(1), n.size(2)}, at::kDouble)
-                              .index_add_(0, label_of, fitted_counts);
-    auto& tilt = shift[static_cast<size_t>(roles.perturbation)];
-    tilt = at::zeros_like(observed);
-    for (int round = 0; round < kBackfitRounds; ++round) {
-      tilt += proportional_fitting_step(base + tilt.index_select(0, label_of), cells_by_label, label_of,
-                                        observed);
-      tilt[0].zero_();
-    }
+    const auto fitted = state_shifts(overall, target, cells_by_label, columns, label_vocab,
+                                     vocab_sizes[static_cast<size_t>(roles.state)]);
+    for (size_t i = 0; i + 1 < label_fields.size(); ++i) shift[label_fields[i]] = fitted[i];
+    shift[static_cast<size_t>(roles.perturbation)] = fitted.back();
   }
   std::vector<torch::Tensor> out;
   for (auto& s : shift) out.push_back(s.to(at::kFloat));

@@ -13,16 +13,12 @@
 #include <cmath>
 #include <fstream>
 #include <limits>
-#include <map>
-#include <numeric>
 #include <optional>
-#include <random>
 
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/seed.h"
-#include "data/counts_check.h"
-#include "data/gene_knowledge.h"
+#include "data/conditions.h"
 #include "model/model.h"
 #include "model/model_dir.h"
 #include "model/precision.h"
@@ -31,11 +27,14 @@
 #include "train/cell_factor_init.h"
 #include "train/cell_state_bank.h"
 #include "train/checkpoint.h"
+#include "train/condition_inputs.h"
 #include "train/conditioning.h"
 #include "train/distributed.h"
-#include "train/lr_schedule.h"
 #include "train/marginal_init.h"
 #include "train/objective.h"
+#include "train/prepare_run.h"
+#include "train/step_plan.h"
+#include "train/validation.h"
 
 namespace lingshu {
 
@@ -44,60 +43,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr int64_t kMinCells = 10;
-// A run that names no --steps makes at most this many passes over its training cells: on a few
-// thousand cells the validation loss is lowest after 5-8 passes and rises after (paul15, 1,264
-// cells: best at pass 5 of 20 when the schedule was planned for the whole budget), and only a
-// schedule that has decayed by then keeps what was learnt (BENCHMARKS, session 13).
-constexpr int64_t kMaxEpochs = 8;
-constexpr int64_t kDefaultSteps = 2000;   // without --minutes either
-constexpr int64_t kSpeedProbeSteps = 10;  // steps timed before a --minutes run plans its schedule
-constexpr int64_t kReplanEvery = 25;      // a --minutes run re-plans its step count this often
-
 // The masks and times of step `step` depend only on (seed, step): a resumed run replays them.
 at::Generator step_generator(uint64_t seed, int64_t step) {
   return at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, static_cast<uint64_t>(step)));
-}
-
-// The training settings stored in config.json, listed once: `visit(name, field)` for each, on a
-// const TrainOptions (writing) or a mutable one (reading).
-template <typename Options, typename Visit>
-void visit_stored_options(Options& o, Visit&& visit) {
-  visit("batch_size", o.batch_size);
-  visit("steps", o.steps);
-  visit("minutes", o.minutes);
-  visit("lr", o.lr);
-  visit("min_lr_ratio", o.min_lr_ratio);
-  visit("warmup", o.warmup);
-  visit("weight_decay", o.weight_decay);
-  visit("grad_clip", o.grad_clip);
-  visit("val_fraction", o.val_fraction);
-  visit("max_val_cells", o.max_val_cells);
-  visit("eval_every", o.eval_every);
-  visit("log_every", o.log_every);
-  visit("checkpoint_every", o.checkpoint_every);
-  visit("seed", o.seed);
-  visit("precision", o.precision);
-  visit("p_uncond", o.p_uncond);
-  visit("condition_fields", o.condition_fields);
-  visit("perturbation", o.perturbation);
-  visit("control", o.control);
-  visit("holdouts", o.holdouts);
-  visit("library_bins", o.library_bins);
-  visit("gene_knowledge", o.gene_knowledge);
-}
-
-nlohmann::json options_to_json(const TrainOptions& o, int64_t n_cells) {
-  nlohmann::json j = {{"n_cells", n_cells}};
-  visit_stored_options(o, [&](const char* name, const auto& field) { j[name] = field; });
-  return j;
-}
-
-// The stored settings of a model directory, with this invocation's run-time choices kept.
-TrainOptions options_from_json(const nlohmann::json& j, const TrainOptions& now) {
-  TrainOptions o = now;
-  visit_stored_options(o, [&](const char* name, auto& field) { j.at(name).get_to(field); });
-  return o;
 }
 
 // Parameter groups as in GPT-2/nanoGPT: weight decay on matrices, none on embeddings, biases and
@@ -126,162 +74,6 @@ void set_learning_rate(torch::optim::AdamW& optimizer, double lr) {
     static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
 }
 
-// Held-out cells with fixed diffusion times (evenly spaced in (eps, 1)) and fixed masks, so every
-// evaluation measures the same estimator of the validation loss.
-struct ValidationSet {
-  torch::Tensor tokens, t, mask, conditions;
-  // The context gain's masks: every gene masked with a fixed probability (kContextRates), on the
-  // first kContextCells cells.
-  std::vector<torch::Tensor> rate_masks;
-};
-
-// How much seeing the other genes helps: masked cross-entropy of the output biases alone (the
-// marginals the model starts from) minus that of the model, at fixed mask rates.
-constexpr double kContextRates[] = {0.1, 0.5, 0.9};
-constexpr int64_t kContextCells = 64;
-
-// The perturbation field's target genes, looked up per cell from its label token.
-struct TargetTable {
-  int field = -1;
-  torch::Tensor positions;  // [vocab, T] int64, -1 = none
-
-  torch::Tensor of(const torch::Tensor& conditions) const {
-    if (field < 0) return {};
-    return positions.index_select(0, conditions.select(1, field).cpu()).to(conditions.device());
-  }
-};
-
-struct ConditionInputs {
-  torch::Tensor conditions, targets;
-};
-
-// Classifier-free-guidance dropout: each field's token becomes NULL with probability p (its targets
-// with it), except the library field, which generation always fills in. A perturbation token whose
-// label names genes also loses only its label with probability p, keeping its targets: the
-// targets-only tokens that unseen labels get at generation.
-ConditionInputs drop_for_guidance(const torch::Tensor& labels, double p, const TargetTable& table,
-                                  int library_field, at::Generator& generator) {
-  ConditionInputs out{drop_conditions(labels, p, generator), table.of(labels)};
-  if (p <= 0) return out;
-  if (library_field >= 0) out.conditions.select(1, library_field).copy_(labels.select(1, library_field));
-  if (table.field < 0) return out;
-  out.conditions = out.conditions.clone();
-  auto field = out.conditions.select(1, table.field);
-  out.targets.masked_fill_(field.eq(0).unsqueeze(1), -1);
-  const auto has_targets = out.targets.ge(0).any(1);
-  const auto label_only = (at::rand({labels.size(0)}, generator, at::kFloat) < p).logical_and(has_targets);
-  field.masked_fill_(label_only, 0);
-  return out;
-}
-
-// Condition codes (one vector per field) as the model's [rows, fields] input.
-torch::Tensor codes_tensor(const std::vector<std::vector<int64_t>>& codes, int64_t rows) {
-  auto out = torch::zeros({rows, static_cast<int64_t>(codes.size())}, torch::kLong);
-  for (size_t f = 0; f < codes.size(); ++f) {
-    out.select(1, static_cast<int64_t>(f)).copy_(torch::tensor(codes[f], torch::kLong));
-  }
-  return out;
-}
-
-ValidationSet make_validation_set(const CsrMatrix& counts, const Tokenizer& tokenizer,
-                                  const GenePatching& patching, const torch::Tensor& is_gene, uint64_t seed,
-                                  const std::vector<std::vector<int64_t>>& codes) {
-  ValidationSet v;
-  std::vector<int64_t> rows(static_cast<size_t>(counts.n_rows));
-  std::iota(rows.begin(), rows.end(), 0);
-  v.tokens = encode_cells(counts, rows, tokenizer, patching);
-  const auto n = static_cast<double>(counts.n_rows);
-  v.t =
-      (kMinDiffusionTime + (1 - kMinDiffusionTime) * (torch::arange(counts.n_rows, torch::kDouble) + 0.5) / n)
-          .to(torch::kFloat);
-  auto generator = at::make_generator<at::CPUGeneratorImpl>(mix_seed(seed, 0xDA7AULL << 32));
-  v.mask = forward_mask(v.t, is_gene, generator);
-  const int64_t n_context = std::min(counts.n_rows, kContextCells);
-  for (const double rate : kContextRates) {
-    v.rate_masks.push_back(forward_mask(torch::full({n_context}, rate, torch::kFloat), is_gene, generator));
-  }
-  v.conditions = codes_tensor(codes, counts.n_rows);
-  return v;
-}
-
-struct ValidationLoss {
-  double loss = std::numeric_limits<double>::quiet_NaN();
-  double masked_ce = std::numeric_limits<double>::quiet_NaN();
-  // Per kContextRates entry: masked cross-entropy of the model and of its output biases alone.
-  std::vector<double> model_ce, prior_ce;
-
-  nlohmann::json to_json(int64_t step) const {
-    nlohmann::json line = {{"step", step}, {"val_loss", loss}, {"val_masked_ce", masked_ce}};
-    for (size_t i = 0; i < model_ce.size(); ++i) {
-      const auto rate = fmt::format("{:g}", kContextRates[i]);
-      line["val_context"][rate] = {
-          {"model_ce", model_ce[i]}, {"prior_ce", prior_ce[i]}, {"gain", prior_ce[i] - model_ce[i]}};
-    }
-    return line;
-  }
-  // The gain at mask rate 0.5 (NaN without validation cells).
-  double context_gain() const {
-    return model_ce.size() > 1 ? prior_ce[1] - model_ce[1] : std::numeric_limits<double>::quiet_NaN();
-  }
-};
-
-// Runs the model over the validation cells [0, mask.size(0)) in batches, with `mask`'s genes
-// masked; calls visit(tokens, mask, conditions, t, logits) for each batch (all on the device).
-template <typename Visit>
-void for_each_masked_batch(MaskedDiffusionModel& model, const ValidationSet& v, const torch::Tensor& mask,
-                           const TargetTable& targets, int64_t batch_size, Precision precision,
-                           const torch::Device& device, int64_t mask_token, Visit&& visit) {
-  for (int64_t begin = 0; begin < mask.size(0); begin += batch_size) {
-    const int64_t end = std::min(mask.size(0), begin + batch_size);
-    const auto tokens = v.tokens.slice(0, begin, end).to(device);
-    const auto batch_mask = mask.slice(0, begin, end).to(device);
-    const auto conditions = v.conditions.slice(0, begin, end).to(device);
-    torch::Tensor logits;
-    {
-      const AutocastScope autocast(precision, device);
-      logits = model->forward(apply_mask(tokens, batch_mask, mask_token), conditions, targets.of(conditions));
-    }
-    visit(tokens, batch_mask, conditions, v.t.slice(0, begin, end).to(device), logits);
-  }
-}
-
-ValidationLoss validation_loss(MaskedDiffusionModel& model, const ValidationSet& v,
-                               const TargetTable& targets, int64_t batch_size, Precision precision,
-                               const torch::Device& device, int64_t n_genes, int64_t mask_token) {
-  if (!v.tokens.defined() || v.tokens.size(0) == 0) return {};
-  torch::NoGradGuard no_grad;
-  model->eval();
-  double loss_sum = 0, ce_sum = 0, masked = 0;
-  for_each_masked_batch(model, v, v.mask, targets, batch_size, precision, device, mask_token,
-                        [&](const torch::Tensor& tokens, const torch::Tensor& mask, const torch::Tensor&,
-                            const torch::Tensor& t, const torch::Tensor& logits) {
-                          loss_sum += masked_diffusion_loss(logits, tokens, mask, t, n_genes).item<double>() *
-                                      static_cast<double>(tokens.size(0));
-                          const double m = mask.sum().item<double>();
-                          ce_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
-                          masked += m;
-                        });
-  ValidationLoss out{
-      loss_sum / static_cast<double>(v.tokens.size(0)), ce_sum / std::max(masked, 1.0), {}, {}};
-  for (const torch::Tensor& rate_mask : v.rate_masks) {
-    double model_sum = 0, prior_sum = 0, count = 0;
-    for_each_masked_batch(
-        model, v, rate_mask, targets, batch_size, precision, device, mask_token,
-        [&](const torch::Tensor& tokens, const torch::Tensor& mask, const torch::Tensor& conditions,
-            const torch::Tensor&, const torch::Tensor& logits) {
-          const double m = mask.sum().item<double>();
-          model_sum += masked_cross_entropy(logits, tokens, mask).item<double>() * m;
-          prior_sum +=
-              masked_cross_entropy(model->output_bias_logits(conditions), tokens, mask).item<double>() * m;
-          count += m;
-        });
-    out.model_ce.push_back(model_sum / std::max(count, 1.0));
-    out.prior_ce.push_back(prior_sum / std::max(count, 1.0));
-  }
-  model->train();
-  return out;
-}
-
 // A fresh model's output biases: each gene's token marginals, and each label's shift of them.
 void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& counts,
                           const std::vector<std::vector<int64_t>>& codes, const ModelMetadata& meta) {
@@ -306,14 +98,8 @@ void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& coun
     model.set_condition_logit_bias(static_cast<int64_t>(f), shifts[f]);
 }
 
-void remove_stale_temporaries(const fs::path& dir) {
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const auto name = entry.path().filename().string();
-    if (name.starts_with(".") && name.find(".tmp") != std::string::npos) fs::remove(entry.path(), ec);
-  }
-}
-
+// train_log.jsonl, a line per event, flushed at once: a killed run keeps its log up to its last
+// step, and a full disk stops the run instead of losing lines silently.
 class TrainLog {
  public:
   explicit TrainLog(fs::path path) : path_(std::move(path)), out_(path_, std::ios::app) {
@@ -328,320 +114,6 @@ class TrainLog {
  private:
   fs::path path_;
   std::ofstream out_;
-};
-
-}  // namespace
-
-Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, uint64_t seed) {
-  std::vector<int64_t> order(static_cast<size_t>(n_cells));
-  std::iota(order.begin(), order.end(), 0);
-  std::mt19937_64 rng(mix_seed(seed, 0x5B117ULL << 32));
-  std::shuffle(order.begin(), order.end(), rng);
-  int64_t n_val =
-      val_fraction > 0 ? std::max<int64_t>(1, std::llround(val_fraction * static_cast<double>(n_cells))) : 0;
-  n_val = std::min({n_val, max_val_cells, n_cells / 2});
-  Split s;
-  s.validation.assign(order.begin(), order.begin() + n_val);
-  s.train.assign(order.begin() + n_val, order.end());
-  std::sort(s.validation.begin(), s.validation.end());
-  std::sort(s.train.begin(), s.train.end());
-  return s;
-}
-
-namespace {
-
-// Everything a run needs before its first step: the settings (the stored ones when resuming), the
-// model directory's metadata, where the training cells are and their condition codes, the
-// validation cells, and the sample of training cells the starting statistics come from.
-struct PreparedRun {
-  TrainOptions options;
-  ModelMetadata meta;
-  bool resuming = false;
-  std::unique_ptr<CountCheckedRows> counts;  // every cell of the data, checked as read
-  std::vector<int64_t> train_rows;           // rows of `counts`, ascending
-  std::vector<std::vector<int64_t>> train_codes, val_codes, sample_codes;
-  CsrMatrix val_counts, sample_counts;
-  GeneKnowledge knowledge;        // a new run's --gene-knowledge (a resumed one has it in its weights)
-  bool steps_are_passes = false;  // options.steps is kMaxEpochs passes, not the user's --steps
-};
-
-// The stored settings of the model directory being resumed, checked against the data.
-TrainOptions resumed_options(const ModelMetadata& meta, const TrainOptions& requested,
-                             const TrainingCells& cells) {
-  TrainOptions options;
-  try {
-    options = options_from_json(meta.training, requested);
-  } catch (const nlohmann::json::exception&) {
-    throw UserError(fmt::format("{}/config.json lacks the training settings; it cannot be resumed",
-                                requested.out.string()));
-  }
-  const auto stored_cells = meta.training.value("n_cells", int64_t{-1});
-  if (meta.gene_names != cells.var.index || stored_cells != cells.obs.size()) {
-    throw UserError(
-        fmt::format("--resume: the data ({} cells x {} genes) is not the file this model was trained on "
-                    "({} cells x {} genes); pass the same file and --layer/--genes",
-                    cells.obs.size(), cells.var.size(), stored_cells, meta.gene_names.size()));
-  }
-  return options;
-}
-
-// The length of a run without --steps: kMaxEpochs passes over the training cells, and without
-// --minutes at most kDefaultSteps; with --minutes, whichever ends first.
-int64_t default_steps(const TrainOptions& options, int64_t n_train) {
-  const int64_t passes = (kMaxEpochs * n_train + options.batch_size - 1) / options.batch_size;
-  return options.minutes > 0 ? passes : std::min(passes, kDefaultSteps);
-}
-
-void check_request(const TrainOptions& options, int64_t n_cells) {
-  if (options.batch_size < 1) throw UserError("--batch-size must be at least 1");
-  if (options.world.size > options.batch_size) {
-    throw UserError(
-        fmt::format("{} processes cannot share a batch of {} cells: each needs at least one; "
-                    "use fewer processes (--nproc) or a larger --batch-size",
-                    options.world.size, options.batch_size));
-  }
-  if (n_cells < kMinCells) {
-    throw UserError(
-        fmt::format("only {} cells in the data; training needs at least {} (more is better: "
-                    "thousands)",
-                    n_cells, kMinCells));
-  }
-  if (!options.gene_knowledge.empty() && options.perturbation.empty()) {
-    throw UserError(
-        "--gene-knowledge embeds the target genes of perturbations; it needs --perturbation COLUMN");
-  }
-}
-
-template <typename T>
-std::vector<T> pick(const std::vector<T>& values, const std::vector<int64_t>& at) {
-  std::vector<T> out;
-  out.reserve(at.size());
-  for (const int64_t i : at) out.push_back(values[static_cast<size_t>(i)]);
-  return out;
-}
-
-std::vector<std::vector<int64_t>> codes_of_rows(const std::vector<std::vector<int64_t>>& codes,
-                                                const std::vector<int64_t>& rows) {
-  std::vector<std::vector<int64_t>> out;
-  for (const auto& field : codes) out.push_back(pick(field, rows));
-  return out;
-}
-
-// Each row's total count, read a chunk at a time (the library-size field needs every cell's).
-std::vector<double> row_totals(const CellRows& counts, const std::vector<int64_t>& rows) {
-  constexpr size_t kChunk = 4096;
-  std::vector<double> totals;
-  totals.reserve(rows.size());
-  for (size_t begin = 0; begin < rows.size(); begin += kChunk) {
-    const size_t end = std::min(rows.size(), begin + kChunk);
-    const auto chunk = counts.read(std::span(rows).subspan(begin, end - begin)).row_sums();
-    totals.insert(totals.end(), chunk.begin(), chunk.end());
-  }
-  return totals;
-}
-
-// Up to kStatisticsCells of the training cells (indices into them), ascending: a seeded sample
-// when there are more.
-std::vector<int64_t> statistics_sample(int64_t n_train, uint64_t seed) {
-  std::vector<int64_t> all(static_cast<size_t>(n_train));
-  std::iota(all.begin(), all.end(), 0);
-  if (n_train <= kStatisticsCells) return all;
-  std::mt19937_64 rng(mix_seed(seed, 0x57A7ULL << 32));
-  std::shuffle(all.begin(), all.end(), rng);
-  all.resize(static_cast<size_t>(kStatisticsCells));
-  std::sort(all.begin(), all.end());
-  return all;
-}
-
-// How many perturbation labels the gene knowledge reaches, so a file of the wrong species or
-// naming scheme shows at once.
-void print_knowledge_coverage(const ModelMetadata& meta) {
-  const ConditionField& field = meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
-  const auto first_row = static_cast<int32_t>(meta.config.n_positions());
-  const auto targets = target_positions_by_token(field, meta.gene_names, meta.patching, meta.knowledge_genes);
-  int64_t reached = 0;
-  for (const auto& t : targets)
-    reached += std::any_of(t.begin(), t.end(), [&](int32_t position) { return position >= first_row; });
-  const auto perturbations = std::ssize(field.labels) - 1;  // all but the control
-  fmt::print(stderr,
-             "train: gene knowledge of {} genes x {} numbers; it names a target of {} of {} perturbations\n",
-             meta.config.n_knowledge_genes, meta.config.knowledge_dim, reached, perturbations);
-}
-
-// What the measured speed makes of the budget: the steps that fit, or the fewer ones that end the
-// run first (--steps, or kMaxEpochs passes over the training cells).
-void print_plan(int64_t total, double steps_per_second, const PreparedRun& run) {
-  const TrainOptions& o = run.options;
-  if (total < o.steps) {
-    fmt::print(stderr, "train: {:.2f} steps/s measured; planning {} steps for the {} minute budget\n",
-               steps_per_second, total, o.minutes);
-    return;
-  }
-  fmt::print(stderr, "train: {:.2f} steps/s measured; {} steps ({}) take about {:.0f} of the {} minutes\n",
-             steps_per_second, total,
-             run.steps_are_passes ? fmt::format("{} passes over the training cells", kMaxEpochs) : "--steps",
-             static_cast<double>(total) / steps_per_second / 60.0, o.minutes);
-}
-
-// A new model directory's metadata: the shape, tokenizer and gene order fitted to the training cells.
-ModelMetadata new_metadata(const TrainOptions& options, const TrainingCells& cells, const CsrMatrix& sample,
-                           const std::vector<ConditionField>& fields, const DataFrame& obs,
-                           const GeneKnowledge& knowledge) {
-  const auto n_genes = cells.var.size();
-  ModelMetadata meta;
-  meta.config = options.model;
-  meta.config.n_genes = n_genes;
-  meta.config.n_tokens = options.tokenizer.n_tokens;
-  meta.config.condition_vocab_sizes.clear();
-  for (const auto& f : fields) meta.config.condition_vocab_sizes.push_back(f.vocab_size());
-  meta.config.perturbation_field = perturbation_field_index(fields);
-  meta.config.knowledge_dim = static_cast<int>(knowledge.dim);
-  meta.config.n_knowledge_genes = std::ssize(knowledge.genes);
-  meta.config.validate();
-  meta.tokenizer = Tokenizer::fit(sample, options.tokenizer);
-  meta.patching = GenePatching::make(n_genes, meta.config.patch_size, options.seed);
-  meta.gene_names = cells.var.index;
-  meta.knowledge_genes = knowledge.genes;
-  meta.conditions = fields;
-  meta.holdouts = options.holdouts;
-  meta.combinations = count_combinations(obs, fields);
-  meta.training = options_to_json(options, cells.obs.size());
-  return meta;
-}
-
-// Checks the request, leaves out the held-out cells, splits off the validation cells, reads them
-// and the statistics sample, and (for a new run) writes the model directory's metadata.
-PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requested) {
-  PreparedRun run;
-  run.resuming = requested.resume;
-  run.options = requested;
-  const fs::path& dir = requested.out;
-  const bool root = requested.world.is_root();
-  if (run.resuming) {
-    run.meta = read_model_metadata(dir);
-    run.options = resumed_options(run.meta, requested, cells);
-    if (root) remove_stale_temporaries(dir);
-  } else if (root && is_model_dir(dir)) {
-    throw UserError(fmt::format(
-        "{} already holds a model; pass --resume to continue training it, or choose another --out",
-        dir.string()));
-  }
-  const TrainOptions& options = run.options;
-  check_request(options, cells.obs.size());
-  if (!run.resuming && !options.gene_knowledge.empty())
-    run.knowledge = read_gene_knowledge(options.gene_knowledge);
-  run.counts = std::make_unique<CountCheckedRows>(*cells.counts, cells.obs, cells.var, cells.source);
-
-  std::vector<int64_t> kept(static_cast<size_t>(cells.obs.size()));
-  std::iota(kept.begin(), kept.end(), 0);
-  if (!options.holdouts.empty()) kept = rows_kept_after_holdouts(cells.obs, options.holdouts);
-  const auto n_kept = static_cast<int64_t>(kept.size());
-  if (n_kept < kMinCells) {
-    throw UserError(
-        fmt::format("only {} cells are left after --holdout; training needs at least {}", n_kept, kMinCells));
-  }
-  std::optional<DataFrame> reduced;
-  const DataFrame& kept_obs =
-      n_kept == cells.obs.size() ? cells.obs : reduced.emplace(cells.obs.select_rows(kept));
-  const ConditioningRequest request{options.condition_fields, options.perturbation, options.control,
-                                    options.holdouts, options.library_bins};
-  const bool library_field =
-      run.resuming ? library_field_index(run.meta.conditions) >= 0 : options.library_bins > 0;
-  const auto totals = library_field ? row_totals(*run.counts, kept) : std::vector<double>{};
-  const auto fields = run.resuming ? run.meta.conditions : build_condition_fields(kept_obs, request, totals);
-  std::optional<DataFrame> with_derived;  // a copy only when fields derive columns
-  const bool derives = library_field || state_field_index(fields) >= 0;
-  if (derives) set_derived_columns(with_derived.emplace(kept_obs), fields, totals);
-  const DataFrame& obs = derives ? *with_derived : kept_obs;
-  const auto codes = condition_codes(obs, fields);
-
-  const Split split = split_cells(n_kept, options.val_fraction, options.max_val_cells, options.seed);
-  run.train_rows = pick(kept, split.train);
-  if (run.options.steps == 0) {
-    run.options.steps = default_steps(options, std::ssize(run.train_rows));
-    run.steps_are_passes = true;
-  }
-  run.train_codes = codes_of_rows(codes, split.train);
-  run.val_counts = run.counts->read(pick(kept, split.validation));
-  run.val_codes = codes_of_rows(codes, split.validation);
-  const auto sample = statistics_sample(static_cast<int64_t>(split.train.size()), options.seed);
-  run.sample_counts = run.counts->read(pick(run.train_rows, sample));
-  run.sample_codes = codes_of_rows(run.train_codes, sample);
-  if (!run.resuming) {
-    run.meta = new_metadata(options, cells, run.sample_counts, fields, obs, run.knowledge);
-    if (root) write_model_metadata(dir, run.meta);
-    if (root && !options.quiet && run.knowledge.dim > 0) print_knowledge_coverage(run.meta);
-  }
-  return run;
-}
-
-// The number of steps and the learning-rate schedule. A --steps run is planned from the start; a
-// --minutes run warms up as if it were long until it has timed kSpeedProbeSteps steps, then plans
-// the steps that fit in the remaining budget, and re-plans every kReplanEvery steps as the speed
-// changes (a shared machine speeds up and slows down).
-class StepPlan {
- public:
-  StepPlan(const TrainOptions& options, int64_t total_steps, bool planned)
-      : options_(options), total_(total_steps), planned_(planned) {
-    schedule_ = planned ? schedule_for(total_steps)
-                        : LrSchedule{options.lr, std::max<int64_t>(options.warmup, 1),
-                                     std::numeric_limits<int32_t>::max(), options.min_lr_ratio};
-  }
-  bool planned() const { return planned_; }
-  int64_t total() const { return total_; }
-  bool is_last(int64_t step) const { return planned_ && step == total_; }
-  bool done(int64_t step) const { return planned_ && step >= total_; }
-  double lr(int64_t step) const { return schedule_.at(step); }
-  bool wants_replan(int64_t step, int64_t timed_steps) const {
-    return options_.minutes > 0 && timed_steps >= kSpeedProbeSteps && (!planned_ || step % kReplanEvery == 0);
-  }
-  // Plans for the steps that fit in the rest of the budget; true when that is news for the user
-  // (the first plan, or a change of more than 5%).
-  bool replan(int64_t step, double steps_per_second, double elapsed_seconds) {
-    const double remaining = options_.minutes * 60.0 - elapsed_seconds;
-    int64_t total = step + static_cast<int64_t>(std::max(remaining, 0.0) * steps_per_second);
-    if (options_.steps > 0) total = std::min(total, options_.steps);
-    total = std::max(total, step + 1);
-    const bool news =
-        !planned_ || std::abs(static_cast<double>(total - total_)) > 0.05 * static_cast<double>(total_);
-    total_ = total;
-    schedule_ = schedule_for(total);
-    planned_ = true;
-    return news;
-  }
-  // The budget ended before the planned steps (the machine slowed down): the run ends here.
-  void end_at(int64_t step) { total_ = step; }
-
- private:
-  LrSchedule schedule_for(int64_t total) const {
-    return LrSchedule{options_.lr, std::max<int64_t>(1, std::min(options_.warmup, total / 10)), total,
-                      options_.min_lr_ratio};
-  }
-  const TrainOptions& options_;
-  int64_t total_;
-  bool planned_;
-  LrSchedule schedule_;
-};
-
-// Steps per second of this invocation, from the end of its first step (allocations, warm-up).
-class StepTimer {
- public:
-  void step_done() {
-    if (!from_) {
-      from_ = Clock::now();
-    } else {
-      ++timed_;
-    }
-  }
-  int64_t timed_steps() const { return timed_; }
-  double seconds() const {
-    return from_ ? std::chrono::duration<double>(Clock::now() - *from_).count() : 0.0;
-  }
-  double steps_per_second() const { return timed_ > 0 ? static_cast<double>(timed_) / seconds() : 0.0; }
-
- private:
-  std::optional<Clock::time_point> from_;
-  int64_t timed_ = 0;
 };
 
 // Every parameter's gradient (zeros where this step left it undefined, so that all ranks send the
@@ -681,12 +153,7 @@ class Stepper {
     is_gene_ = torch::zeros({config.n_positions()}, torch::kBool);
     is_gene_.slice(0, 0, config.n_genes).fill_(true);
     library_field_ = library_field_index(run.meta.conditions);
-    targets_.field = config.perturbation_field;
-    if (targets_.field >= 0) {
-      targets_.positions = padded_targets(
-          target_positions_by_token(run.meta.conditions[static_cast<size_t>(targets_.field)],
-                                    run.meta.gene_names, run.meta.patching, run.meta.knowledge_genes));
-    }
+    targets_ = make_target_table(run.meta);
     if (run.options.world.is_root()) {
       validation_ = make_validation_set(run.val_counts, run.meta.tokenizer, run.meta.patching, is_gene_,
                                         run.options.seed, run.val_codes);
@@ -758,62 +225,6 @@ class Stepper {
   ValidationSet validation_;
 };
 
-// Up to kCellScoreBank training cells (indices into them, ascending), the same share of each label
-// combination (evenly spaced within it), so that every combination's cells have states to draw from.
-std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
-  std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
-  for (size_t r = 0; r < run.train_rows.size(); ++r) {
-    std::vector<int64_t> key;
-    for (const auto& codes : run.train_codes) key.push_back(codes[r]);
-    by_labels[key].push_back(static_cast<int64_t>(r));
-  }
-  const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellScoreBank /
-                                              static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
-  std::vector<int64_t> cells;
-  for (const auto& [labels, members] : by_labels) {
-    const auto group = static_cast<int64_t>(members.size());
-    const int64_t n = std::min(group, quota);
-    for (int64_t i = 0;
-         i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank; ++i)
-      cells.push_back(members[static_cast<size_t>(i * group / n)]);
-  }
-  std::sort(cells.begin(), cells.end());
-  return cells;
-}
-
-// The states of those cells (read from every gene, their noise share taken out, and from each half
-// of the genes for that: train/cell_state_bank.h) and their labels: what generation draws from,
-// set before each save of the weights.
-// Returns each factor's reliability (empty without cell factors).
-std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
-                                           const torch::Device& device) {
-  if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return {};
-  const auto cells = cell_score_bank_cells(run);
-  const auto n = static_cast<int64_t>(cells.size());
-  const auto counts = run.counts->read(pick(run.train_rows, cells));
-  const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n).to(device);
-  const int64_t mask = run.meta.config.n_tokens;
-  const auto odd = (torch::arange(run.meta.config.n_positions(), device) % 2).eq(1).unsqueeze(0);
-  torch::NoGradGuard no_grad;
-  std::vector<torch::Tensor> scores, half_a, half_b;
-  constexpr int64_t kChunk = 64;
-  for (int64_t begin = 0; begin < n; begin += kChunk) {
-    const int64_t size = std::min(kChunk, n - begin);
-    std::vector<int64_t> chunk(static_cast<size_t>(size));
-    std::iota(chunk.begin(), chunk.end(), begin);
-    const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching).to(device);
-    const auto labels = conditions.slice(0, begin, begin + size);
-    scores.push_back(model->cell_scores(tokens, labels));
-    half_a.push_back(model->cell_scores(tokens.masked_fill(odd, mask), labels));
-    half_b.push_back(model->cell_scores(tokens.masked_fill(odd.logical_not(), mask), labels));
-  }
-  const auto bank =
-      reliable_cell_states(torch::cat(scores), torch::cat(half_a), torch::cat(half_b), conditions);
-  model->set_cell_score_bank(bank.states, conditions);
-  const auto reliability = bank.reliability.cpu().contiguous();
-  return {reliability.data_ptr<float>(), reliability.data_ptr<float>() + reliability.numel()};
-}
-
 // A fresh model starts from the training marginals; a resumed one is filled from its checkpoint.
 MaskedDiffusionModel build_model(const PreparedRun& run, const torch::Device& device) {
   torch::manual_seed(mix_seed(run.options.seed, 0x1417ULL << 32));  // weight initialisation
@@ -854,6 +265,195 @@ void print_model_summary(const MaskedDiffusionModel& model, const ModelConfig& c
       world.distributed() ? fmt::format(", {} processes", world.size) : "");
 }
 
+fs::path checkpoint_path(const fs::path& dir) {
+  return dir / "checkpoint.pt";
+}
+
+// Where a run stands: what checkpoint.pt keeps beside the weights and the optimiser's moments, so
+// that --resume goes on with the same schedule, budget and best weights. The loop keeps `step` and
+// the best weights current; the plan and the clock own the rest until a save (as_of). The JSON keys
+// are the checkpoint's format: checkpoints written before must still resume.
+struct RunState {
+  int64_t step = 0;
+  int64_t total_steps = 0;     // the steps the schedule is planned for
+  bool planned = false;        // false until a --minutes run has timed its speed
+  double elapsed_seconds = 0;  // wall-clock of the run, every invocation until the save
+  int64_t best_step = -1;      // the step of the model directory's weights (-1: the last weights)
+  double best_val_loss = 0;
+
+  static RunState fresh(const TrainOptions& o) {
+    RunState s;
+    s.total_steps = o.steps;
+    s.planned = o.minutes <= 0;
+    return s;
+  }
+  static RunState from_json(const nlohmann::json& j) {
+    return {j.at("step").get<int64_t>(),      j.at("total_steps").get<int64_t>(),
+            j.at("planned").get<bool>(),      j.at("elapsed_seconds").get<double>(),
+            j.at("best_step").get<int64_t>(), j.at("best_val_loss").get<double>()};
+  }
+  nlohmann::json to_json() const {
+    return {{"step", step},           {"total_steps", total_steps},
+            {"planned", planned},     {"elapsed_seconds", elapsed_seconds},
+            {"best_step", best_step}, {"best_val_loss", best_val_loss}};
+  }
+};
+
+// A new run's state, or the checkpoint's when resuming. Every rank reads the checkpoint (the model
+// directory is shared, as on a cluster's file system): the optimiser state is not broadcast.
+RunState starting_state(const PreparedRun& run, MaskedDiffusionModel& model, torch::optim::AdamW& optimizer,
+                        const torch::Device& device) {
+  const fs::path path = checkpoint_path(run.options.out);
+  if (run.resuming && fs::exists(path)) {
+    return RunState::from_json(load_checkpoint(path, model, optimizer, device));
+  }
+  return RunState::fresh(run.options);
+}
+
+// The run's wall-clock, counted across invocations: a --minutes budget is the whole run's.
+class RunClock {
+ public:
+  RunClock(double seconds_before, double minutes) : before_(seconds_before), minutes_(minutes) {}
+  double this_invocation() const { return std::chrono::duration<double>(Clock::now() - start_).count(); }
+  double elapsed() const { return before_ + this_invocation(); }
+  bool out_of_time() const { return minutes_ > 0 && elapsed() >= minutes_ * 60.0; }
+
+ private:
+  double before_;
+  double minutes_;  // 0: no budget
+  Clock::time_point start_ = Clock::now();
+};
+
+// The state to save: the loop's, with the plan and the clock as they stand now.
+RunState as_of(RunState state, const StepPlan& plan, const RunClock& clock) {
+  state.total_steps = plan.total();
+  state.planned = plan.planned();
+  state.elapsed_seconds = clock.elapsed();
+  return state;
+}
+
+// The mean training loss of the steps since the last log line.
+class LossWindow {
+ public:
+  void add(double loss) {
+    sum_ += loss;
+    ++steps_;
+  }
+  // Closes the window if it holds steps; returns the mean of the last closed one (0 before any).
+  double close() {
+    if (steps_ > 0) {
+      mean_ = sum_ / static_cast<double>(steps_);
+      sum_ = 0;
+      steps_ = 0;
+    }
+    return mean_;
+  }
+
+ private:
+  double sum_ = 0, mean_ = 0;
+  int64_t steps_ = 0;
+};
+
+// What rank 0 writes as the run goes: the training log, the model directory's weights (with the
+// cell states generation draws from) and the checkpoint. The weights are those of the best
+// validation loss so far: on a few thousand cells a long run overfits (paul15, 45 minutes:
+// validation masked CE 0.700 at step 800, 0.729 at step 6,744), and a user should not have to guess
+// the number of steps. Without validation cells the last weights are kept. The checkpoint always
+// holds the latest state, for --resume.
+class RunRecord {
+ public:
+  RunRecord(const PreparedRun& run, MaskedDiffusionModel& model, torch::optim::AdamW& optimizer,
+            const torch::Device& device)
+      : run_(run),
+        model_(model),
+        optimizer_(optimizer),
+        device_(device),
+        log_(run.options.out / "train_log.jsonl") {}
+
+  void log_training(int64_t step, double lr, double loss, double cells_per_second, double elapsed_seconds) {
+    log_.write({{"step", step},
+                {"lr", lr},
+                {"loss", loss},
+                {"cells_per_s", cells_per_second},
+                {"elapsed_s", elapsed_seconds}});
+  }
+  // Logs the validation loss of the state's step; a new best becomes the model directory's weights.
+  void log_validation(RunState& state, const ValidationLoss& v) {
+    log_.write(v.to_json(state.step));
+    if (std::isnan(v.loss) || (state.best_step >= 0 && v.loss >= state.best_val_loss)) return;
+    state.best_step = state.step;
+    state.best_val_loss = v.loss;
+    save_weights_and_states(state.step);
+  }
+  void save(const RunState& state) {
+    save_checkpoint(checkpoint_path(run_.options.out), model_, optimizer_, state.to_json());
+    if (state.best_step < 0) save_weights_and_states(state.step);
+  }
+
+ private:
+  void save_weights_and_states(int64_t step) {
+    const auto reliability = refresh_cell_score_bank(model_, run_, device_);
+    save_weights(run_.options.out, model_);
+    if (!reliability.empty()) log_.write({{"step", step}, {"cell_state_reliability", reliability}});
+  }
+
+  const PreparedRun& run_;
+  MaskedDiffusionModel& model_;
+  torch::optim::AdamW& optimizer_;
+  torch::Device device_;
+  TrainLog log_;
+};
+
+// What rank 0 shows the user as the run goes (nothing with --quiet): a progress line from the
+// moment the number of steps is known, and what a --minutes run makes of its budget.
+class Console {
+ public:
+  Console(const PreparedRun& run, const StepPlan& plan, int64_t step)
+      : run_(run), talk_(run.options.world.is_root() && !run.options.quiet) {
+    if (talk_ && plan.planned()) progress_.emplace("train", plan.total(), "steps", step);
+  }
+  // The plan has changed; `news` when the user should hear of it.
+  void replanned(const StepPlan& plan, int64_t step, double steps_per_second, bool news) {
+    if (news && talk_) print_plan(plan.total(), steps_per_second, run_.options, run_.steps_are_passes);
+    if (talk_ && !progress_) progress_.emplace("train", plan.total(), "steps", step);
+    if (progress_) progress_->set_total(plan.total());
+  }
+  void update(int64_t step, double loss, const ValidationLoss& val) {
+    if (!progress_) return;
+    progress_->update(step, std::isnan(val.loss)
+                                ? fmt::format("loss {:.4f}", loss)
+                                : fmt::format("loss {:.4f} | val {:.4f} | context gain {:.4f}", loss,
+                                              val.loss, val.context_gain()));
+  }
+  void finish(double train_loss, const ValidationLoss& val) {
+    if (progress_) progress_->finish(fmt::format("loss {:.4f} | val {:.4f}", train_loss, val.loss));
+  }
+
+ private:
+  const PreparedRun& run_;
+  bool talk_;
+  std::optional<Progress> progress_;
+};
+
+// What an invocation reports once rank 0 has saved the run.
+TrainResult finished_result(TrainResult result, const StepPlan& plan, const RunState& state,
+                            double train_loss, const ValidationLoss& val, const RunClock& clock,
+                            const StepTimer& timer, int64_t batch_size) {
+  result.total_steps = plan.total();
+  result.train_loss = train_loss;
+  result.val_loss = val.loss;
+  result.val_masked_ce = val.masked_ce;
+  result.context_gain = val.context_gain();
+  result.best_step = state.best_step;
+  result.best_val_loss =
+      state.best_step >= 0 ? state.best_val_loss : std::numeric_limits<double>::quiet_NaN();
+  result.seconds = clock.this_invocation();
+  if (timer.timed_steps() > 0) {
+    result.cells_per_second = static_cast<double>(timer.timed_steps() * batch_size) / timer.seconds();
+  }
+  return result;
+}
+
 }  // namespace
 
 TrainResult train_model(const AnnData& data, const TrainOptions& options, const TrainHooks& hooks) {
@@ -866,8 +466,6 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
   PreparedRun run = prepare_run(cells, requested);
   const TrainOptions& options = run.options;
   const bool root = options.world.is_root();
-  const bool talk = root && !options.quiet;
-  const fs::path& dir = options.out;
   const auto device = resolve_device(options.device);
   const auto precision = resolve_precision(options.precision, device);
   std::optional<Collective> collective;
@@ -878,139 +476,67 @@ TrainResult train_model(const TrainingCells& cells, const TrainOptions& requeste
   run.sample_counts = CsrMatrix{};
   run.sample_codes.clear();
   auto optimizer = make_optimizer(model, options);
-  if (talk) print_model_summary(model, run.meta.config, precision, options.world);
-
-  nlohmann::json state = {{"step", 0},
-                          {"total_steps", options.steps},
-                          {"planned", options.minutes <= 0},
-                          {"elapsed_seconds", 0.0},
-                          {"best_step", -1},
-                          {"best_val_loss", 0.0}};
-  // Every rank reads the checkpoint (the model directory is shared, as on a cluster's file system):
-  // the optimiser state is not broadcast.
-  const fs::path checkpoint_path = dir / "checkpoint.pt";
-  if (run.resuming && fs::exists(checkpoint_path))
-    state = load_checkpoint(checkpoint_path, model, optimizer, device);
+  if (root && !options.quiet) print_model_summary(model, run.meta.config, precision, options.world);
+  RunState state = starting_state(run, model, optimizer, device);
   if (group != nullptr) broadcast_model(*group, model);
-  int64_t step = state.at("step");
-  StepPlan plan(options, state.at("total_steps"), state.at("planned"));
-  const double elapsed_before = state.at("elapsed_seconds");
-  const auto start = Clock::now();
-  const auto elapsed_total = [&] {
-    return elapsed_before + std::chrono::duration<double>(Clock::now() - start).count();
-  };
-  const auto out_of_time = [&] { return options.minutes > 0 && elapsed_total() >= options.minutes * 60.0; };
-  // The model directory's weights are those of the best validation loss so far: on a few thousand
-  // cells a long run overfits (paul15, 45 minutes: validation masked CE 0.700 at step 800, 0.729 at
-  // step 6,744), and a user should not have to guess the number of steps. Without validation cells
-  // the last weights are kept. The checkpoint always holds the latest state, for --resume.
-  std::optional<TrainLog> log;
-  if (root) log.emplace(dir / "train_log.jsonl");
-  const auto save_weights_and_states = [&] {
-    const auto reliability = refresh_cell_score_bank(model, run, device);
-    save_weights(dir, model);
-    if (!reliability.empty()) log->write({{"step", step}, {"cell_state_reliability", reliability}});
-  };
-  int64_t best_step = state.at("best_step");
-  double best_val_loss = state.at("best_val_loss");
-  const auto keep_if_best = [&](const ValidationLoss& v) {
-    if (std::isnan(v.loss) || (best_step >= 0 && v.loss >= best_val_loss)) return;
-    best_step = step;
-    best_val_loss = v.loss;
-    save_weights_and_states();
-  };
-  const auto save_all = [&] {
-    save_checkpoint(checkpoint_path, model, optimizer,
-                    {{"step", step},
-                     {"total_steps", plan.total()},
-                     {"planned", plan.planned()},
-                     {"elapsed_seconds", elapsed_total()},
-                     {"best_step", best_step},
-                     {"best_val_loss", best_val_loss}});
-    if (best_step < 0) save_weights_and_states();
-  };
-
+  StepPlan plan(options, state.total_steps, state.planned);
+  const RunClock clock(state.elapsed_seconds, options.minutes);
+  std::optional<RunRecord> record;  // the model directory is rank 0's to write
+  if (root) record.emplace(run, model, optimizer, device);
   Stepper stepper(run, model, optimizer, device, precision, group);
   const TrainingRows training{*run.counts, run.train_rows, run.train_codes};
-  BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed, step,
-                     {options.world.rank, options.world.size});
-  std::optional<Progress> progress;
-  if (talk && plan.planned()) progress.emplace("train", plan.total(), "steps", step);
+  BatchLoader loader(training, run.meta.tokenizer, run.meta.patching, options.batch_size, options.seed,
+                     state.step, {options.world.rank, options.world.size});
+  Console console(run, plan, state.step);
   StepTimer timer;
+  LossWindow window;
   ValidationLoss val;
-  double window_loss = 0, train_loss = 0;
-  int64_t window_steps = 0, steps_this_run = 0;
+  int64_t steps_this_run = 0;
 
   while (true) {
+    // Plan: whether there is a step, and at which learning rate (rank 0 decides for every rank).
     const bool stopped_by_hook = hooks.stop_after_steps > 0 && steps_this_run >= hooks.stop_after_steps;
-    const StepOrder order = share_order(
-        group, {!plan.done(step) && !out_of_time() && !stopped_by_hook, root ? plan.lr(step) : 0.0});
+    const bool go = !plan.done(state.step) && !clock.out_of_time() && !stopped_by_hook;
+    const StepOrder order = share_order(group, {go, root ? plan.lr(state.step) : 0.0});
     if (!order.go) break;
-    const double loss = stepper.step(loader.next(), step, order.lr);
-    ++step;
+    // Step.
+    const double loss = stepper.step(loader.next(), state.step, order.lr);
+    ++state.step;
     ++steps_this_run;
     if (!root) continue;
-    window_loss += loss;
-    ++window_steps;
+    window.add(loss);
     timer.step_done();
-    if (plan.wants_replan(step, timer.timed_steps())) {
-      if (plan.replan(step, timer.steps_per_second(), elapsed_total()) && talk) {
-        print_plan(plan.total(), timer.steps_per_second(), run);
-      }
-      if (talk && !progress) progress.emplace("train", plan.total(), "steps", step);
-      if (progress) progress->set_total(plan.total());
+    if (plan.wants_replan(state.step, timer.timed_steps())) {
+      const bool news = plan.replan(state.step, timer.steps_per_second(), clock.elapsed());
+      console.replanned(plan, state.step, timer.steps_per_second(), news);
     }
-    const bool last = plan.is_last(step);
-    if (step % options.log_every == 0 || last) {
-      train_loss = window_loss / static_cast<double>(window_steps);
-      log->write({{"step", step},
-                  {"lr", order.lr},
-                  {"loss", train_loss},
-                  {"cells_per_s", timer.steps_per_second() * static_cast<double>(options.batch_size)},
-                  {"elapsed_s", elapsed_total()}});
-      window_loss = 0;
-      window_steps = 0;
+    // Log, validate, save.
+    const bool last = plan.is_last(state.step);
+    if (state.step % options.log_every == 0 || last) {
+      const double cells_per_second = timer.steps_per_second() * static_cast<double>(options.batch_size);
+      record->log_training(state.step, order.lr, window.close(), cells_per_second, clock.elapsed());
     }
-    if (step % options.eval_every == 0 || last) {
+    if (state.step % options.eval_every == 0 || last) {
       val = stepper.validate();
-      log->write(val.to_json(step));
-      keep_if_best(val);
+      record->log_validation(state, val);
     }
-    if (step % options.checkpoint_every == 0 && !last) save_all();
-    if (progress) {
-      progress->update(step, std::isnan(val.loss)
-                                 ? fmt::format("loss {:.4f}", loss)
-                                 : fmt::format("loss {:.4f} | val {:.4f} | context gain {:.4f}", loss,
-                                               val.loss, val.context_gain()));
-    }
+    if (state.step % options.checkpoint_every == 0 && !last) record->save(as_of(state, plan, clock));
+    console.update(state.step, loss, val);
   }
   TrainResult result;
   result.precision = precision_name(precision);
-  result.steps = step;
-  if (!root) return result;  // the model directory is rank 0's to write
+  result.steps = state.step;
+  if (!root) return result;
 
-  if (window_steps > 0) train_loss = window_loss / static_cast<double>(window_steps);
-  if (out_of_time() && !plan.done(step)) {
-    plan.end_at(step);
+  const double train_loss = window.close();
+  if (clock.out_of_time() && !plan.done(state.step)) {  // the budget ended before the plan did
+    plan.end_at(state.step);
     val = stepper.validate();
-    log->write(val.to_json(step));
-    keep_if_best(val);
+    record->log_validation(state, val);
   }
-  save_all();
-  if (progress) progress->finish(fmt::format("loss {:.4f} | val {:.4f}", train_loss, val.loss));
-
-  result.total_steps = plan.total();
-  result.train_loss = train_loss;
-  result.val_loss = val.loss;
-  result.val_masked_ce = val.masked_ce;
-  result.context_gain = val.context_gain();
-  result.best_step = best_step;
-  result.best_val_loss = best_step >= 0 ? best_val_loss : std::numeric_limits<double>::quiet_NaN();
-  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (timer.timed_steps() > 0) {
-    result.cells_per_second = static_cast<double>(timer.timed_steps() * options.batch_size) / timer.seconds();
-  }
-  return result;
+  record->save(as_of(state, plan, clock));
+  console.finish(train_loss, val);
+  return finished_result(result, plan, state, train_loss, val, clock, timer, options.batch_size);
 }
 
 }  // namespace lingshu
