@@ -232,7 +232,7 @@ int main(int argc, char** argv) {
       const double peak = precision == Precision::BFloat16 ? peak_bf16 : peak_fp32;
       const int64_t batch = batch_override > 0 ? batch_override : preset == "tiny" ? 32 : 8;
       std::vector<Row> rows = {train_row(preset, precision, setup, batch, peak, device)};
-      for (const int steps : {8, 32}) {
+      for (const int steps : {1, 8, 32}) {  // 1: the default
         for (const auto order : {UnmaskOrder::Confidence, UnmaskOrder::Random}) {
           rows.push_back(sample_row(preset, precision, setup, batch, steps, order, peak, device));
         }

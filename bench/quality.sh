@@ -31,8 +31,8 @@ a[np.sort(p[:h])].copy().write_h5ad('$2_A.h5ad'); a[np.sort(p[h:])].copy().write
 }
 
 # Generation, held out honestly (issue 14's protocol): train on half A only, generate as many
-# cells as half B has, build the independent baselines from A, and score everything against B;
-# the same model sampled in one unmasking step shows what the network adds over its marginals.
+# cells as half B has, build the baselines from A (independent genes, the factor model, independent
+# genes within 16 size bins), and score everything against B with the copy check against A.
 generation() {
   local name=$1 real=$2
   split_halves "$real" $name
@@ -40,13 +40,13 @@ generation() {
   n_b=${N_CELLS:-$($py -c "import anndata; print(anndata.read_h5ad('${name}_B.h5ad', backed='r').n_obs)")}
   [ -e $name/weights.safetensors ] || "$lingshu" train ${name}_A.h5ad --out $name --preset small --condition cell_type \
     "${train_flags[@]}" --minutes "${MINUTES:-45}" --seed 1 --threads "$threads" --eval-every 200 --checkpoint-every 200
-  "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-32}" --seed 0 --threads "$threads" --out ${name}_generated.h5ad
-  "$lingshu" generate $name --n "$n_b" --steps 1 --seed 0 --threads "$threads" --out ${name}_one_step.h5ad
+  "$lingshu" generate $name --n "$n_b" --steps "${STEPS:-1}" --seed 0 --threads "$threads" --out ${name}_generated.h5ad
   "$lingshu" baseline independent ${name}_A.h5ad --label cell_type --n "$n_b" --seed 0 --out ${name}_independent.h5ad
+  "$lingshu" baseline factor ${name}_A.h5ad --label cell_type --n "$n_b" --seed 0 --out ${name}_factor.h5ad
   $py "$here/bench/independent_by_size.py" ${name}_A.h5ad cell_type 16 "$n_b" ${name}_independent_size16.h5ad
-  for side in generated one_step independent independent_size16 A; do
+  for side in generated independent factor independent_size16 A; do
     "$lingshu" eval generation ${name}_B.h5ad ${name}_$side.h5ad --label cell_type --seed 0 -q \
-      --out eval_${name}_$side.json
+      --train ${name}_A.h5ad --out eval_${name}_$side.json
   done
 }
 
@@ -112,7 +112,7 @@ for (line, target), n in obs.groupby(['cell_type', 'condition'], observed=True).
       --perturbation condition --control control "${flags[@]}" "${extra[@]}" "${train_flags[@]}" \
       --minutes "${MINUTES:-20}" --seed 1 --threads "$threads"
     [ $m = unseen_knowledge ] && allow=()
-    "$lingshu" predict $m --pairs unseen_pairs.csv "${allow[@]}" --steps "${STEPS:-32}" --seed 0 \
+    "$lingshu" predict $m --pairs unseen_pairs.csv "${allow[@]}" --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${m}_pred.h5ad
   done
   "$lingshu" baseline mean "$real" --pairs unseen_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
@@ -129,17 +129,17 @@ for (line, target), n in obs.groupby(['cell_type', 'condition'], observed=True).
 predict_ablation() {
   local name=$1 real=$2 pairs=$3
   for cfg in 0 1 2; do
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --steps "${STEPS:-32}" --seed 0 --threads "$threads" -q \
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --steps "${STEPS:-1}" --seed 0 --threads "$threads" -q \
       --out ${name}_cfg$cfg.h5ad
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --steps "${STEPS:-32}" --seed 0 \
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --prior "$real" --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${name}_cfg${cfg}_prior.h5ad
   done
   for cfg in 1 2 4; do
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide perturbation --steps "${STEPS:-32}" --seed 0 \
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide perturbation --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${name}_cfg${cfg}_pert.h5ad
   done
   for cfg in 0 1; do
-    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide compose --steps "${STEPS:-32}" --seed 0 \
+    "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide compose --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${name}_cfg${cfg}_compose.h5ad
   done
   for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_cfg{0,1}_compose \
