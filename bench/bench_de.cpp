@@ -27,8 +27,8 @@
 
 #include "core/parallel.h"
 #include "core/progress.h"
+#include "core/random.h"
 #include "data/preprocess.h"
-#include "data/random.h"
 #include "eval/de.h"
 #include "eval/perturbation_metrics.h"
 #include "io/h5ad.h"

@@ -10,8 +10,8 @@
 #include "baselines/label_groups.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "core/random.h"
 #include "data/preprocess.h"
-#include "data/random.h"
 #include "eval/pca.h"
 
 namespace lingshu {

@@ -9,7 +9,7 @@
 #include "baselines/label_groups.h"
 #include "core/error.h"
 #include "core/parallel.h"
-#include "data/random.h"
+#include "core/random.h"
 
 namespace lingshu {
 

@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
+#include "core/random.h"
 #include "data/preprocess.h"
-#include "data/random.h"
 #include "eval/de.h"
 
 namespace lingshu {

@@ -6,7 +6,7 @@
 #include <numeric>
 #include <utility>
 
-#include "data/random.h"
+#include "core/random.h"
 
 namespace lingshu {
 

@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
-#include "data/random.h"
+#include "core/random.h"
 
 namespace lingshu {
 

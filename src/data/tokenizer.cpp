@@ -10,7 +10,7 @@
 #include <stdexcept>
 
 #include "core/error.h"
-#include "data/random.h"
+#include "core/random.h"
 
 namespace lingshu {
 

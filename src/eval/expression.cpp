@@ -11,9 +11,9 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "data/counts_check.h"
 #include "data/preprocess.h"
-#include "data/random.h"
 #include "io/h5ad.h"
 
 namespace lingshu {

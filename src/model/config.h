@@ -28,7 +28,7 @@ struct ModelConfig {
   int perturbation_field = -1;
   // The condition tokens' sum is also added to every patch token, so each gene sees its cell
   // type from the first layer on instead of having to learn to attend to one token among ~430
-  // (in-context conditioning alone; models saved before this existed lack the key: false).
+  // (in-context conditioning alone).
   bool condition_to_patches = true;
   // Every condition label also has its own output bias [n_positions, K] (NULL's starts at zero),
   // added to the logits: a cell type's marginals are then learned (and initialised) directly, and

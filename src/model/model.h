@@ -62,7 +62,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // (-1 = none), added to the perturbation field's token (config().perturbation_field).
   // Returns float32 logits [B, n_positions, K].
   // drawn: optional [B, R] cell scores that set the output tilt instead of the scores read from
-  // the observed genes (sampling: draw_cell_scores).
+  // the observed genes (sampling: the banked states of cell_state_candidates / banked_cell_scores).
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& conditions = {},
                         const torch::Tensor& targets = {}, const torch::Tensor& drawn = {});
 

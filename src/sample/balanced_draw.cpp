@@ -5,8 +5,8 @@
 #include <stdexcept>
 #include <utility>
 
+#include "core/random.h"
 #include "core/seed.h"
-#include "data/random.h"
 
 namespace lingshu {
 

@@ -7,8 +7,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/random.h"
 #include "data/preprocess.h"
-#include "data/random.h"
 #include "data/simulator.h"
 
 namespace lingshu {

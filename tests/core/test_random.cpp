@@ -3,7 +3,7 @@
 #include <cmath>
 #include <functional>
 
-#include "data/random.h"
+#include "core/random.h"
 
 namespace lingshu {
 namespace {
