@@ -78,7 +78,6 @@ void ModelConfig::validate() const {
                      n_heads));
   }
   if (gene_factors < 0 || gene_factors > 64) fail(fmt::format("{} gene factors; use 0 to 64", gene_factors));
-  if (dropout < 0 || dropout >= 1) fail(fmt::format("dropout {} must be in [0, 1)", dropout));
   for (const int64_t v : condition_vocab_sizes) {
     if (v < 1) fail("a condition vocabulary needs at least its NULL entry");
   }
@@ -113,11 +112,8 @@ nlohmann::json ModelConfig::to_json() const {
           {"n_layers", n_layers},
           {"n_heads", n_heads},
           {"mlp_ratio", mlp_ratio},
-          {"dropout", dropout},
           {"condition_vocab_sizes", condition_vocab_sizes},
           {"perturbation_field", perturbation_field},
-          {"condition_to_patches", condition_to_patches},
-          {"condition_logit_bias", condition_logit_bias},
           {"gene_factors", gene_factors},
           {"knowledge_dim", knowledge_dim},
           {"n_knowledge_genes", n_knowledge_genes}};
@@ -135,11 +131,8 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j) {
     c.n_layers = j.at("n_layers").get<int>();
     c.n_heads = j.at("n_heads").get<int>();
     c.mlp_ratio = j.at("mlp_ratio").get<int>();
-    c.dropout = j.at("dropout").get<double>();
     c.condition_vocab_sizes = j.at("condition_vocab_sizes").get<std::vector<int64_t>>();
     c.perturbation_field = j.at("perturbation_field").get<int>();
-    c.condition_to_patches = j.at("condition_to_patches").get<bool>();
-    c.condition_logit_bias = j.at("condition_logit_bias").get<bool>();
     c.gene_factors = j.at("gene_factors").get<int>();
     c.knowledge_dim = j.at("knowledge_dim").get<int>();
     c.n_knowledge_genes = j.at("n_knowledge_genes").get<int64_t>();

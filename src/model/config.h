@@ -18,7 +18,6 @@ struct ModelConfig {
   int n_layers = 3;
   int n_heads = 4;
   int mlp_ratio = 4;  // hidden width of the feed-forward block = mlp_ratio * d_model
-  double dropout = 0.0;
   // One prepended, never-masked token per condition field; entry 0 of each vocabulary is NULL.
   // Empty for an unconditional model.
   std::vector<int64_t> condition_vocab_sizes;
@@ -26,15 +25,9 @@ struct ModelConfig {
   // projection of the targets' summed gene-identity embeddings, so an unseen label whose targets
   // are genes of the model still has a meaningful token.
   int perturbation_field = -1;
-  // The condition tokens' sum is also added to every patch token, so each gene sees its cell
-  // type from the first layer on instead of having to learn to attend to one token among ~430
-  // (in-context conditioning alone).
-  bool condition_to_patches = true;
-  // Every condition label also has its own output bias [n_positions, K] (NULL's starts at zero),
-  // added to the logits: a cell type's marginals are then learned (and initialised) directly, and
-  // labels of different fields combine additively in log space for unseen combinations. The
-  // transformer learns how the cell's other genes change them. Older models: false.
-  bool condition_logit_bias = true;
+  // (Every condition label also has its own output bias [n_positions, K], NULL's zero: a cell
+  // type's marginals set in closed form, and labels of different fields adding up in log space for
+  // unseen combinations.)
 
   // Per-gene loadings, the factor-model part of the network (as scVI's decoder or PCA give every
   // gene its own weights): each observed gene's level enters its patch token along the gene's own

@@ -10,8 +10,7 @@
 
 namespace lingshu {
 
-TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& config)
-    : n_heads_(config.n_heads), dropout_(config.dropout) {
+TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& config) : n_heads_(config.n_heads) {
   const int64_t d = config.d_model;
   const int64_t hidden = static_cast<int64_t>(config.mlp_ratio) * d;
   ln_attn_ = register_module("ln_attn", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
@@ -20,7 +19,6 @@ TransformerBlockImpl::TransformerBlockImpl(const ModelConfig& config)
   ln_mlp_ = register_module("ln_mlp", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   mlp_in_ = register_module("mlp_in", torch::nn::Linear(d, hidden));
   mlp_out_ = register_module("mlp_out", torch::nn::Linear(hidden, d));
-  drop_ = register_module("drop", torch::nn::Dropout(config.dropout));
   // GPT-2 style: residual projections start small so the stack begins near the identity.
   const double residual_std = 0.02 / std::sqrt(2.0 * config.n_layers);
   torch::NoGradGuard no_grad;
@@ -40,14 +38,13 @@ torch::Tensor TransformerBlockImpl::attention(const torch::Tensor& x) {
   const auto qkv = qkv_(x).view({B, T, 3, n_heads_, d / n_heads_}).permute({2, 0, 3, 1, 4});
   // LibTorch 1.13's (private) scaled-dot-product attention scales q before q k^T: fewer FLOPs
   // than the textbook softmax(q k^T / sqrt(d)) v. Bidirectional: no causal mask.
-  const double p = is_training() ? dropout_ : 0.0;
-  auto [y, unused_weights] = at::_scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], {}, p, false, false);
+  auto [y, unused_weights] = at::_scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], {}, 0.0, false, false);
   return attn_out_(y.transpose(1, 2).reshape({B, T, d}));
 }
 
 torch::Tensor TransformerBlockImpl::forward(const torch::Tensor& x) {
-  auto h = x + drop_(attention(ln_attn_(x)));
-  return h + drop_(mlp_out_(torch::gelu(mlp_in_(ln_mlp_(h)))));
+  const auto h = x + attention(ln_attn_(x));
+  return h + mlp_out_(torch::gelu(mlp_in_(ln_mlp_(h))));
 }
 
 MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_(std::move(config)) {
@@ -80,13 +77,11 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   // small, validation loss higher), and they are what the cell scores are centred on.
   gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}),
                                         /*requires_grad=*/false);
-  if (config_.condition_logit_bias) {
-    for (size_t f = 0; f < config_.condition_vocab_sizes.size(); ++f) {
-      condition_logit_bias_.push_back(
-          register_parameter(fmt::format("condition_logit_bias_{}", f),
-                             torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K}),
-                             /*requires_grad=*/false));
-    }
+  for (size_t f = 0; f < config_.condition_vocab_sizes.size(); ++f) {
+    condition_logit_bias_.push_back(
+        register_parameter(fmt::format("condition_logit_bias_{}", f),
+                           torch::zeros({config_.condition_vocab_sizes[f], config_.n_positions(), K}),
+                           /*requires_grad=*/false));
   }
   if (const int64_t R = config_.gene_factors; R > 0) {
     const int64_t L = config_.n_positions();
@@ -109,11 +104,10 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_score_labels_ = register_parameter("cell_score_labels", torch::zeros({kCellScoreBank, F}),
                                             /*requires_grad=*/false);
   }
-  drop_ = register_module("drop", torch::nn::Dropout(config_.dropout));
 
   torch::NoGradGuard no_grad;
   torch::nn::init::normal_(value_emb_->weight, 0.0, 1.0);
-  // Comparable to the patch vectors they are added to (see condition_to_patches), so cell types
+  // Comparable to the patch vectors they are added to (patch_states adds them to every patch), so cell types
   // differ from the first step instead of after hundreds of steps of growth.
   for (const auto& m : *condition_emb_) {
     torch::nn::init::normal_(m->as<torch::nn::Embedding>()->weight, 0.0, 0.3);
@@ -322,10 +316,11 @@ torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens
         conditions.defined() && conditions.dim() == 2 && conditions.size(0) == B && conditions.size(1) == F,
         "conditions must be [B, ", F, "]");
     const auto condition_tokens = embed_conditions(conditions, targets).to(x.scalar_type());  // [B, F, d]
-    if (config_.condition_to_patches) x = x + condition_tokens.sum(1, /*keepdim=*/true);
+    // Every patch also sees its cell's labels from the first layer on, instead of having to learn
+    // to attend to one token among ~430.
+    x = x + condition_tokens.sum(1, /*keepdim=*/true);
     x = torch::cat({condition_tokens, x}, 1);
   }
-  x = drop_(x);
   for (const auto& block : *blocks_) x = block->as<TransformerBlock>()->forward(x);
   x = ln_final_(x);
   return F > 0 ? x.slice(1, F) : x;

@@ -24,7 +24,6 @@
 // same as by gene because the order is fixed for a model.
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
@@ -45,10 +44,8 @@ class TransformerBlockImpl : public torch::nn::Module {
   torch::Tensor attention(const torch::Tensor& x);
 
   int64_t n_heads_;
-  double dropout_;
   torch::nn::LayerNorm ln_attn_{nullptr}, ln_mlp_{nullptr};
   torch::nn::Linear qkv_{nullptr}, attn_out_{nullptr}, mlp_in_{nullptr}, mlp_out_{nullptr};
-  torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(TransformerBlock);
 
@@ -103,7 +100,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   void set_value_levels(const torch::Tensor& levels, const torch::Tensor& gene_mean_levels);
   // Sets the cell factors' input and output loadings ([n_positions, R] each).
   void set_cell_factors(const torch::Tensor& in_loading, const torch::Tensor& out_loading);
-  // Sets field f's per-label output bias [vocab_f, n_positions, K] (condition_logit_bias models).
+  // Sets field f's per-label output bias [vocab_f, n_positions, K] .
   void set_condition_logit_bias(int64_t field, const torch::Tensor& bias);
 
   const ModelConfig& config() const { return config_; }
@@ -153,7 +150,6 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // [kCellScoreBank, R] training cells' scores and [kCellScoreBank, max(F, 1)] their label codes
   // (-1: an unused row); set, not trained.
   torch::Tensor cell_score_bank_, cell_score_labels_;
-  torch::nn::Dropout drop_{nullptr};
 };
 TORCH_MODULE(MaskedDiffusionModel);
 

@@ -1,7 +1,7 @@
 #pragma once
 // Marginal initialisation: starting values of the model's output biases, from token frequencies of
 // the training cells. A fresh model then predicts each gene's marginal (and, with
-// condition_logit_bias, each label's) from the first step: the biases would otherwise move about lr
+// condition_logit_bias_F, each label's) from the first step: the biases would otherwise move about lr
 // per step from uniform, far too slowly to learn that a rare gene's large counts have probability
 // ~1e-7 rather than 1/K; that leftover mass, summed over ten thousand genes, inflates every
 // generated cell. (The biological prior of `lingshu predict --prior` is data/perturbation_prior.h.)

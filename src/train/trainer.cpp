@@ -88,7 +88,6 @@ void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& coun
         cell_factor_start(counts, meta.tokenizer, meta.patching, levels, codes, meta.config.gene_factors);
     model.set_cell_factors(cell.in_loading, cell.out_loading);
   }
-  if (!meta.config.condition_logit_bias) return;
   const int perturbation = perturbation_field_index(meta.conditions);
   const auto shifts = label_log_shifts(
       counts, meta.tokenizer, meta.patching, codes, meta.config.condition_vocab_sizes,
