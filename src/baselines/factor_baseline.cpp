@@ -8,6 +8,7 @@
 #include <random>
 
 #include "baselines/label_groups.h"
+#include "core/balanced_draw.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/random.h"
@@ -87,22 +88,6 @@ std::vector<int64_t> share_cells(const std::vector<std::vector<int64_t>>& groups
   return counts;
 }
 
-// Which training cell each of `n` generated cells takes: all m once, in a seeded random order,
-// then all m again in a new order, and so on.
-std::vector<int64_t> even_draw(int64_t m, int64_t n, uint64_t seed) {
-  std::vector<int64_t> out;
-  std::vector<int64_t> order(static_cast<size_t>(m));
-  for (int64_t cycle = 0; static_cast<int64_t>(out.size()) < n; ++cycle) {
-    std::iota(order.begin(), order.end(), 0);
-    std::mt19937_64 rng(rnd::derive_seed(seed, static_cast<uint64_t>(cycle)));
-    for (int64_t i = m - 1; i > 0; --i)
-      std::swap(order[static_cast<size_t>(i)], order[rnd::uniform_below(rng, static_cast<uint64_t>(i) + 1)]);
-    const int64_t take = std::min(m, n - static_cast<int64_t>(out.size()));
-    out.insert(out.end(), order.begin(), order.begin() + take);
-  }
-  return out;
-}
-
 }  // namespace
 
 FactorBaseline sample_factor_baseline(const AnnData& train, const FactorBaselineOptions& options) {
@@ -118,6 +103,7 @@ FactorBaseline sample_factor_baseline(const AnnData& train, const FactorBaseline
   std::vector<LabelModel> models;
   std::vector<int32_t> group_of_cell;
   std::vector<int64_t> source_of_cell;
+  BalancedDraw draw(options.seed);  // every training cell's state once before any again
   for (size_t k = 0; k < groups.rows.size(); ++k) {
     const auto m = static_cast<int64_t>(groups.rows[k].size());
     int factors = options.factors;
@@ -130,9 +116,9 @@ FactorBaseline sample_factor_baseline(const AnnData& train, const FactorBaseline
                                          m, factors, options.factors));
     }
     models.push_back(fit_label(train.X, groups.rows[k], factors, rnd::derive_seed(options.seed, k)));
-    for (const int64_t source : even_draw(m, per_group[k], rnd::derive_seed(options.seed ^ 0xFAC7, k))) {
+    for (int64_t cell = 0; cell < per_group[k]; ++cell) {
       group_of_cell.push_back(static_cast<int32_t>(k));
-      source_of_cell.push_back(source);
+      source_of_cell.push_back(draw.pick(k, cell, m));
     }
   }
 

@@ -11,6 +11,7 @@
 #include <optional>
 #include <random>
 
+#include "core/balanced_draw.h"
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/seed.h"
@@ -20,7 +21,6 @@
 #include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
-#include "sample/balanced_draw.h"
 #include "sample/guidance.h"
 #include "sample/sampler.h"
 

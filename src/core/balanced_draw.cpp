@@ -1,4 +1,4 @@
-#include "sample/balanced_draw.h"
+#include "core/balanced_draw.h"
 
 #include <numeric>
 #include <random>

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "sample/balanced_draw.h"
+#include "core/balanced_draw.h"
 
 namespace lingshu {
 namespace {
