@@ -14,7 +14,8 @@ namespace lingshu {
 // A run that names no --steps makes at most this many passes over its training cells: on a few
 // thousand cells the validation loss is lowest after 5-8 passes and rises after (paul15, 1,264
 // cells: best at pass 5 of 20 when the schedule was planned for the whole budget), and only a
-// schedule that has decayed by then keeps what was learnt (BENCHMARKS, session 13).
+// schedule that has decayed by then keeps what was learnt (BENCHMARKS.md, "Training stops after 8 passes over
+// its cells").
 inline constexpr int64_t kMaxEpochs = 8;
 inline constexpr int64_t kDefaultSteps = 2000;   // without --minutes either
 inline constexpr int64_t kSpeedProbeSteps = 10;  // steps timed before a --minutes run plans its schedule
