@@ -4,8 +4,6 @@
 
 #include "baselines/factor_baseline.h"
 #include "cli/command.h"
-#include "data/counts_check.h"
-#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
@@ -23,11 +21,8 @@ struct FactorBaselineArgs {
 void run_factor_baseline(FactorBaselineArgs& args) {
   start_run(args.threads, args.quiet);
   args.options.threads = args.threads;
-  H5adReadOptions read_options;
-  read_options.layer = args.layer;
-  const AnnData train = read_h5ad(args.train, read_options);
-  require_counts(train, fmt::format("{} {}", args.train, args.layer.empty() ? "X" : args.layer));
-  const FactorBaseline baseline = sample_factor_baseline(train, args.options);
+  const FactorBaseline baseline =
+      sample_factor_baseline(read_counts_input(args.train, args.layer), args.options);
   if (!args.quiet) {
     for (const auto& note : baseline.notes) fmt::print(stderr, "baseline factor: note: {}\n", note);
   }

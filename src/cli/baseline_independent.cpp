@@ -1,12 +1,8 @@
 // `lingshu baseline independent TRAIN.h5ad --label cell_type --n N --out GEN.h5ad`: the baseline
 // every generative model must beat.
-#include <fmt/format.h>
 
 #include "baselines/independent_baseline.h"
 #include "cli/command.h"
-#include "core/error.h"
-#include "data/counts_check.h"
-#include "io/h5ad.h"
 
 namespace lingshu::cli {
 
@@ -24,11 +20,8 @@ struct BaselineArgs {
 void run_baseline(BaselineArgs& args) {
   start_run(args.threads, args.quiet);
   args.options.threads = args.threads;
-  H5adReadOptions read_options;
-  read_options.layer = args.layer;
-  const AnnData train = read_h5ad(args.train, read_options);
-  require_counts(train, fmt::format("{} {}", args.train, args.layer.empty() ? "X" : args.layer));
-  write_cells(args.out, sample_independent_baseline(train, args.options), "baseline independent", args.quiet);
+  write_cells(args.out, sample_independent_baseline(read_counts_input(args.train, args.layer), args.options),
+              "baseline independent", args.quiet);
 }
 
 void setup_baseline(CLI::App& cmd) {

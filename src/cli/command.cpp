@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "core/progress.h"
+#include "data/counts_check.h"
 #include "io/h5ad.h"
+#include "io/read_counts.h"
 
 namespace lingshu::cli {
 
@@ -82,6 +84,12 @@ void report_written(const std::string& command, int64_t n_cells, int64_t n_genes
                     bool quiet, const std::string& detail) {
   if (!quiet)
     fmt::print(stderr, "{}: wrote {} cells x {} genes{} to {}\n", command, n_cells, n_genes, detail, path);
+}
+
+AnnData read_counts_input(const std::string& path, const std::string& layer) {
+  AnnData data = read_counts_file(path, layer);
+  require_counts(data, fmt::format("{}: {}", path, layer_source_name(layer)));
+  return data;
 }
 
 void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,

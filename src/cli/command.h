@@ -40,6 +40,9 @@ void add_quiet_and_threads(CLI::App& command, bool& quiet, int& threads, const s
 void add_seed_option(CLI::App& command, uint64_t& seed);
 // at the start of the callback, the thread count for LibTorch and no progress bars under --quiet;
 void start_run(int threads, bool quiet);
+// A user's counts file (.h5ad, with --layer, or a 10x folder); UserError when the matrix does not
+// hold raw counts, naming the file and the matrix.
+AnnData read_counts_input(const std::string& path, const std::string& layer);
 // at the end, the cells written to `path` (.h5ad) and, unless quiet, one line on stderr:
 // "<command>: wrote N cells x G genes<detail> to PATH".
 void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,

@@ -5,9 +5,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
-#include "data/counts_check.h"
 #include "io/h5ad.h"
-#include "io/read_counts.h"
 
 namespace lingshu::cli {
 
@@ -24,8 +22,7 @@ void run_convert(const ConvertArgs& args) {
   if (std::filesystem::path(args.output).extension() != ".h5ad") {
     throw UserError(fmt::format("output {} must end in .h5ad; lingshu writes AnnData files", args.output));
   }
-  const AnnData data = read_counts_file(args.input, args.layer);
-  require_counts(data, fmt::format("{}: {}", args.input, layer_source_name(args.layer)));
+  const AnnData data = read_counts_input(args.input, args.layer);
   write_h5ad(args.output, data);
   if (!args.quiet) {
     fmt::print("convert: wrote {} cells x {} genes of raw counts ({} stored values) from {} to {}\n",

@@ -14,9 +14,10 @@ void add_sampling_options(CLI::App& cmd, SamplingSettings& o, int& threads, int&
                  "(reference keeps the other conditions, e.g. the cell type) or compose (each condition "
                  "on its own, multiplied: for combinations never seen in training)")
       ->capture_default_str();
-  cmd.add_option("--steps", o.steps,
-                 "unmasking steps (1: every gene drawn at once given the cell's drawn state, which scored as well "
-                 "as 2-32 steps in every measurement; more: slower)")
+  cmd.add_option(
+         "--steps", o.steps,
+         "unmasking steps (1: every gene drawn at once given the cell's drawn state, which scored as well "
+         "as 2-32 steps in every measurement; more: slower)")
       ->capture_default_str();
   cmd.add_option("--temperature", o.temperature, "sampling temperature (0: most likely value)")
       ->capture_default_str();
