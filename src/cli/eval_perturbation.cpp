@@ -85,6 +85,9 @@ void setup_eval_perturbation(CLI::App& cmd) {
       "Metrics (cell-eval / Virtual Cell Challenge): DES, PDS, MAE, Spearman #DEG, Spearman LFC, AUPRC,\n"
       "Pearson-delta. With --baseline (e.g. from `lingshu baseline mean`), each metric is also scored\n"
       "against the baseline: (x - b) / (1 - b), MAE 1 - x / b, clipped at 0, and averaged.\n"
+      "Populations (beside cell-eval, not in its scores): per pair, the energy distance between predicted\n"
+      "and real perturbed cells in 50 PCs of the context's real cells, its share of the real control's\n"
+      "distance, and the kNN AUC of predicted vs real perturbed cells (0.5 = indistinguishable).\n"
       "Example: lingshu eval perturbation heldout.h5ad predicted.h5ad --pert-col condition \\\n"
       "           --control control --baseline mean.h5ad --out metrics.json --csv per_pert.csv");
   cmd.add_option("real", args->real, "real cells (.h5ad of raw counts)")
@@ -107,6 +110,8 @@ void setup_eval_perturbation(CLI::App& cmd) {
       ->capture_default_str();
   cmd.add_option("--fdr", args->options.fdr_threshold, "FDR below which a gene is significant")
       ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  cmd.add_option("--seed", args->options.seed, "seed of the population metrics' subsamples and PCA")
       ->capture_default_str();
   cmd.add_option("--out,-o", args->out, "write the summary (and baseline scores) as JSON");
   cmd.add_option("--csv", args->csv, "write one row of metrics per perturbation");

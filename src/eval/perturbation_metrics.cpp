@@ -15,9 +15,11 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "core/progress.h"
+#include "core/random.h"
 #include "data/counts_check.h"
 #include "data/preprocess.h"
 #include "eval/de.h"
+#include "eval/population_metrics.h"
 #include "eval/stats.h"
 
 namespace lingshu {
@@ -197,7 +199,7 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
     if (pred.pert[i] && pred.context[i]) pred_perts[*pred.context[i]].insert(*pred.pert[i]);
   }
   std::vector<ContextPlan> plans;
-  int64_t ignored_pred = 0, unpredicted = 0;
+  int64_t ignored_pred = 0, unpredicted = 0, without_control = 0;
   for (const auto& [context, perts] : real_perts) {
     ContextPlan plan;
     plan.name = context;
@@ -221,10 +223,24 @@ std::vector<ContextPlan> plan_contexts(const FileLabels& real, const FileLabels&
       if (p != options.control && !perts.contains(p)) ++ignored_pred;
     }
     plan.real = assign_groups(real, context, options.control, plan.perts);
+    if (plan.real.sizes()[0] == 0) {
+      notes.push_back(
+          fmt::format("context '{}' has no real control cells (label '{}'): its {} pair(s) were "
+                      "not scored",
+                      context, options.control, plan.perts.size()));
+      ++without_control;
+      continue;
+    }
     plan.pred = assign_groups(pred, context, options.control, plan.perts);
     require_enough_cells(plan, plan.real, "the real file", options.control);
     require_enough_cells(plan, plan.pred, "the predicted file", options.control);
     plans.push_back(std::move(plan));
+  }
+  if (plans.empty() && without_control > 0) {
+    throw UserError(
+        fmt::format("the real file has no control cells (label '{}') in any scored context; name "
+                    "the control label with --control",
+                    options.control));
   }
   if (plans.empty() && unpredicted > 0) {
     throw UserError(
@@ -387,7 +403,43 @@ std::vector<MetricValue> summarize(const std::vector<PerturbationScore>& scores)
           {"spearman_deg", deg_count_spearman(scores)},
           {"spearman_lfc", column(&PerturbationScore::spearman_lfc)},
           {"auprc", column(&PerturbationScore::auprc)},
-          {"pearson_delta", column(&PerturbationScore::pearson_delta)}};
+          {"pearson_delta", column(&PerturbationScore::pearson_delta)},
+          {"energy_distance", column(&PerturbationScore::energy_distance)},
+          {"energy_share", column(&PerturbationScore::energy_share)},
+          {"knn_auc", column(&PerturbationScore::knn_auc)}};
+}
+
+// The rows of each group: [group][i].
+std::vector<std::vector<int64_t>> rows_by_group(const CellGroups& groups) {
+  std::vector<std::vector<int64_t>> rows(static_cast<size_t>(groups.n_groups));
+  for (size_t i = 0; i < groups.group_of_cell.size(); ++i)
+    if (const int32_t g = groups.group_of_cell[i]; g >= 0)
+      rows[static_cast<size_t>(g)].push_back(static_cast<int64_t>(i));
+  return rows;
+}
+
+// Each perturbation's population metrics in one context (scores: the context's, in plan order).
+void score_populations(const ContextPlan& plan, const CsrMatrix& real_expr, const CsrMatrix& pred_expr,
+                       const PerturbationEvalOptions& options, uint64_t stream,
+                       std::span<PerturbationScore> scores, std::vector<std::string>& notes) {
+  const auto real_rows = rows_by_group(plan.real);
+  const auto pred_rows = rows_by_group(plan.pred);
+  const std::vector<std::vector<int64_t>> perturbed(real_rows.begin() + 1, real_rows.end());
+  const ContextPopulation space(real_expr, real_rows[0], perturbed, rnd::derive_seed(options.seed, stream),
+                                options.threads);
+  for (size_t k = 0; k < scores.size(); ++k) {
+    const auto population = space.score(k, pred_expr, pred_rows[k + 1]);
+    scores[k].energy_distance = population.energy_distance;
+    scores[k].energy_share = population.energy_share;
+    scores[k].knn_auc = population.knn_auc;
+    if (std::isnan(population.energy_distance)) {
+      notes.push_back(
+          fmt::format("'{}'{}: {} real and {} predicted cells; the population metrics need {} "
+                      "predicted and {} real cells (half are scored): n/a",
+                      plan.perts[k], context_phrase(plan.name), real_rows[k + 1].size(),
+                      pred_rows[k + 1].size(), kMinPopulationCells, 2 * kMinPopulationCells));
+    }
+  }
 }
 
 std::string csv_field(const std::string& text) {
@@ -536,6 +588,8 @@ PerturbationEvaluation evaluate_perturbations(const AnnData& real, const AnnData
         out.pred_delta.emplace_back(pred_deltas[k].begin(), pred_deltas[k].end());
       }
     }
+    score_populations(plan, real_expr, pred_expr, options, c, std::span(out.scores).last(plan.perts.size()),
+                      out.notes);
   }
   out.summary = summarize(out.scores);
   return out;
@@ -556,17 +610,28 @@ BaselineComparison compare_to_baseline(const PerturbationEvaluation& model,
   }
   result.average = sum / static_cast<double>(result.metrics.size());
   result.vcc_average = vcc_sum / 3.0;
+  const auto value_or_nan = [](const PerturbationEvaluation& e, const std::string& name) {
+    const auto it =
+        std::find_if(e.summary.begin(), e.summary.end(), [&](const auto& m) { return m.name == name; });
+    return it == e.summary.end() ? kNaN : it->value;
+  };
+  for (const char* name : kPopulationMetrics) {
+    if (const double value = value_or_nan(model, name);
+        !std::isnan(value) || !std::isnan(value_or_nan(baseline, name)))
+      result.metrics.push_back({name, value, value_or_nan(baseline, name), kNaN});
+  }
   return result;
 }
 
 std::string per_perturbation_csv(const PerturbationEvaluation& evaluation) {
   std::string csv =
       "context,perturbation,real_cells,pred_cells,real_deg,pred_deg,des,pds,mae,pearson_delta,spearman_lfc,"
-      "auprc\n";
+      "auprc,energy_distance,energy_share,knn_auc\n";
   for (const auto& s : evaluation.scores) {
-    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(s.context),
+    csv += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(s.context),
                        csv_field(s.perturbation), s.real_cells, s.pred_cells, s.real_deg, s.pred_deg, s.des,
-                       s.pds, s.mae, s.pearson_delta, s.spearman_lfc, s.auprc);
+                       s.pds, s.mae, s.pearson_delta, s.spearman_lfc, s.auprc, s.energy_distance,
+                       s.energy_share, s.knn_auc);
   }
   return csv;
 }

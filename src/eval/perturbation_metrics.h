@@ -13,6 +13,9 @@
 //   Spearman LFC   Spearman of predicted vs real log2 FC over the real significant genes.
 //   AUPRC          average precision of -log10(predicted FDR) for the real significant genes.
 //   Spearman #DEG  across perturbations with any real significant gene: real vs predicted counts.
+// And, beyond cell-eval, the population metrics of eval/population_metrics.h (energy distance, its
+// share of the control's, kNN AUC): whether the predicted cells look like the real ones, not only
+// their mean.
 //
 // DE is the two-sided tie-corrected Mann-Whitney U with continuity correction (eval/de.h) and
 // Benjamini-Hochberg FDR, per perturbation or over the whole table; significant = FDR < 0.05.
@@ -34,6 +37,7 @@ struct PerturbationEvalOptions {
   FdrScope fdr_scope = FdrScope::PerPerturbation;
   double fdr_threshold = 0.05;
   int threads = 0;           // 0 = all hardware threads
+  uint64_t seed = 0;         // subsamples and PCA of the population metrics
   bool keep_deltas = false;  // keep each perturbation's real and predicted delta (for plots)
 };
 
@@ -51,6 +55,10 @@ struct PerturbationScore {
   double pearson_delta = 0;
   double spearman_lfc = 0;  // NaN with fewer than 2 real significant genes
   double auprc = 0;         // NaN when every gene or no gene is really significant
+  // Population metrics: NaN with fewer than kMinPopulationCells cells on either side.
+  double energy_distance = 0;
+  double energy_share = 0;
+  double knn_auc = 0;
 };
 
 // Summary metrics, in the order reported.
@@ -62,6 +70,8 @@ inline constexpr MetricDefinition kPerturbationMetrics[] = {
     {"des", true},          {"pds", true},   {"mae", false},          {"spearman_deg", true},
     {"spearman_lfc", true}, {"auprc", true}, {"pearson_delta", true},
 };
+// Reported after them, not part of cell-eval's baseline scores (lower is better; the AUC's best is 0.5).
+inline constexpr const char* kPopulationMetrics[] = {"energy_distance", "energy_share", "knn_auc"};
 
 struct MetricValue {
   std::string name;
@@ -71,7 +81,7 @@ struct MetricValue {
 struct PerturbationEvaluation {
   std::vector<std::string> genes;  // the genes both files share, in the real file's order
   std::vector<PerturbationScore> scores;
-  std::vector<MetricValue> summary;  // kPerturbationMetrics order
+  std::vector<MetricValue> summary;  // kPerturbationMetrics, then kPopulationMetrics
   // Per score, when keep_deltas: pseudobulk minus control pseudobulk over `genes`.
   std::vector<std::vector<float>> real_delta;
   std::vector<std::vector<float>> pred_delta;
@@ -87,7 +97,8 @@ PerturbationEvaluation evaluate_perturbations(const AnnData& real, const AnnData
                                               const PerturbationEvalOptions& options);
 
 // cell-eval's comparison with a baseline prediction: (x - b) / (1 - b) for metrics where 1 is best,
-// 1 - x / b for MAE; NaN becomes 0, negatives are clipped to 0; then averaged.
+// 1 - x / b for MAE; NaN becomes 0, negatives are clipped to 0; then averaged. One entry per summary
+// metric; the population metrics carry the baseline's value and a NaN score, outside the averages.
 struct NormalizedMetric {
   std::string name;
   double value = 0;

@@ -167,7 +167,11 @@ std::string perturbation_report_html(const PerturbationEvaluation& eval, const B
       "DES: overlap of the top real and predicted DE genes; PDS: how uniquely the predicted effect points to "
       "its own perturbation (1 = nearest); MAE: pseudobulk error (lower is better); Spearman #DEG / LFC: "
       "agreement in the number of DE genes and in fold changes; AUPRC: recovery of the real DE genes from "
-      "predicted FDRs; Pearson-delta: correlation of the predicted and real change from control.");
+      "predicted FDRs; Pearson-delta: correlation of the predicted and real change from control. "
+      "Populations (not in the scores): energy distance between the predicted and real perturbed cells in 50 "
+      "principal components of the context's real cells (0 = same distribution), its share of the real "
+      "control's distance (1 = no nearer than unperturbed cells), and the kNN AUC of predicted against real "
+      "perturbed cells (0.5 = indistinguishable).");
 
   page.add_section("Predicted vs real change from control");
   // Most affected perturbations (real DE genes) first: their panels say the most.
@@ -201,13 +205,16 @@ std::string perturbation_report_html(const PerturbationEvaluation& eval, const B
     per.push_back({pair_name(s), fmt::format("{} / {}", s.real_cells, s.pred_cells),
                    fmt::format("{} / {}", s.real_deg, s.pred_deg), format_value(s.des), format_value(s.pds),
                    versus(s.mae, b ? b->mae : 0), versus(s.pearson_delta, b ? b->pearson_delta : 0),
-                   format_value(s.spearman_lfc), format_value(s.auprc)});
+                   format_value(s.spearman_lfc), format_value(s.auprc),
+                   versus(s.energy_share, b ? b->energy_share : 0), versus(s.knn_auc, b ? b->knn_auc : 0)});
   }
   const bool with_base = baseline_evaluation != nullptr;
-  page.add_table({"perturbation", "cells real / pred", "DE genes real / pred", "DES", "PDS",
-                  with_base ? "MAE (baseline)" : "MAE",
-                  with_base ? "Pearson-delta (baseline)" : "Pearson-delta", "Spearman LFC", "AUPRC"},
-                 per);
+  page.add_table(
+      {"perturbation", "cells real / pred", "DE genes real / pred", "DES", "PDS",
+       with_base ? "MAE (baseline)" : "MAE", with_base ? "Pearson-delta (baseline)" : "Pearson-delta",
+       "Spearman LFC", "AUPRC", with_base ? "energy share (baseline)" : "energy share",
+       with_base ? "kNN AUC (baseline)" : "kNN AUC"},
+      per);
   if (!with_base || eval.real_delta.empty()) return page.render();
 
   page.add_section("Largest real changes: model vs baseline");

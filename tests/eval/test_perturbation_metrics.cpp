@@ -254,12 +254,16 @@ TEST(PerturbationMetrics, CsvAndJsonOutputs) {
   EXPECT_EQ(header.substr(0, 26), "context,perturbation,real_");
   std::getline(lines, row);
   EXPECT_EQ(row.substr(0, 10), "\"x,y\",P0,3");  // quoted context, 30 cells
+  EXPECT_NE(header.find(",energy_distance,energy_share,knn_auc"), std::string::npos);
   const auto cmp = compare_to_baseline(eval, eval);
   const auto doc = nlohmann::json::parse(summary_json(eval, options, &cmp));
   EXPECT_EQ(doc["perturbations"], 2);
   EXPECT_EQ(doc["options"]["context_col"], "cell_type");
   EXPECT_DOUBLE_EQ(static_cast<double>(doc["metrics"]["pds"]), 1.0);
   EXPECT_DOUBLE_EQ(static_cast<double>(doc["baseline"]["average"]), 0.0);  // equal to its own baseline
+  // The real cells themselves: each predicted cell's nearest neighbour is its copy.
+  EXPECT_LT(static_cast<double>(doc["metrics"]["knn_auc"]), 0.2);
+  EXPECT_TRUE(doc["baseline"]["metrics"]["energy_share"]["score"].is_null());
 }
 
 TEST(PerturbationMetrics, InputErrorsAreUserErrors) {
