@@ -11,7 +11,7 @@
 //             combination "A+B" never seen as such adds the shifts of A and B.
 //
 // Profiles live in log1p(counts / total * 1e4) space. Counts for a target profile are drawn so that
-// their log-normalised pseudobulk reproduces the target (see counts_for_log_pseudobulk). Each
+// their log-normalised pseudobulk reproduces the target (data/pseudobulk_cells.h). Each
 // context's training control cells are copied into the output under the control label, so deltas
 // can be computed from the prediction file alone.
 #include <cstdint>
@@ -21,6 +21,7 @@
 
 #include "data/anndata.h"
 #include "data/count_matrix.h"
+#include "data/pseudobulk_cells.h"
 #include "io/pairs.h"
 
 namespace lingshu {
@@ -49,14 +50,5 @@ struct BaselinePrediction {
 // from the training data or a context has no control cells.
 BaselinePrediction predict_baseline(BaselineKind kind, const AnnData& train, const PredictionPairs& pairs,
                                     const BaselineOptions& options);
-
-// `n_cells` cells of counts whose log1p(counts / total * 1e4) column means reproduce `target`
-// (one value per gene, >= 0) as closely as integer counts allow. Each gene's counts are the
-// Poisson(lambda) quantiles at the evenly spaced probabilities (i + 0.5) / n_cells, with lambda
-// solved so the mean log value hits the target (log1p is concave, so lambda exceeds expm1(target)),
-// scattered over cells by a seeded shuffle; a few rounds then correct for the library sizes the
-// cells actually end up with. Cells average `library_size` counts.
-CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_cells, double library_size,
-                                    uint64_t seed, int threads = 0);
 
 }  // namespace lingshu
