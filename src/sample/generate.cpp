@@ -21,6 +21,7 @@
 #include "model/model.h"
 #include "model/precision.h"
 #include "model/weights.h"
+#include "sample/cell_batches.h"
 #include "sample/guidance.h"
 #include "sample/sampler.h"
 
@@ -63,11 +64,6 @@ std::pair<int64_t, int64_t> shard_batches(const SamplingSettings& s, int64_t n_c
   const int64_t batches = (n_cells + s.batch_size - 1) / s.batch_size;
   return {batches * s.shard.index / s.shard.count, batches * (s.shard.index + 1) / s.shard.count};
 }
-
-struct Row {
-  size_t group;
-  int64_t cell;  // index within the group
-};
 
 // Categorical obs columns (one per field) of the generated cells.
 void add_condition_columns(const ModelMetadata& meta, const std::vector<CellGroup>& groups, DataFrame& obs) {
@@ -237,72 +233,28 @@ LoadedModel load_model(const std::filesystem::path& dir, const std::string& devi
 AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested,
                         const SamplingSettings& settings, const CellSink& sink) {
   validate(settings);
+  const ModelMetadata& meta = loaded.meta;
+  check_guidance(meta, settings);
+  const GroupPlan plan = plan_groups(loaded, requested);
   const SamplerOptions sampler{settings.steps, settings.temperature, parse_order(settings.order),
                                parse_schedule(settings.schedule)};
-  const ModelMetadata& meta = loaded.meta;
-  const ModelConfig& config = meta.config;
-  const int64_t F = config.n_conditions();
-  const int64_t library = library_field_index(meta.conditions);
-  for (const auto& g : requested) {
-    if (g.n_cells < 1) throw UserError("every group of cells needs n_cells >= 1");
-    if (!g.prefilled.empty() && static_cast<int64_t>(g.prefilled.size()) != g.n_cells) {
-      throw UserError("pre-filled genes must be given for every cell of a group, or for none");
-    }
-  }
-  std::vector<CellGroup> stated = requested;
-  for (auto& g : stated) {
-    fill_state_label(meta, g.labels);
-    if (!g.shown_labels.empty()) fill_state_label(meta, g.shown_labels);
-  }
-  const std::vector<CellGroup> groups = with_library_labels(meta, stated);
-
-  std::vector<EncodedLabels> encoded;
-  std::vector<std::pair<double, double>> sizes;  // each group's range of total counts
-  std::vector<Row> rows;
-  for (size_t g = 0; g < groups.size(); ++g) {
-    encoded.push_back(encode_labels(meta, groups[g].labels));
-    sizes.push_back(library >= 0 ? library_range(meta.conditions[static_cast<size_t>(library)],
-                                                 groups[g].labels[static_cast<size_t>(library)])
-                                 : std::pair{0.0, std::numeric_limits<double>::infinity()});
-    for (int64_t i = 0; i < groups[g].n_cells; ++i) rows.push_back({g, i});
-  }
-  if (rows.empty()) throw UserError("no cells to generate");
-  const GuideMode guide = parse_guide(settings.guide);
-  if ((settings.cfg > 0 || guide == GuideMode::Compose) && F - (library >= 0 ? 1 : 0) == 0) {
-    throw UserError(
-        "--cfg and --guide compose need a conditional model (trained with --condition); this one is "
-        "unconditional");
-  }
-  if (guide == GuideMode::Perturbation && config.perturbation_field < 0) {
-    throw UserError("--guide perturbation needs a model trained with --perturbation; use --guide all");
-  }
-
   const auto device = resolve_device(loaded.device);
   const auto precision = resolve_precision(settings.precision, device);
+  const int64_t library = library_field_index(meta.conditions);
   MaskedDiffusionModelImpl& model = *loaded.network;
   torch::NoGradGuard no_grad;
 
-  const int64_t mask_token = config.n_tokens, L = config.n_positions();
+  const int64_t mask_token = meta.config.n_tokens, L = meta.config.n_positions();
   auto is_gene = torch::zeros({L}, torch::kBool);
-  is_gene.slice(0, 0, config.n_genes).fill_(true);
-  size_t max_targets = 1;
-  for (const auto& e : encoded) max_targets = std::max(max_targets, e.targets.size());
-
+  is_gene.slice(0, 0, meta.config.n_genes).fill_(true);
   AnnData out;
-  out.X.n_cols = config.n_genes;
+  out.X.n_cols = meta.config.n_genes;
   // Each cell's state is drawn first (from training cells with its labels), as a factor model
-  // samples its latent before its genes; a group's cells take its candidate states evenly.
-  std::vector<std::vector<int64_t>> candidates;
-  if (config.gene_factors > 0) {
-    for (const auto& e : encoded) {
-      const auto pool = model.cell_state_candidates(torch::tensor(e.tokens)).contiguous();
-      candidates.emplace_back(pool.data_ptr<int64_t>(), pool.data_ptr<int64_t>() + pool.numel());
-    }
-  }
-  BalancedDraw state_draw(settings.seed);
-  std::vector<uint8_t> gene_tokens(static_cast<size_t>(config.n_genes));
-  std::vector<float> counts(static_cast<size_t>(config.n_genes));
-  const auto n_total = static_cast<int64_t>(rows.size());
+  // samples its latent before its genes.
+  BalancedDraw states(settings.seed);
+  std::vector<uint8_t> gene_tokens(static_cast<size_t>(meta.config.n_genes));
+  std::vector<float> counts(static_cast<size_t>(meta.config.n_genes));
+  const auto n_total = static_cast<int64_t>(plan.rows.size());
   const auto [first_batch, end_batch] = shard_batches(settings, n_total);
   const int64_t shard_begin = first_batch * settings.batch_size;
   const int64_t shard_end = std::min(n_total, end_batch * settings.batch_size);
@@ -311,74 +263,25 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   for (int64_t batch = first_batch; batch < end_batch; ++batch) {
     const int64_t begin = batch * settings.batch_size;
     const int64_t n = std::min(settings.batch_size, n_total - begin);
-    auto initial = torch::full({n, L}, mask_token, torch::kLong);
-    auto conditions = torch::zeros({n, F}, torch::kLong);
-    auto targets = torch::full({n, static_cast<int64_t>(max_targets)}, -1, torch::kLong);
-    for (int64_t i = 0; i < n; ++i) {
-      const Row& row = rows[static_cast<size_t>(begin + i)];
-      const EncodedLabels& e = encoded[row.group];
-      for (int64_t f = 0; f < F; ++f) conditions[i][f] = e.tokens[static_cast<size_t>(f)];
-      for (size_t k = 0; k < e.targets.size(); ++k) targets[i][static_cast<int64_t>(k)] = e.targets[k];
-      const auto& prefilled = groups[row.group].prefilled;
-      if (!prefilled.empty()) {
-        auto cell = initial[i];
-        for (const auto& [pos, token] : prefilled[static_cast<size_t>(row.cell)]) cell[pos] = token;
-      }
-    }
-    const auto passes =
-        guidance_passes(conditions, targets, guide, settings.cfg, config.perturbation_field, library);
-    const int64_t R = static_cast<int64_t>(passes.size());
-    std::vector<torch::Tensor> pass_conditions, pass_targets;
-    for (const auto& p : passes) {
-      pass_conditions.push_back(p.conditions);
-      pass_targets.push_back(p.targets);
-    }
-    const auto all_conditions = torch::cat(pass_conditions).to(device);
-    const auto all_targets = torch::cat(pass_targets).to(device);
-    // Every pass in one forward call; logits = sum of weight x pass.
-    const auto combine = [&](const torch::Tensor& stacked) {
-      const int64_t m = stacked.size(0) / R;
-      auto out = passes[0].weight * stacked.slice(0, 0, m);
-      for (int64_t r = 1; r < R; ++r)
-        out = out + passes[static_cast<size_t>(r)].weight * stacked.slice(0, r * m, (r + 1) * m);
-      return out;
-    };
+    const BatchInputs inputs = batch_inputs(plan, model, begin, n, states);
+    const GuidedDenoiser denoiser(model, inputs, settings, library, device, precision);
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
-    torch::Tensor drawn;  // every pass of a cell shares its state
-    if (config.gene_factors > 0) {
-      std::vector<int64_t> bank_rows;
-      for (int64_t i = 0; i < n; ++i) {
-        const Row& row = rows[static_cast<size_t>(begin + i)];
-        const auto& pool = candidates[row.group];
-        const auto pick = state_draw.pick(row.group, row.cell, static_cast<int64_t>(pool.size()));
-        bank_rows.push_back(pool[static_cast<size_t>(pick)]);
-      }
-      drawn = model.banked_cell_scores(torch::tensor(bank_rows));
-    }
-    const auto all_drawn = drawn.defined() ? drawn.repeat({R, 1}) : drawn;
-    const Denoiser denoiser = [&](const torch::Tensor& z) {
-      const AutocastScope autocast(precision, device);
-      return combine(model.forward(z.repeat({R, 1}), all_conditions, all_targets, all_drawn));
-    };
-    const PositionDenoiser at_positions = [&](const torch::Tensor& z, const torch::Tensor& r,
-                                              const torch::Tensor& pos) {
-      const AutocastScope autocast(precision, device);
-      const auto offsets = (torch::arange(R, r.options()) * n).repeat_interleave(r.size(0));
-      return combine(model.forward_at(z.repeat({R, 1}), all_conditions, all_targets, r.repeat({R}) + offsets,
-                                      pos.repeat({R}), all_drawn));
-    };
     const auto tokens =
-        sample_tokens(denoiser, initial.to(device), is_gene, mask_token, sampler, generator, at_positions)
+        sample_tokens([&](const torch::Tensor& z) { return denoiser(z); }, inputs.initial.to(device), is_gene,
+                      mask_token, sampler, generator,
+                      [&](const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) {
+                        return denoiser.at(z, rows, positions);
+                      })
             .to(torch::kCPU)
             .contiguous();
     CsrMatrix streamed;
-    streamed.n_cols = config.n_genes;
+    streamed.n_cols = meta.config.n_genes;
     CsrMatrix& rows_out = sink ? streamed : out.X;
     for (int64_t i = 0; i < n; ++i) {
       std::mt19937_64 rng(mix_seed(settings.seed ^ 0xDEC0DEULL, static_cast<uint64_t>(begin + i)));
       decode_cell(tokens.data_ptr<int64_t>() + i * L, meta, rng, gene_tokens, counts);
-      const auto [lo, hi] = sizes[rows[static_cast<size_t>(begin + i)].group];
+      const auto [lo, hi] = plan.sizes[plan.rows[static_cast<size_t>(begin + i)].group];
       fit_total_to_range(counts, lo, hi, rng);
       rows_out.append_dense_row(counts);
     }
@@ -386,19 +289,24 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
     if (progress) progress->update(begin + n - shard_begin);
   }
   if (progress) progress->finish();
-  for (int64_t i = 0; i < n_total; ++i) out.obs.index.push_back(fmt::format("gen_{}", i));
-  out.var.index = meta.gene_names;
-  add_condition_columns(meta, groups, out.obs);
-  out.uns_strings = {
-      {"lingshu_model", loaded.dir.string()},
-      {"lingshu_preset", config.preset},
-      {"lingshu_sampler",
-       fmt::format(
-           "steps={} temperature={} order={} schedule={} cfg={} guide={} seed={} batch_size={} precision={}",
-           settings.steps, settings.temperature, settings.order, settings.schedule, settings.cfg,
-           settings.guide, settings.seed, settings.batch_size, precision_name(precision))},
-  };
+  describe_cells(loaded, plan.groups, out);
+  out.uns_strings.emplace_back(
+      "lingshu_sampler",
+      fmt::format(
+          "steps={} temperature={} order={} schedule={} cfg={} guide={} seed={} batch_size={} precision={}",
+          settings.steps, settings.temperature, settings.order, settings.schedule, settings.cfg,
+          settings.guide, settings.seed, settings.batch_size, precision_name(precision)));
   return out;
+}
+
+void describe_cells(const LoadedModel& loaded, const std::vector<CellGroup>& groups, AnnData& cells) {
+  int64_t n = 0;
+  for (const auto& g : groups) n += g.n_cells;
+  for (int64_t i = 0; i < n; ++i) cells.obs.index.push_back(fmt::format("gen_{}", i));
+  cells.var.index = loaded.meta.gene_names;
+  add_condition_columns(loaded.meta, groups, cells.obs);
+  cells.uns_strings.emplace_back("lingshu_model", loaded.dir.string());
+  cells.uns_strings.emplace_back("lingshu_preset", loaded.meta.config.preset);
 }
 
 AnnData generate_cells(const GenerateOptions& options, const CellSink& sink) {

@@ -27,8 +27,8 @@ struct LoadedModel {
   std::string device;                                 // where the weights are: "cpu" or "cuda"
 };
 
-// Reads `dir` (metadata and weights.safetensors) and puts the weights on `device`. UserError when `dir` is not
-// a model directory of this format version, or CUDA is asked for but unavailable.
+// Reads `dir` (metadata and weights.safetensors) and puts the weights on `device`. UserError when `dir` is
+// not a model directory of this format version, or CUDA is asked for but unavailable.
 LoadedModel load_model(const std::filesystem::path& dir, const std::string& device = "cpu");
 
 // Which share of a run's batches this process makes: of B batches, [B * index / count,
@@ -91,6 +91,10 @@ using CellSink = std::function<void(const CsrMatrix& rows)>;
 // describes every cell.
 AnnData generate_groups(const LoadedModel& model, const std::vector<CellGroup>& groups,
                         const SamplingSettings& settings, const CellSink& sink = {});
+
+// Names the cells of `groups` (gen_0 ..), and sets var to the model's genes, one categorical obs
+// column per condition field, and the model in uns.
+void describe_cells(const LoadedModel& model, const std::vector<CellGroup>& groups, AnnData& cells);
 
 // The label combination of `--condition` terms ("col=value", several per string allowed): labels for
 // the named fields, NULL for the others. UserError for a column that is not a condition of the model.

@@ -1,0 +1,154 @@
+#include "sample/cell_batches.h"
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "data/cell_size.h"
+#include "data/conditions.h"
+#include "model/model.h"
+
+namespace lingshu {
+
+namespace {
+// The requested group each planned group came from: a request's groups split into consecutive
+// parts whose cells add up to its own.
+std::vector<size_t> request_of_groups(const std::vector<CellGroup>& requested,
+                                      const std::vector<CellGroup>& groups) {
+  std::vector<size_t> out;
+  size_t r = 0;
+  int64_t left = requested.empty() ? 0 : requested[0].n_cells;
+  for (const auto& g : groups) {
+    while (left == 0 && r + 1 < requested.size()) left = requested[++r].n_cells;
+    out.push_back(r);
+    left -= g.n_cells;
+  }
+  return out;
+}
+}  // namespace
+
+GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested) {
+  const ModelMetadata& meta = loaded.meta;
+  for (const auto& g : requested) {
+    if (g.n_cells < 1) throw UserError("every group of cells needs n_cells >= 1");
+    if (!g.prefilled.empty() && static_cast<int64_t>(g.prefilled.size()) != g.n_cells) {
+      throw UserError("pre-filled genes must be given for every cell of a group, or for none");
+    }
+  }
+  std::vector<CellGroup> stated = requested;
+  for (auto& g : stated) {
+    fill_state_label(meta, g.labels);
+    if (!g.shown_labels.empty()) fill_state_label(meta, g.shown_labels);
+  }
+  GroupPlan plan;
+  plan.groups = with_library_labels(meta, stated);
+  plan.request = request_of_groups(requested, plan.groups);
+  const int64_t library = library_field_index(meta.conditions);
+  for (size_t g = 0; g < plan.groups.size(); ++g) {
+    const auto& labels = plan.groups[g].labels;
+    plan.encoded.push_back(encode_labels(meta, labels));
+    plan.max_targets = std::max(plan.max_targets, static_cast<int64_t>(plan.encoded.back().targets.size()));
+    plan.sizes.push_back(library >= 0 ? library_range(meta.conditions[static_cast<size_t>(library)],
+                                                      labels[static_cast<size_t>(library)])
+                                      : std::pair{0.0, std::numeric_limits<double>::infinity()});
+    for (int64_t i = 0; i < plan.groups[g].n_cells; ++i) plan.rows.push_back({g, i});
+    if (meta.config.gene_factors > 0) {
+      const auto pool =
+          loaded.network->cell_state_candidates(torch::tensor(plan.encoded.back().tokens)).contiguous();
+      plan.candidates.emplace_back(pool.data_ptr<int64_t>(), pool.data_ptr<int64_t>() + pool.numel());
+    }
+  }
+  if (plan.rows.empty()) throw UserError("no cells to generate");
+  return plan;
+}
+
+BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& model, int64_t begin,
+                         int64_t n, BalancedDraw& states) {
+  const ModelConfig& config = model.config();
+  const int64_t F = config.n_conditions();
+  BatchInputs in{torch::full({n, config.n_positions()}, config.n_tokens, torch::kLong),
+                 torch::zeros({n, F}, torch::kLong),
+                 torch::full({n, plan.max_targets}, -1, torch::kLong),
+                 {}};
+  std::vector<int64_t> bank_rows;
+  for (int64_t i = 0; i < n; ++i) {
+    const CellRow& row = plan.rows[static_cast<size_t>(begin + i)];
+    const EncodedLabels& e = plan.encoded[row.group];
+    for (int64_t f = 0; f < F; ++f) in.conditions[i][f] = e.tokens[static_cast<size_t>(f)];
+    for (size_t k = 0; k < e.targets.size(); ++k) in.targets[i][static_cast<int64_t>(k)] = e.targets[k];
+    const auto& prefilled = plan.groups[row.group].prefilled;
+    if (!prefilled.empty()) {
+      auto cell = in.initial[i];
+      for (const auto& [pos, token] : prefilled[static_cast<size_t>(row.cell)]) cell[pos] = token;
+    }
+    if (!plan.candidates.empty()) {
+      const auto& pool = plan.candidates[row.group];
+      bank_rows.push_back(
+          pool[static_cast<size_t>(states.pick(row.group, row.cell, static_cast<int64_t>(pool.size())))]);
+    }
+  }
+  if (!bank_rows.empty()) in.drawn = model.banked_cell_scores(torch::tensor(bank_rows));
+  return in;
+}
+
+void check_guidance(const ModelMetadata& meta, const SamplingSettings& settings) {
+  const GuideMode guide = parse_guide(settings.guide);
+  const bool has_library = library_field_index(meta.conditions) >= 0;
+  if ((settings.cfg > 0 || guide == GuideMode::Compose) &&
+      meta.config.n_conditions() - (has_library ? 1 : 0) == 0) {
+    throw UserError(
+        "--cfg and --guide compose need a conditional model (trained with --condition); this one is "
+        "unconditional");
+  }
+  if (guide == GuideMode::Perturbation && meta.config.perturbation_field < 0) {
+    throw UserError("--guide perturbation needs a model trained with --perturbation; use --guide all");
+  }
+}
+
+GuidedDenoiser::GuidedDenoiser(MaskedDiffusionModelImpl& model, const BatchInputs& inputs,
+                               const SamplingSettings& settings, int64_t library_field,
+                               const c10::Device& device, Precision precision)
+    : model_(model), n_(inputs.conditions.size(0)), device_(device), precision_(precision) {
+  const auto passes = guidance_passes(inputs.conditions, inputs.targets, parse_guide(settings.guide),
+                                      settings.cfg, model.config().perturbation_field, library_field);
+  std::vector<torch::Tensor> conditions, targets;
+  for (const auto& p : passes) {
+    weights_.push_back(p.weight);
+    conditions.push_back(p.conditions);
+    targets.push_back(p.targets);
+  }
+  conditions_ = torch::cat(conditions).to(device);
+  targets_ = torch::cat(targets).to(device);
+  // Every pass of a cell shares its state.
+  if (inputs.drawn.defined()) drawn_ = inputs.drawn.repeat({static_cast<int64_t>(passes.size()), 1});
+}
+
+// The passes' rows are stacked pass by pass: cells, or (cell, position) pairs.
+torch::Tensor GuidedDenoiser::combine(const torch::Tensor& stacked) const {
+  const int64_t m = stacked.size(0) / static_cast<int64_t>(weights_.size());
+  auto out = weights_[0] * stacked.slice(0, 0, m);
+  for (size_t r = 1; r < weights_.size(); ++r) {
+    const auto first = static_cast<int64_t>(r) * m;
+    out = out + weights_[r] * stacked.slice(0, first, first + m);
+  }
+  return out;
+}
+
+torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& z) const {
+  const AutocastScope autocast(precision_, device_);
+  const auto passes = static_cast<int64_t>(weights_.size());
+  return combine(model_.forward(z.repeat({passes, 1}), conditions_, targets_, drawn_));
+}
+
+torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& rows,
+                                 const torch::Tensor& positions) const {
+  const AutocastScope autocast(precision_, device_);
+  const auto passes = static_cast<int64_t>(weights_.size());
+  const auto offsets = (torch::arange(passes, rows.options()) * n_).repeat_interleave(rows.size(0));
+  return combine(model_.forward_at(z.repeat({passes, 1}), conditions_, targets_,
+                                   rows.repeat({passes}) + offsets, positions.repeat({passes}), drawn_));
+}
+
+}  // namespace lingshu

@@ -1,0 +1,78 @@
+#pragma once
+// What `generate` and `predict` do before the sampler runs, shared by the sampled cells
+// (generate.cpp) and the expected profiles (expected_profile.cpp):
+//   plan_groups     which labels every cell gets: the request's labels completed with the
+//                   perturbation state and the cell-size bin, encoded, and the training cells'
+//                   states each group draws from;
+//   batch_inputs    one batch of cells as the model's input, each cell's state drawn;
+//   GuidedDenoiser  the model under classifier-free guidance: every pass in one forward call.
+#include <torch/types.h>
+
+#include <cstdint>
+#include <utility>
+#include <vector>
+
+#include "core/balanced_draw.h"
+#include "model/precision.h"
+#include "sample/generate.h"
+#include "sample/guidance.h"
+
+namespace lingshu {
+
+// One cell to make: its group and its index within the group.
+struct CellRow {
+  size_t group;
+  int64_t cell;
+};
+
+struct GroupPlan {
+  std::vector<CellGroup> groups;  // the request's groups, split by cell-size bin
+  std::vector<size_t> request;    // the requested group each came from
+  std::vector<EncodedLabels> encoded;
+  std::vector<std::pair<double, double>> sizes;  // each group's range of total counts
+  // The bank rows (training cells' states) each group's cells draw from; empty without cell factors.
+  std::vector<std::vector<int64_t>> candidates;
+  std::vector<CellRow> rows;  // every cell, group by group
+  int64_t max_targets = 1;
+};
+
+// The plan of `requested` for `model`. UserError for a group without cells or with a wrong number
+// of pre-filled cells, and for labels the model cannot encode.
+GroupPlan plan_groups(const LoadedModel& model, const std::vector<CellGroup>& requested);
+
+struct BatchInputs {
+  torch::Tensor initial;     // [n, L] MASK, or the pre-filled token
+  torch::Tensor conditions;  // [n, F]
+  torch::Tensor targets;     // [n, T] target positions, -1 = none
+  torch::Tensor drawn;       // [n, R] each cell's state (undefined without cell factors)
+};
+
+// Cells [begin, begin + n) of the plan. A group's cells take its candidate states evenly (`states`).
+BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& model, int64_t begin,
+                         int64_t n, BalancedDraw& states);
+
+// UserError when `settings` asks for guidance that `meta`'s model cannot give.
+void check_guidance(const ModelMetadata& meta, const SamplingSettings& settings);
+
+class GuidedDenoiser {
+ public:
+  // library_field: the cell-size field, which every pass keeps (-1: none).
+  GuidedDenoiser(MaskedDiffusionModelImpl& model, const BatchInputs& inputs, const SamplingSettings& settings,
+                 int64_t library_field, const c10::Device& device, Precision precision);
+  // Guided logits [n, L, K] of the tokens z [n, L].
+  torch::Tensor operator()(const torch::Tensor& z) const;
+  // Guided logits [M, K] at (rows[m], positions[m]).
+  torch::Tensor at(const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) const;
+
+ private:
+  torch::Tensor combine(const torch::Tensor& stacked) const;
+
+  MaskedDiffusionModelImpl& model_;
+  std::vector<double> weights_;                 // per pass
+  torch::Tensor conditions_, targets_, drawn_;  // every pass stacked
+  int64_t n_;
+  c10::Device device_;
+  Precision precision_;
+};
+
+}  // namespace lingshu
