@@ -55,6 +55,11 @@ void setup_predict(CLI::App& cmd) {
   cmd.add_flag("--allow-unknown", p.allow_unknown,
                "predict a perturbation the model never saw, whose label names no gene of the model, as its "
                "context's perturbed state (said so in the output's uns) instead of refusing the pairs file");
+  cmd.add_flag(
+      "--expected", p.expected,
+      "write each pair's expected profile instead of sampled cells: the model's expected log1p CP10k "
+      "over the pair's drawn cell states (no sampling noise), as integer counts the way `baseline "
+      "mean` writes its profile (uns lingshu_prediction says which)");
   add_sampling_options(cmd, p.sampling, args->threads, args->nproc);
   cmd.callback([args] { run_predict(*args); });
 }

@@ -15,6 +15,7 @@
 #include "io/pairs.h"
 #include "io/read_counts.h"
 #include "model/model_dir.h"
+#include "sample/expected_profile.h"
 
 namespace lingshu {
 
@@ -301,7 +302,12 @@ Prediction predict_perturbations(const PredictOptions& options, const CellSink& 
   }
   std::vector<CellGroup> groups = std::move(perturbed);
   groups.insert(groups.end(), controls.begin(), controls.end());
-  out.cells = generate_groups(model, groups, options.sampling, sink);
+  if (options.expected) {
+    out.cells = expected_cells(model, groups, options.sampling, sink);
+  } else {
+    out.cells = generate_groups(model, groups, options.sampling, sink);
+    out.cells.uns_strings.emplace_back("lingshu_prediction", "sampled cells");
+  }
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
   out.cells.uns_strings.emplace_back(
       "lingshu_unknown_perturbations",

@@ -25,6 +25,8 @@ struct PredictOptions {
   // A perturbation neither seen in training nor naming genes of the model is predicted as its
   // context's perturbed state (else: an error listing every such row).
   bool allow_unknown = false;
+  // Each group's expected profile as integer counts instead of sampled cells (sample/expected_profile.h).
+  bool expected = false;
   SamplingSettings sampling;
 };
 

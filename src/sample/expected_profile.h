@@ -1,0 +1,31 @@
+#pragma once
+// The model's noiseless prediction (`lingshu predict --expected`): for each group of cells, the
+// pseudobulk the model expects rather than one draw of it. Each of the group's cells takes its
+// drawn state and labels as in `generate`; from the model's predicted distribution of every gene
+// (one forward pass, guided as set) comes the expected log1p CP10k of the gene, at the cell's
+// expected library size; the group's profile is the mean over its cells. Written as integer counts
+// the way the mean baseline writes its profile (data/pseudobulk_cells.h), pseudobulk metrics then
+// score the model's predicted shift without its sampling noise. Free of LibTorch.
+#include <vector>
+
+#include "data/anndata.h"
+#include "sample/generate.h"
+
+namespace lingshu {
+
+struct ExpectedProfile {
+  std::vector<double> log_profile;  // per gene, the model's gene order: mean log1p CP10k
+  double library_size = 0;          // the median of the cells' expected totals
+};
+
+// One profile per group of `groups`.
+std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
+                                               const SamplingSettings& settings);
+
+// Every group's n_cells cells of integer counts for its expected profile, described as
+// generate_groups describes its cells (obs, var, uns with "lingshu_prediction" = "expected profile").
+// With `sink`, the rows go to it (shard 0 makes them all; other shards none).
+AnnData expected_cells(const LoadedModel& model, const std::vector<CellGroup>& groups,
+                       const SamplingSettings& settings, const CellSink& sink = {});
+
+}  // namespace lingshu
