@@ -74,7 +74,7 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
   head_ = register_module("head", torch::nn::Linear(d, P * K));
   // Output biases are set once from the data's marginals and never trained (requires_grad false):
   // trained, they drifted in directions the network then undid (cell-line controls a third too
-  // small, validation loss higher), and they are what the cell scores are centred on.
+  // small, validation loss higher), and they are what the cell states are centred on.
   gene_logit_bias_ = register_parameter("gene_logit_bias", torch::zeros({config_.n_positions(), K}),
                                         /*requires_grad=*/false);
   for (size_t f = 0; f < config_.condition_vocab_sizes.size(); ++f) {
@@ -97,11 +97,11 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
-    cell_score_bank_ = register_parameter("cell_score_bank", torch::zeros({kCellScoreBank, R}),
+    cell_state_bank_ = register_parameter("cell_state_bank", torch::zeros({kCellStateBank, R}),
                                           /*requires_grad=*/false);
     const auto F = std::max<int64_t>(static_cast<int64_t>(config_.condition_vocab_sizes.size()), 1);
     // Stored with the weights (which hold parameters only), as floats: label codes are small integers.
-    cell_score_labels_ = register_parameter("cell_score_labels", torch::zeros({kCellScoreBank, F}),
+    cell_state_labels_ = register_parameter("cell_state_labels", torch::zeros({kCellStateBank, F}),
                                             /*requires_grad=*/false);
   }
 
@@ -200,7 +200,7 @@ torch::Tensor MaskedDiffusionModelImpl::expected_levels(const torch::Tensor& con
   return torch::matmul(torch::softmax(output_bias_logits(distinct), -1), levels).index_select(0, row_of);
 }
 
-torch::Tensor MaskedDiffusionModelImpl::cell_scores(const torch::Tensor& tokens,
+torch::Tensor MaskedDiffusionModelImpl::cell_states(const torch::Tensor& tokens,
                                                     const torch::Tensor& conditions) const {
   if (config_.gene_factors == 0) return {};
   const int64_t G = config_.n_genes;
@@ -326,50 +326,37 @@ torch::Tensor MaskedDiffusionModelImpl::patch_states(const torch::Tensor& tokens
   return F > 0 ? x.slice(1, F) : x;
 }
 
-torch::Tensor MaskedDiffusionModelImpl::cell_state_candidates(const torch::Tensor& labels) const {
+torch::Tensor MaskedDiffusionModelImpl::cell_state_labels() const {
   if (config_.gene_factors == 0) return {};
-  const auto bank_labels = cell_score_labels_.detach().cpu().to(torch::kLong);
-  const auto used = bank_labels.select(1, 0).ge(0);
-  // Agreement of every bank row with the labels: context fields weigh 2, the perturbation 1.
-  const int64_t F = std::min(labels.size(0), bank_labels.size(1));
-  auto agree = torch::zeros({kCellScoreBank}, torch::kDouble);
-  if (F > 0) {
-    auto weight = torch::full({F}, 2.0, torch::kDouble);
-    if (config_.perturbation_field >= 0 && config_.perturbation_field < F)
-      weight[config_.perturbation_field] = 1.0;
-    const auto same = bank_labels.slice(1, 0, F).eq(labels.cpu().slice(0, 0, F).unsqueeze(0));
-    agree = (same.to(torch::kDouble) * weight).sum(1);
-  }
-  agree.masked_fill_(used.logical_not(), -1.0);
-  return agree.eq(agree.max()).nonzero().squeeze(1);
+  return cell_state_labels_.detach().cpu().to(torch::kLong);
 }
 
-torch::Tensor MaskedDiffusionModelImpl::banked_cell_scores(const torch::Tensor& rows) const {
-  return cell_score_bank_.detach().cpu().index_select(0, rows.cpu());
+torch::Tensor MaskedDiffusionModelImpl::banked_cell_states(const torch::Tensor& rows) const {
+  return cell_state_bank_.detach().cpu().index_select(0, rows.cpu());
 }
 
-void MaskedDiffusionModelImpl::set_cell_score_bank(const torch::Tensor& scores,
+void MaskedDiffusionModelImpl::set_cell_state_bank(const torch::Tensor& states,
                                                    const torch::Tensor& conditions) {
-  const int64_t N = scores.size(0);
-  TORCH_CHECK(config_.gene_factors > 0 && scores.dim() == 2 && N > 0 && N <= kCellScoreBank &&
-                  scores.size(1) == config_.gene_factors && conditions.size(0) == N,
-              "cell score bank: need [N <= ", kCellScoreBank, ", ", config_.gene_factors,
-              "] scores and [N, F] labels, got ", scores.sizes(), " and ", conditions.sizes());
+  const int64_t N = states.size(0);
+  TORCH_CHECK(config_.gene_factors > 0 && states.dim() == 2 && N > 0 && N <= kCellStateBank &&
+                  states.size(1) == config_.gene_factors && conditions.size(0) == N,
+              "cell state bank: need [N <= ", kCellStateBank, ", ", config_.gene_factors,
+              "] states and [N, F] labels, got ", states.sizes(), " and ", conditions.sizes());
   torch::NoGradGuard no_grad;
-  cell_score_bank_.zero_();
-  cell_score_bank_.slice(0, 0, N).copy_(scores);
-  cell_score_labels_.fill_(-1);
-  auto labels = cell_score_labels_.slice(0, 0, N);
+  cell_state_bank_.zero_();
+  cell_state_bank_.slice(0, 0, N).copy_(states);
+  cell_state_labels_.fill_(-1);
+  auto labels = cell_state_labels_.slice(0, 0, N);
   labels.zero_();
   const int64_t F = std::min(conditions.size(1), labels.size(1));
   if (F > 0) labels.slice(1, 0, F).copy_(conditions.slice(1, 0, F).to(labels.scalar_type()));
 }
 
 torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
-                                                const torch::Tensor& targets, const torch::Tensor& drawn) {
-  const auto read = cell_scores(tokens, conditions);
+                                                const torch::Tensor& targets, const torch::Tensor& states) {
+  const auto read = cell_states(tokens, conditions);
   const auto x = patch_states(tokens, conditions, targets, read);
-  const auto cell = drawn.defined() && read.defined() ? drawn.to(read.device(), read.scalar_type()) : read;
+  const auto cell = states.defined() && read.defined() ? states.to(read.device(), read.scalar_type()) : read;
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
   // Under bf16 autocast the head runs in bf16; the loss and the sampler want float32.
   auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
@@ -385,21 +372,21 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
                                                    const torch::Tensor& conditions,
                                                    const torch::Tensor& targets, const torch::Tensor& rows,
                                                    const torch::Tensor& positions,
-                                                   const torch::Tensor& drawn) {
+                                                   const torch::Tensor& states) {
   const int64_t P = config_.patch_size, K = config_.n_tokens;
-  const auto read = cell_scores(tokens, conditions);
+  const auto read = cell_states(tokens, conditions);
   const auto x = patch_states(tokens, conditions, targets, read);
-  const auto cell = drawn.defined() && read.defined() ? drawn.to(read.device(), read.scalar_type()) : read;
-  const auto states = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
+  const auto cell = states.defined() && read.defined() ? states.to(read.device(), read.scalar_type()) : read;
+  const auto hidden = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
   const auto slot = torch::remainder(positions, P);
   const auto weight = head_->weight.view({P, K, -1});
   const auto bias = head_->bias.view({P, K});
-  auto out = torch::empty({positions.size(0), K}, states.options().dtype(torch::kFloat32));
+  auto out = torch::empty({positions.size(0), K}, hidden.options().dtype(torch::kFloat32));
   // One small product per slot of the patch: the head's rows for that slot only.
   for (int64_t j = 0; j < P; ++j) {
     const auto picked = slot.eq(j).nonzero().squeeze(1);
     if (picked.numel() == 0) continue;
-    const auto logits = torch::nn::functional::linear(states.index_select(0, picked), weight[j], bias[j]);
+    const auto logits = torch::nn::functional::linear(hidden.index_select(0, picked), weight[j], bias[j]);
     out.index_copy_(0, picked, logits.to(torch::kFloat32));
   }
   out = out + gene_logit_bias_.index_select(0, positions);

@@ -15,8 +15,8 @@
 // gene's value reach the network only through the slot it occupies.
 // The same R also sizes the cell factors, a linear factor model around the transformer: the
 // observed genes' deviations from their label's expected level, projected on per-gene input
-// loadings, give R cell scores (shrunk towards 0 when few genes are observed); the scores enter
-// every patch token, and each gene's output loadings turn them into an exponential tilt of its
+// loadings, give the cell's state: R scores (shrunk towards 0 when few genes are observed) that
+// enter every patch token, and that each gene's output loadings turn into an exponential tilt of its
 // levels. They start as principal components of the training cells (train/cell_factor_init.h).
 //
 // Positions are sequence positions of GenePatching (gene order()[pos] sits at pos; positions past
@@ -58,33 +58,28 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // targets: optional [B, T] int64 sequence positions of each cell's perturbation target genes
   // (-1 = none), added to the perturbation field's token (config().perturbation_field).
   // Returns float32 logits [B, n_positions, K].
-  // drawn: optional [B, R] cell scores that set the output tilt instead of the scores read from
-  // the observed genes (sampling: the banked states of cell_state_candidates / banked_cell_scores).
+  // states: optional [B, R] cell states that set the output tilt instead of the states read from
+  // the observed genes (sampling: each cell's state drawn from the bank, banked_cell_states).
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& conditions = {},
-                        const torch::Tensor& targets = {}, const torch::Tensor& drawn = {});
+                        const torch::Tensor& targets = {}, const torch::Tensor& states = {});
 
   // The same logits, only at (rows[m], positions[m]) for m < M: float32 [M, K]. The output head
   // runs for those genes only, a 1/S share of it per sampling step (random unmasking order).
   torch::Tensor forward_at(const torch::Tensor& tokens, const torch::Tensor& conditions,
                            const torch::Tensor& targets, const torch::Tensor& rows,
-                           const torch::Tensor& positions, const torch::Tensor& drawn = {});
+                           const torch::Tensor& positions, const torch::Tensor& states = {});
 
-  // The bank rows a cell to generate with these labels ([F]) draws its state from: the training
-  // cells whose labels agree most (context fields count before the perturbation field: an unseen
-  // (cell type, perturbation) draws the cell type's states). int64, ascending;
-  // undefined without gene factors. A generated cell's output tilt comes
-  // from a drawn score, not from the genes generated so far: read from those, a score that came out
-  // a little high tilted the next genes up, which raised it further, and on Kang a quarter of the
-  // CD4T cells sampled in 32 steps became monocyte-like (real: 1%).
-  torch::Tensor cell_state_candidates(const torch::Tensor& labels) const;
-  // The banked scores [B, R] of bank rows [B] (on the CPU).
-  torch::Tensor banked_cell_scores(const torch::Tensor& rows) const;
-  // Sets the bank to the scores [N, R] of N <= kCellScoreBank training cells (cell_scores with every
+  // The banked states [B, R] of bank rows [B] (on the CPU).
+  torch::Tensor banked_cell_states(const torch::Tensor& rows) const;
+  // The label codes [kCellStateBank, max(F, 1)] of the bank's training cells (-1: a row the last
+  // set_cell_state_bank left unused), on the CPU; undefined without gene factors.
+  torch::Tensor cell_state_labels() const;
+  // Sets the bank to the states [N, R] of N <= kCellStateBank training cells (cell_states with every
   // gene observed) and their labels [N, F].
-  void set_cell_score_bank(const torch::Tensor& scores, const torch::Tensor& conditions);
-  // The cell scores [B, R] from the observed genes (undefined without gene factors).
-  torch::Tensor cell_scores(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
-  static constexpr int64_t kCellScoreBank = 4096;
+  void set_cell_state_bank(const torch::Tensor& states, const torch::Tensor& conditions);
+  // The cell states [B, R] read from the observed genes (undefined without gene factors).
+  torch::Tensor cell_states(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
+  static constexpr int64_t kCellStateBank = 4096;
 
   // The logits of the output biases alone (per gene, plus each row's labels): what the model
   // predicts before the network sees any gene. [B, n_positions, K] float32.
@@ -106,7 +101,7 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   const ModelConfig& config() const { return config_; }
 
  private:
-  // `cell`: the cell scores [B, R] (undefined without gene factors).
+  // `cell`: the cell states [B, R] (undefined without gene factors).
   torch::Tensor embed_patches(const torch::Tensor& tokens, const torch::Tensor& cell);
   // The level each gene is expected to have under each row's output biases: [B, n_positions], no grad.
   torch::Tensor expected_levels(const torch::Tensor& conditions, int64_t rows) const;
@@ -147,9 +142,9 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], and
   // the log of the shrinkage (in shares of observed genes) of scores from few genes.
   torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_;
-  // [kCellScoreBank, R] training cells' scores and [kCellScoreBank, max(F, 1)] their label codes
+  // [kCellStateBank, R] training cells' states and [kCellStateBank, max(F, 1)] their label codes
   // (-1: an unused row); set, not trained.
-  torch::Tensor cell_score_bank_, cell_score_labels_;
+  torch::Tensor cell_state_bank_, cell_state_labels_;
 };
 TORCH_MODULE(MaskedDiffusionModel);
 

@@ -29,6 +29,24 @@ std::vector<size_t> request_of_groups(const std::vector<CellGroup>& requested,
 }
 }  // namespace
 
+torch::Tensor cell_state_candidates(const MaskedDiffusionModelImpl& model, const torch::Tensor& labels) {
+  const auto bank_labels = model.cell_state_labels();
+  if (!bank_labels.defined()) return {};
+  const auto used = bank_labels.select(1, 0).ge(0);
+  // Agreement of every bank row with the labels: context fields weigh 2, the perturbation 1.
+  const int64_t F = std::min(labels.size(0), bank_labels.size(1));
+  auto agree = torch::zeros({bank_labels.size(0)}, torch::kDouble);
+  if (F > 0) {
+    auto weight = torch::full({F}, 2.0, torch::kDouble);
+    const int64_t perturbation = model.config().perturbation_field;
+    if (perturbation >= 0 && perturbation < F) weight[perturbation] = 1.0;
+    const auto same = bank_labels.slice(1, 0, F).eq(labels.cpu().slice(0, 0, F).unsqueeze(0));
+    agree = (same.to(torch::kDouble) * weight).sum(1);
+  }
+  agree.masked_fill_(used.logical_not(), -1.0);
+  return agree.eq(agree.max()).nonzero().squeeze(1);
+}
+
 GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested) {
   const ModelMetadata& meta = loaded.meta;
   for (const auto& g : requested) {
@@ -56,7 +74,7 @@ GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& r
     for (int64_t i = 0; i < plan.groups[g].n_cells; ++i) plan.rows.push_back({g, i});
     if (meta.config.gene_factors > 0) {
       const auto pool =
-          loaded.network->cell_state_candidates(torch::tensor(plan.encoded.back().tokens)).contiguous();
+          cell_state_candidates(*loaded.network, torch::tensor(plan.encoded.back().tokens)).contiguous();
       plan.candidates.emplace_back(pool.data_ptr<int64_t>(), pool.data_ptr<int64_t>() + pool.numel());
     }
   }
@@ -89,7 +107,7 @@ BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& 
           pool[static_cast<size_t>(states.pick(row.group, row.cell, static_cast<int64_t>(pool.size())))]);
     }
   }
-  if (!bank_rows.empty()) in.drawn = model.banked_cell_scores(torch::tensor(bank_rows));
+  if (!bank_rows.empty()) in.states = model.banked_cell_states(torch::tensor(bank_rows));
   return in;
 }
 
@@ -122,7 +140,7 @@ GuidedDenoiser::GuidedDenoiser(MaskedDiffusionModelImpl& model, const BatchInput
   conditions_ = torch::cat(conditions).to(device);
   targets_ = torch::cat(targets).to(device);
   // Every pass of a cell shares its state.
-  if (inputs.drawn.defined()) drawn_ = inputs.drawn.repeat({static_cast<int64_t>(passes.size()), 1});
+  if (inputs.states.defined()) states_ = inputs.states.repeat({static_cast<int64_t>(passes.size()), 1});
 }
 
 // The passes' rows are stacked pass by pass: cells, or (cell, position) pairs.
@@ -139,7 +157,7 @@ torch::Tensor GuidedDenoiser::combine(const torch::Tensor& stacked) const {
 torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& z) const {
   const AutocastScope autocast(precision_, device_);
   const auto passes = static_cast<int64_t>(weights_.size());
-  return combine(model_.forward(z.repeat({passes, 1}), conditions_, targets_, drawn_));
+  return combine(model_.forward(z.repeat({passes, 1}), conditions_, targets_, states_));
 }
 
 torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& rows,
@@ -148,7 +166,7 @@ torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& ro
   const auto passes = static_cast<int64_t>(weights_.size());
   const auto offsets = (torch::arange(passes, rows.options()) * n_).repeat_interleave(rows.size(0));
   return combine(model_.forward_at(z.repeat({passes, 1}), conditions_, targets_,
-                                   rows.repeat({passes}) + offsets, positions.repeat({passes}), drawn_));
+                                   rows.repeat({passes}) + offsets, positions.repeat({passes}), states_));
 }
 
 }  // namespace lingshu

@@ -24,23 +24,23 @@ torch::Tensor within_group(const torch::Tensor& x, const torch::Tensor& group, i
   return x - (sums / sizes.unsqueeze(1)).index_select(0, group);
 }
 
-// Up to kCellScoreBank training cells (indices into them, ascending), the same share of each label
+// Up to kCellStateBank training cells (indices into them, ascending), the same share of each label
 // combination (evenly spaced within it), so that every combination's cells have states to draw from.
-std::vector<int64_t> cell_score_bank_cells(const PreparedRun& run) {
+std::vector<int64_t> cell_state_bank_cells(const PreparedRun& run) {
   std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
   for (size_t r = 0; r < run.train_rows.size(); ++r) {
     std::vector<int64_t> key;
     for (const auto& codes : run.train_codes) key.push_back(codes[r]);
     by_labels[key].push_back(static_cast<int64_t>(r));
   }
-  const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellScoreBank /
+  const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellStateBank /
                                               static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
   std::vector<int64_t> cells;
   for (const auto& [labels, members] : by_labels) {
     const auto group = static_cast<int64_t>(members.size());
     const int64_t n = std::min(group, quota);
     for (int64_t i = 0;
-         i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellScoreBank; ++i)
+         i < n && static_cast<int64_t>(cells.size()) < MaskedDiffusionModelImpl::kCellStateBank; ++i)
       cells.push_back(members[static_cast<size_t>(i * group / n)]);
   }
   std::sort(cells.begin(), cells.end());
@@ -68,10 +68,10 @@ ReliableCellStates reliable_cell_states(const torch::Tensor& scores, const torch
   return {states.to(scores.scalar_type()), reliability.to(at::kFloat)};
 }
 
-std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+std::vector<float> refresh_cell_state_bank(MaskedDiffusionModel& model, const PreparedRun& run,
                                            const torch::Device& device) {
   if (run.meta.config.gene_factors == 0 || run.train_rows.empty()) return {};
-  const auto cells = cell_score_bank_cells(run);
+  const auto cells = cell_state_bank_cells(run);
   const auto n = static_cast<int64_t>(cells.size());
   const auto counts = run.counts->read(pick(run.train_rows, cells));
   const auto conditions = codes_tensor(codes_of_rows(run.train_codes, cells), n).to(device);
@@ -86,13 +86,13 @@ std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const Pr
     std::iota(chunk.begin(), chunk.end(), begin);
     const auto tokens = encode_cells(counts, chunk, run.meta.tokenizer, run.meta.patching).to(device);
     const auto labels = conditions.slice(0, begin, begin + size);
-    scores.push_back(model->cell_scores(tokens, labels));
-    half_a.push_back(model->cell_scores(tokens.masked_fill(odd, mask), labels));
-    half_b.push_back(model->cell_scores(tokens.masked_fill(odd.logical_not(), mask), labels));
+    scores.push_back(model->cell_states(tokens, labels));
+    half_a.push_back(model->cell_states(tokens.masked_fill(odd, mask), labels));
+    half_b.push_back(model->cell_states(tokens.masked_fill(odd.logical_not(), mask), labels));
   }
   const auto bank =
       reliable_cell_states(torch::cat(scores), torch::cat(half_a), torch::cat(half_b), conditions);
-  model->set_cell_score_bank(bank.states, conditions);
+  model->set_cell_state_bank(bank.states, conditions);
   const auto reliability = bank.reliability.cpu().contiguous();
   return {reliability.data_ptr<float>(), reliability.data_ptr<float>() + reliability.numel()};
 }

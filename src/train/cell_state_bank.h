@@ -33,10 +33,10 @@ struct ReliableCellStates {
 ReliableCellStates reliable_cell_states(const torch::Tensor& scores, const torch::Tensor& half_a,
                                         const torch::Tensor& half_b, const torch::Tensor& labels);
 
-// Sets the model's bank to the states of up to kCellScoreBank training cells (read from every
+// Sets the model's bank to the states of up to kCellStateBank training cells (read from every
 // gene, their noise share taken out as above) and their labels. Returns each factor's reliability
 // (empty without cell factors, when nothing is banked).
-std::vector<float> refresh_cell_score_bank(MaskedDiffusionModel& model, const PreparedRun& run,
+std::vector<float> refresh_cell_state_bank(MaskedDiffusionModel& model, const PreparedRun& run,
                                            const torch::Device& device);
 
 }  // namespace lingshu

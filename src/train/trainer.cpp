@@ -391,7 +391,7 @@ class RunRecord {
 
  private:
   void save_weights_and_states(int64_t step) {
-    const auto reliability = refresh_cell_score_bank(model_, run_, device_);
+    const auto reliability = refresh_cell_state_bank(model_, run_, device_);
     save_weights(run_.options.out, model_);
     if (!reliability.empty()) log_.write({{"step", step}, {"cell_state_reliability", reliability}});
   }

@@ -260,7 +260,7 @@ TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
   EXPECT_EQ(moved.narrow(0, 31, c.n_positions() - 31).max().item<float>(), 0.0f);
 }
 
-TEST(Model, DrawnCellScoresComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes) {
+TEST(Model, DrawnCellStatesComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes) {
   torch::manual_seed(9);
   auto c = tiny_config(40, 8, {3});
   c.gene_factors = 2;
@@ -270,29 +270,24 @@ TEST(Model, DrawnCellScoresComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes
   model->named_parameters()["gene_out_loading"].normal_();
   randomise_head(*model);
   model->set_cell_factors(torch::randn({c.n_positions(), 2}), torch::randn({c.n_positions(), 2}));
-  const auto candidates = [&](int64_t label) {
-    return model->cell_state_candidates(torch::tensor({label}, torch::kLong));
-  };
   // A fresh model's bank is zeros.
-  EXPECT_EQ(model->banked_cell_scores(candidates(3)).abs().max().item<float>(), 0.0f);
-  // A filled one offers the rows of the cells with the same label, and every row for a label no
-  // bank cell has (NULL); the banked scores are those rows'.
+  EXPECT_EQ(model->banked_cell_states(torch::tensor({0, 3}, torch::kLong)).abs().max().item<float>(), 0.0f);
+  // A filled one keeps the states and labels of its rows.
   const auto bank = torch::tensor({{1.0f, -2.0f}, {0.5f, 0.25f}, {-1.5f, 3.0f}});
-  model->set_cell_score_bank(bank, torch::tensor({1, 1, 2}, torch::kLong).unsqueeze(1));
-  EXPECT_TRUE(torch::equal(candidates(1), torch::tensor({0, 1}, torch::kLong)));
-  EXPECT_TRUE(torch::equal(candidates(2), torch::tensor({2}, torch::kLong)));
-  EXPECT_TRUE(torch::equal(candidates(0), torch::tensor({0, 1, 2}, torch::kLong)));
-  EXPECT_TRUE(torch::equal(model->banked_cell_scores(torch::tensor({2, 0}, torch::kLong)),
+  model->set_cell_state_bank(bank, torch::tensor({1, 1, 2}, torch::kLong).unsqueeze(1));
+  EXPECT_TRUE(torch::equal(model->cell_state_labels().slice(0, 0, 4).squeeze(1),
+                           torch::tensor({1, 1, 2, -1}, torch::kLong)));
+  EXPECT_TRUE(torch::equal(model->banked_cell_states(torch::tensor({2, 0}, torch::kLong)),
                            torch::stack({bank[2], bank[0]})));
 
   auto tokens = torch::full({2, c.n_positions()}, c.n_tokens, torch::kLong);
   tokens.slice(1, 0, 20).random_(0, c.n_tokens);
   const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
-  // The scores the observed genes give, passed as drawn ones, change nothing ...
-  const auto read = model->cell_scores(tokens, conditions);
+  // The states the observed genes give, passed as drawn ones, change nothing ...
+  const auto read = model->cell_states(tokens, conditions);
   EXPECT_TRUE(
       torch::allclose(model->forward(tokens, conditions, {}, read), model->forward(tokens, conditions)));
-  // ... other drawn scores change the logits, in forward and forward_at alike.
+  // ... other drawn states change the logits, in forward and forward_at alike.
   const auto other = torch::stack({bank[0], bank[2]});
   const auto full = model->forward(tokens, conditions, {}, other);
   EXPECT_FALSE(torch::allclose(full, model->forward(tokens, conditions), 1e-3, 1e-3));

@@ -130,15 +130,15 @@ TEST(Trainer, TheCellStateBankHoldsTrainingCellsStatesUnderTheStoredWeights) {
   auto model = load_weights(dir / "model", meta.config);
   torch::NoGradGuard no_grad;
   const auto params = model->named_parameters();
-  const auto used = params["cell_score_labels"].select(1, 0).ge(0);
-  const auto bank = params["cell_score_bank"].index({used});
-  const auto bank_types = params["cell_score_labels"].index({used}).select(1, 0).to(torch::kLong);
+  const auto used = params["cell_state_labels"].select(1, 0).ge(0);
+  const auto bank = params["cell_state_bank"].index({used});
+  const auto bank_types = params["cell_state_labels"].index({used}).select(1, 0).to(torch::kLong);
   // 120 cells of 2 types: 120 rows (the bank holds up to 4,096), cells of both types.
   ASSERT_EQ(bank.size(0), 120);
   EXPECT_EQ(std::get<0>(at::_unique(bank_types)).numel(), 2);
   // The scores of every cell of the data under the stored weights.
   const auto types = first_field_codes(sim, meta);
-  const auto scores = model->cell_scores(every_cell_tokens(sim, meta), types.unsqueeze(1));
+  const auto scores = model->cell_states(every_cell_tokens(sim, meta), types.unsqueeze(1));
   EXPECT_GT(scores.std(0).min().item<float>(), 1e-3) << "training cells differ, so must their scores";
   // A banked state is its type's mean score plus the cell's deviation from it, each factor's
   // deviation scaled by one number in [0, 1] (its signal share, train/cell_state_bank.h).
