@@ -391,6 +391,15 @@ double deg_count_spearman(const std::vector<PerturbationScore>& scores) {
   return spearman_correlation(real, pred);
 }
 
+// The median over pairs: a ratio whose denominator, for a perturbation that barely moves the cells,
+// is near 0 would decide a mean alone.
+double median_share(const std::vector<PerturbationScore>& scores) {
+  std::vector<double> shares;
+  for (const auto& s : scores)
+    if (!std::isnan(s.energy_share)) shares.push_back(s.energy_share);
+  return median(shares);
+}
+
 std::vector<MetricValue> summarize(const std::vector<PerturbationScore>& scores) {
   auto column = [&](double PerturbationScore::*field) {
     std::vector<double> v;
@@ -405,7 +414,7 @@ std::vector<MetricValue> summarize(const std::vector<PerturbationScore>& scores)
           {"auprc", column(&PerturbationScore::auprc)},
           {"pearson_delta", column(&PerturbationScore::pearson_delta)},
           {"energy_distance", column(&PerturbationScore::energy_distance)},
-          {"energy_share", column(&PerturbationScore::energy_share)},
+          {"energy_share", median_share(scores)},
           {"knn_auc", column(&PerturbationScore::knn_auc)}};
 }
 

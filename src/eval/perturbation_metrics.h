@@ -75,7 +75,8 @@ inline constexpr const char* kPopulationMetrics[] = {"energy_distance", "energy_
 
 struct MetricValue {
   std::string name;
-  double value = 0;  // mean over perturbations (NaN ones skipped); spearman_deg is one number
+  double value = 0;  // mean over perturbations (NaN ones skipped); spearman_deg is one number,
+                     // energy_share the median
 };
 
 struct PerturbationEvaluation {

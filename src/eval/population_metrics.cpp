@@ -108,7 +108,9 @@ PopulationScore ContextPopulation::score(size_t k, const CsrMatrix& predicted_ex
       pca_project(pcs_, predicted_expression.select_rows(subsample(predicted, m, stream + 1)));
   PopulationScore s{};
   s.energy_distance = energy_distance(y, x, threads_);
-  s.energy_share = s.energy_distance / energy_distance(control_, x, threads_);
+  // A perturbation that moves the cells less than the estimate's noise has no distance to share.
+  const double control_distance = energy_distance(control_, x, threads_);
+  s.energy_share = control_distance > 0 ? s.energy_distance / control_distance : kNaN;
   std::vector<uint8_t> is_predicted(static_cast<size_t>(2 * m), 0);
   std::fill(is_predicted.begin() + m, is_predicted.end(), 1);
   const KnnGraph graph =

@@ -8,7 +8,8 @@
 //                    squared ones reduce it to the squared distance between the means), within-set
 //                    terms over distinct pairs, so two samples of one population score about 0;
 //   energy share     that distance over the real control-vs-perturbed one: 1 = as far from the real
-//                    perturbed cells as the unperturbed cells are;
+//                    perturbed cells as the unperturbed cells are (NaN when the control's distance is
+//                    not above 0: a perturbation within the estimate's noise);
 //   kNN AUC          the neighbour-fraction AUC of `eval generation` on equal numbers of predicted
 //                    and real perturbed cells: 0.5 = indistinguishable, 1 = separable.
 // The components are fitted on one random half of the real cells and only the other half is scored:
@@ -32,7 +33,7 @@ inline constexpr int64_t kMinPopulationCells = 10;
 
 struct PopulationScore {
   double energy_distance;  // NaN when undefined
-  double energy_share;
+  double energy_share;     // NaN also when the real perturbation does not move the cells
   double knn_auc;
 };
 
