@@ -68,6 +68,7 @@ nlohmann::json ConditionField::to_json() const {
       {"column", column}, {"labels", labels}, {"is_perturbation", is_perturbation}, {"control", control}};
   if (is_library) j["library_edges"] = library_edges;
   if (is_state) j["is_state"] = true;
+  if (!transfer.empty()) j["transfer"] = transfer;
   return j;
 }
 
@@ -78,6 +79,13 @@ ConditionField ConditionField::from_json(const nlohmann::json& j) {
   f.is_perturbation = j.at("is_perturbation").get<bool>();
   f.control = j.at("control").get<std::string>();
   f.is_state = j.value("is_state", false);
+  if (j.contains("transfer")) {
+    f.transfer = j.at("transfer").get<std::vector<double>>();
+    if (f.transfer.size() != f.labels.size()) {
+      throw UserError(fmt::format("conditions.json: field '{}' has {} transfer weights for {} labels",
+                                  f.column, f.transfer.size(), f.labels.size()));
+    }
+  }
   if (j.contains("library_edges")) {
     f.is_library = true;
     f.library_edges = j.at("library_edges").get<std::vector<double>>();

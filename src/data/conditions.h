@@ -27,6 +27,9 @@ struct ConditionField {
   std::vector<double> library_edges;
   // The perturbation-state field (make_state_field): derived from the other fields' labels.
   bool is_state = false;
+  // A perturbation field's transfer weight of each label (index = token - 1; train/perturbation_transfer.h):
+  // how much of its own effect a context that never measured it gets. Empty: 1 for every label.
+  std::vector<double> transfer;
 
   int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
   // Token of `label`, or nullopt when the field has never seen it.

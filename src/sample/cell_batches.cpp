@@ -47,6 +47,37 @@ torch::Tensor cell_state_candidates(const MaskedDiffusionModelImpl& model, const
   return agree.eq(agree.max()).nonzero().squeeze(1);
 }
 
+double transfer_weight(const ModelMetadata& meta, const std::vector<std::string>& labels) {
+  const int pert = meta.config.perturbation_field;
+  const int state = state_field_index(meta.conditions);
+  if (pert < 0 || state < 0 || labels[static_cast<size_t>(state)].empty() ||
+      labels[static_cast<size_t>(pert)].empty())
+    return 1.0;
+  const ConditionField& field = meta.conditions[static_cast<size_t>(pert)];
+  if (field.transfer.empty()) return 1.0;
+  const auto token = field.find(labels[static_cast<size_t>(pert)]);
+  if (!token) {
+    // A label training never saw (placed by its target genes): the measured perturbations' mean.
+    double sum = 0;
+    int n = 0;
+    for (size_t i = 0; i < field.labels.size(); ++i) {
+      if (field.labels[i] == field.control) continue;
+      sum += field.transfer[i];
+      ++n;
+    }
+    return n > 0 ? sum / n : 1.0;
+  }
+  // A pair some training cells had is predicted from them, whole.
+  const int library = library_field_index(meta.conditions);
+  for (const auto& c : meta.combinations) {
+    bool same = true;
+    for (size_t f = 0; f < labels.size() && same; ++f)
+      same = static_cast<int>(f) == library || c.labels[f] == labels[f];
+    if (same) return 1.0;
+  }
+  return field.transfer[static_cast<size_t>(*token - 1)];
+}
+
 GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested) {
   const ModelMetadata& meta = loaded.meta;
   for (const auto& g : requested) {
@@ -71,6 +102,7 @@ GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& r
     plan.sizes.push_back(library >= 0 ? library_range(meta.conditions[static_cast<size_t>(library)],
                                                       labels[static_cast<size_t>(library)])
                                       : std::pair{0.0, std::numeric_limits<double>::infinity()});
+    plan.transfer.push_back(transfer_weight(meta, labels));
     for (int64_t i = 0; i < plan.groups[g].n_cells; ++i) plan.rows.push_back({g, i});
     if (meta.config.gene_factors > 0) {
       const auto pool =
@@ -89,13 +121,16 @@ BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& 
   BatchInputs in{torch::full({n, config.n_positions()}, config.n_tokens, torch::kLong),
                  torch::zeros({n, F}, torch::kLong),
                  torch::full({n, plan.max_targets}, -1, torch::kLong),
+                 {},
                  {}};
   std::vector<int64_t> bank_rows;
+  std::vector<double> transfer;
   for (int64_t i = 0; i < n; ++i) {
     const CellRow& row = plan.rows[static_cast<size_t>(begin + i)];
     const EncodedLabels& e = plan.encoded[row.group];
     for (int64_t f = 0; f < F; ++f) in.conditions[i][f] = e.tokens[static_cast<size_t>(f)];
     for (size_t k = 0; k < e.targets.size(); ++k) in.targets[i][static_cast<int64_t>(k)] = e.targets[k];
+    transfer.push_back(plan.transfer[row.group]);
     const auto& prefilled = plan.groups[row.group].prefilled;
     if (!prefilled.empty()) {
       auto cell = in.initial[i];
@@ -108,6 +143,8 @@ BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& 
     }
   }
   if (!bank_rows.empty()) in.states = model.banked_cell_states(torch::tensor(bank_rows));
+  if (std::any_of(transfer.begin(), transfer.end(), [](double b) { return b < 1; }))
+    in.transfer = torch::tensor(transfer, torch::kDouble);
   return in;
 }
 
@@ -129,27 +166,44 @@ GuidedDenoiser::GuidedDenoiser(MaskedDiffusionModelImpl& model, const BatchInput
                                const SamplingSettings& settings, int64_t library_field,
                                const c10::Device& device, Precision precision)
     : model_(model), n_(inputs.conditions.size(0)), device_(device), precision_(precision) {
-  const auto passes = guidance_passes(inputs.conditions, inputs.targets, parse_guide(settings.guide),
-                                      settings.cfg, model.config().perturbation_field, library_field);
+  const int64_t pert = model.config().perturbation_field;
   std::vector<torch::Tensor> conditions, targets;
-  for (const auto& p : passes) {
-    weights_.push_back(p.weight);
-    conditions.push_back(p.conditions);
-    targets.push_back(p.targets);
+  const auto add = [&](const torch::Tensor& c, const torch::Tensor& t, const torch::Tensor& weight) {
+    conditions.push_back(c);
+    targets.push_back(t);
+    weights_.push_back(weight);
+  };
+  for (const auto& p : guidance_passes(inputs.conditions, inputs.targets, parse_guide(settings.guide),
+                                       settings.cfg, pert, library_field)) {
+    const auto weight = torch::full({n_}, p.weight, torch::kDouble);
+    const bool sees_perturbation = pert >= 0 && p.conditions.select(1, pert).ne(0).any().item<bool>();
+    if (!inputs.transfer.defined() || !sees_perturbation) {
+      add(p.conditions, p.targets, weight);
+      continue;
+    }
+    add(p.conditions, p.targets, weight * inputs.transfer);
+    auto without = p.conditions.clone();
+    without.select(1, pert).zero_();
+    add(without, torch::full_like(p.targets, -1), weight * (1 - inputs.transfer));
   }
   conditions_ = torch::cat(conditions).to(device);
   targets_ = torch::cat(targets).to(device);
   // Every pass of a cell shares its state.
-  if (inputs.states.defined()) states_ = inputs.states.repeat({static_cast<int64_t>(passes.size()), 1});
+  if (inputs.states.defined()) states_ = inputs.states.repeat({static_cast<int64_t>(weights_.size()), 1});
 }
 
-// The passes' rows are stacked pass by pass: cells, or (cell, position) pairs.
-torch::Tensor GuidedDenoiser::combine(const torch::Tensor& stacked) const {
+torch::Tensor GuidedDenoiser::combine(const torch::Tensor& stacked, const torch::Tensor& rows) const {
   const int64_t m = stacked.size(0) / static_cast<int64_t>(weights_.size());
-  auto out = weights_[0] * stacked.slice(0, 0, m);
-  for (size_t r = 1; r < weights_.size(); ++r) {
+  std::vector<int64_t> shape(static_cast<size_t>(stacked.dim()), 1);
+  shape[0] = m;
+  const auto rows_cpu = rows.cpu();
+  torch::Tensor out;
+  for (size_t r = 0; r < weights_.size(); ++r) {
     const auto first = static_cast<int64_t>(r) * m;
-    out = out + weights_[r] * stacked.slice(0, first, first + m);
+    const auto weight =
+        weights_[r].index_select(0, rows_cpu).to(stacked.device(), stacked.scalar_type()).view(shape);
+    const auto term = weight * stacked.slice(0, first, first + m);
+    out = out.defined() ? out + term : term;
   }
   return out;
 }
@@ -157,7 +211,8 @@ torch::Tensor GuidedDenoiser::combine(const torch::Tensor& stacked) const {
 torch::Tensor GuidedDenoiser::operator()(const torch::Tensor& z) const {
   const AutocastScope autocast(precision_, device_);
   const auto passes = static_cast<int64_t>(weights_.size());
-  return combine(model_.forward(z.repeat({passes, 1}), conditions_, targets_, states_));
+  return combine(model_.forward(z.repeat({passes, 1}), conditions_, targets_, states_),
+                 torch::arange(n_, torch::kLong));
 }
 
 torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& rows,
@@ -166,7 +221,8 @@ torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& ro
   const auto passes = static_cast<int64_t>(weights_.size());
   const auto offsets = (torch::arange(passes, rows.options()) * n_).repeat_interleave(rows.size(0));
   return combine(model_.forward_at(z.repeat({passes, 1}), conditions_, targets_,
-                                   rows.repeat({passes}) + offsets, positions.repeat({passes}), states_));
+                                   rows.repeat({passes}) + offsets, positions.repeat({passes}), states_),
+                 rows);
 }
 
 }  // namespace lingshu

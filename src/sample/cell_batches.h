@@ -34,7 +34,14 @@ struct GroupPlan {
   std::vector<std::vector<int64_t>> candidates;
   std::vector<CellRow> rows;  // every cell, group by group
   int64_t max_targets = 1;
+  // Each group's share of its perturbation's own effect: the perturbation's transfer weight for a
+  // (context, perturbation) no training cell had, in a context whose perturbed state is known (a
+  // perturbation never seen: the mean weight of those seen); else 1.
+  std::vector<double> transfer;
 };
+
+// The transfer weight (see GroupPlan) of a group with these labels (one per field, state filled).
+double transfer_weight(const ModelMetadata& meta, const std::vector<std::string>& labels);
 
 // The bank rows a cell to generate with these labels ([F] codes) draws its state from: the training
 // cells whose labels agree most, context fields counting before the perturbation field (an unseen
@@ -54,6 +61,7 @@ struct BatchInputs {
   torch::Tensor conditions;  // [n, F]
   torch::Tensor targets;     // [n, T] target positions, -1 = none
   torch::Tensor states;      // [n, R] each cell's state (undefined without cell factors)
+  torch::Tensor transfer;    // [n] each cell's transfer weight; undefined when every one is 1
 };
 
 // Cells [begin, begin + n) of the plan. A group's cells take its candidate states evenly (`states`).
@@ -63,6 +71,8 @@ BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& 
 // UserError when `settings` asks for guidance that `meta`'s model cannot give.
 void check_guidance(const ModelMetadata& meta, const SamplingSettings& settings);
 
+// A cell with transfer weight b < 1 gets, in every pass that sees its perturbation,
+// b x those logits + (1 - b) x the logits without the perturbation (its context's perturbed state).
 class GuidedDenoiser {
  public:
   // library_field: the cell-size field, which every pass keeps (-1: none).
@@ -74,10 +84,11 @@ class GuidedDenoiser {
   torch::Tensor at(const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) const;
 
  private:
-  torch::Tensor combine(const torch::Tensor& stacked) const;
+  // rows: the cell of each of the m rows of a pass (cells, or (cell, position) pairs).
+  torch::Tensor combine(const torch::Tensor& stacked, const torch::Tensor& rows) const;
 
   MaskedDiffusionModelImpl& model_;
-  std::vector<double> weights_;                  // per pass
+  std::vector<torch::Tensor> weights_;           // per pass, per cell [n]
   torch::Tensor conditions_, targets_, states_;  // every pass stacked
   int64_t n_;
   c10::Device device_;

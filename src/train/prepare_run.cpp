@@ -16,6 +16,7 @@
 #include "core/seed.h"
 #include "data/conditions.h"
 #include "train/conditioning.h"
+#include "train/perturbation_transfer.h"
 #include "train/step_plan.h"
 
 namespace lingshu {
@@ -266,6 +267,10 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   run.sample_codes = codes_of_rows(run.train_codes, sample);
   if (!run.resuming) {
     run.meta = new_metadata(options, cells, run.sample_counts, fields, obs, run.knowledge);
+    if (const int p = run.meta.config.perturbation_field; p >= 0) {
+      run.meta.conditions[static_cast<size_t>(p)].transfer = perturbation_transfer(
+          run.sample_counts, run.sample_codes, run.meta.conditions, run.meta.gene_names);
+    }
     if (root) write_model_metadata(dir, run.meta);
     if (root && !options.quiet && run.knowledge.dim > 0) print_knowledge_coverage(run.meta);
   }

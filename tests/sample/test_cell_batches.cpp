@@ -46,5 +46,43 @@ TEST(CellStateCandidates, ContextFieldsCountBeforeThePerturbation) {
                            torch::tensor({1}, torch::kLong)));
 }
 
+TEST(GuidedDenoiser, TransferWeightBlendsThePerturbationWithItsState) {
+  torch::manual_seed(4);
+  auto config = ModelConfig::from_preset("tiny");
+  config.n_genes = 40;
+  config.patch_size = 8;
+  config.n_tokens = 8;
+  config.condition_vocab_sizes = {3, 4};
+  config.perturbation_field = 1;
+  MaskedDiffusionModel model(config);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  for (auto& p : model->parameters()) p.normal_();
+  const int64_t n = 3;
+  BatchInputs inputs{torch::full({n, config.n_positions()}, config.n_tokens, torch::kLong),
+                     torch::tensor({{1, 2}, {2, 3}, {1, 0}}, torch::kLong),
+                     torch::full({n, 1}, -1, torch::kLong),
+                     {},
+                     torch::tensor({0.0, 0.25, 1.0}, torch::kDouble)};
+  SamplingSettings settings;
+  const GuidedDenoiser blended(*model, inputs, settings, -1, torch::kCPU, Precision::Float32);
+  const auto z = inputs.initial;
+  const auto full = model->forward(z, inputs.conditions, inputs.targets);
+  auto state = inputs.conditions.clone();
+  state.select(1, 1).zero_();
+  const auto without = model->forward(z, state, inputs.targets);
+  const auto got = blended(z);  // logits up to ~80: batches of other sizes round at ~1e-4
+  EXPECT_TRUE(torch::allclose(got[0], without[0], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(got[1], 0.25 * full[1] + 0.75 * without[1], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(got[2], full[2], 1e-4, 1e-3));
+  // The same at chosen positions.
+  const auto rows = torch::tensor({1, 0, 2}, torch::kLong),
+             positions = torch::tensor({5, 9, 30}, torch::kLong);
+  const auto at = blended.at(z, rows, positions);
+  EXPECT_TRUE(torch::allclose(at[0], got[1][5], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(at[1], got[0][9], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(at[2], got[2][30], 1e-4, 1e-3));
+}
+
 }  // namespace
 }  // namespace lingshu

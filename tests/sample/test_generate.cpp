@@ -22,6 +22,7 @@
 #include "eval/stats.h"
 #include "io/h5ad.h"
 #include "model/model_dir.h"
+#include "sample/cell_batches.h"
 #include "sample/expected_profile.h"
 #include "sample/generate.h"
 #include "sample/predict.h"
@@ -479,6 +480,22 @@ TEST_F(Conditional, PredictExpectedWritesEachPairsProfileAsCounts) {
   // highly expressed genes come out ~0.07 high (on thousands of genes, far less).
   EXPECT_LT(error / static_cast<double>(written.size()), 0.04);
   EXPECT_GT(pearson_correlation(written, profile[0].log_profile), 0.999);
+}
+
+TEST_F(Conditional, AnUnseenPairTakesItsPerturbationsTransferWeight) {
+  const ModelMetadata meta = read_model_metadata(model());
+  const auto& field = meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
+  ASSERT_EQ(field.transfer.size(), field.labels.size());
+  for (const double w : field.transfer) {
+    EXPECT_GE(w, 0.0);
+    EXPECT_LE(w, 1.0);
+  }
+  auto labels = labels_from_terms(meta, {"cell_type=type_0,condition=" + pert_});  // held out
+  fill_state_label(meta, labels);
+  EXPECT_EQ(transfer_weight(meta, labels), field.transfer[static_cast<size_t>(*field.find(pert_) - 1)]);
+  auto seen = labels_from_terms(meta, {"cell_type=type_1,condition=" + pert_});
+  fill_state_label(meta, seen);
+  EXPECT_EQ(transfer_weight(meta, seen), 1.0);
 }
 
 TEST_F(Conditional, PriorZeroesTheTargetsOfAPerturbationNoContextMeasured) {

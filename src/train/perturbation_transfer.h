@@ -1,0 +1,34 @@
+#pragma once
+// How far a perturbation's own effect carries to a context where it was never measured
+// (README "The perturbation state").
+//
+// A perturbation's cells differ from their context's control cells by what every perturbation of
+// the context shares (the perturbation state) and by the perturbation's own effect. Where the own
+// effect is the same in every context (Kang's interferon response), the effect seen elsewhere is
+// the prediction; where it is mostly the context's own or noise (knock-downs across four cell lines
+// of a CRISPR screen: the effect beyond the state in one line predicts another's at Pearson 0.1),
+// adding it moves the prediction away from the truth (rotation: Pearson-delta 0.38 with it, 0.51
+// from the state alone). Each perturbation's own effect in context c is its cells' mean log1p CP10k
+// minus the mean of all perturbed cells of c (its target genes left out); r is the mean Pearson
+// correlation of those effects between pairs of the m contexts that measured it; the effect
+// averaged over m contexts predicts a new context's with slope m r / (1 + (m - 1) r) (the
+// Spearman-Brown reliability of the average). That slope is the perturbation's transfer weight;
+// sampling scales its own effect by it (sample/cell_batches.h).
+#include <cstdint>
+#include <vector>
+
+#include "data/conditions.h"
+#include "data/count_matrix.h"
+
+namespace lingshu {
+
+// The transfer weight in [0, 1] of each label of fields[perturbation] (index = token - 1; the
+// control's is 1): from the cells of `counts` (codes[f][r]: token of row r in field f) of every
+// (state, perturbation) with at least `min_cells` cells. A perturbation measured in fewer than two
+// contexts gets the mean weight of those measured in two or more (1 when there are none).
+std::vector<double> perturbation_transfer(const CsrMatrix& counts,
+                                          const std::vector<std::vector<int64_t>>& codes,
+                                          const std::vector<ConditionField>& fields,
+                                          const std::vector<std::string>& gene_names, int64_t min_cells = 10);
+
+}  // namespace lingshu
