@@ -66,7 +66,7 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
 // the gene marginals take) keeps rare values smoothed without that blend (pbmc3k and paul15: lower
 // MMD and kNN AUC). A perturbation's effect is a difference of small groups, mostly noise beyond
 // its shared part, and there the 10 pseudo-cells measured better (Kang's held-out CD4T cells:
-// Pearson-delta 0.845 against 0.825 with 1). BENCHMARKS.md, session 17.
+// Pearson-delta 0.845 against 0.825 with 1). BENCHMARKS.md, commit 3cc3209.
 inline double label_prior_cells(bool has_perturbation) {
   return has_perturbation ? 10.0 : 1.0;
 }
