@@ -6,7 +6,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "data/cell_size.h"
+#include "sample/cell_size.h"
 #include "data/conditions.h"
 #include "model/model.h"
 

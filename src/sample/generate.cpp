@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "core/seed.h"
-#include "data/cell_size.h"
+#include "sample/cell_size.h"
 #include "data/conditions.h"
 #include "io/pairs.h"
 #include "model/model.h"

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "data/anndata.h"
-#include "data/perturbation_prior.h"
+#include "sample/perturbation_prior.h"
 #include "sample/generate.h"
 
 namespace lingshu {

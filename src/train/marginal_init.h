@@ -4,7 +4,7 @@
 // condition_logit_bias_F, each label's) from the first step: the biases would otherwise move about lr
 // per step from uniform, far too slowly to learn that a rare gene's large counts have probability
 // ~1e-7 rather than 1/K; that leftover mass, summed over ten thousand genes, inflates every
-// generated cell. (The biological prior of `lingshu predict --prior` is data/perturbation_prior.h.)
+// generated cell. (The biological prior of `lingshu predict --prior` is sample/perturbation_prior.h.)
 #include <torch/types.h>
 
 #include <cstdint>

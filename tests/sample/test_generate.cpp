@@ -16,7 +16,7 @@
 
 #include "core/error.h"
 #include "data/conditions.h"
-#include "data/perturbation_prior.h"
+#include "sample/perturbation_prior.h"
 #include "data/preprocess.h"
 #include "data/simulator.h"
 #include "eval/stats.h"

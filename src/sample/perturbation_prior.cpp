@@ -1,4 +1,4 @@
-#include "data/perturbation_prior.h"
+#include "sample/perturbation_prior.h"
 
 #include <algorithm>
 #include <cmath>

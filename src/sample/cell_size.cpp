@@ -1,4 +1,4 @@
-#include "data/cell_size.h"
+#include "sample/cell_size.h"
 
 #include <algorithm>
 #include <cmath>

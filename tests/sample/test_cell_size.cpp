@@ -9,7 +9,7 @@
 #include <random>
 #include <vector>
 
-#include "data/cell_size.h"
+#include "sample/cell_size.h"
 #include "data/conditions.h"
 
 namespace lingshu {
