@@ -3,7 +3,8 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
-#include <map>
+
+#include "train/label_combinations.h"
 
 namespace lingshu {
 
@@ -45,15 +46,9 @@ torch::Tensor level_matrix(const CsrMatrix& counts, const Tokenizer& tokenizer, 
 // Subtracts from each row the mean of the rows with the same labels in every field.
 void centre_within_labels(torch::Tensor& x, const std::vector<std::vector<int64_t>>& codes,
                           const std::vector<int64_t>& rows) {
-  std::map<std::vector<int64_t>, int64_t> index;
-  std::vector<int64_t> group(rows.size());
-  for (size_t i = 0; i < rows.size(); ++i) {
-    std::vector<int64_t> key;
-    for (const auto& field : codes) key.push_back(field[static_cast<size_t>(rows[i])]);
-    group[i] = index.emplace(key, static_cast<int64_t>(index.size())).first->second;
-  }
-  const auto of = at::tensor(group, at::kLong);
-  const auto n_groups = static_cast<int64_t>(index.size());
+  const auto groups = label_combinations(codes, every_field(codes), rows);
+  const auto of = at::tensor(groups.of_row, at::kLong);
+  const auto n_groups = static_cast<int64_t>(groups.labels.size());
   const auto sums = at::zeros({n_groups, x.size(1)}, at::kFloat).index_add_(0, of, x);
   const auto sizes = at::zeros({n_groups}, at::kFloat).index_add_(0, of, at::ones({x.size(0)}, at::kFloat));
   x -= (sums / sizes.unsqueeze(1)).index_select(0, of);

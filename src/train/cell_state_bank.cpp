@@ -4,13 +4,13 @@
 #include <torch/utils.h>
 
 #include <algorithm>
-#include <map>
 #include <numeric>
 #include <tuple>
 
 #include "model/model.h"
 #include "train/batch_loader.h"
 #include "train/condition_inputs.h"
+#include "train/label_combinations.h"
 #include "train/prepare_run.h"
 
 namespace lingshu {
@@ -27,16 +27,15 @@ torch::Tensor within_group(const torch::Tensor& x, const torch::Tensor& group, i
 // Up to kCellStateBank training cells (indices into them, ascending), the same share of each label
 // combination (evenly spaced within it), so that every combination's cells have states to draw from.
 std::vector<int64_t> cell_state_bank_cells(const PreparedRun& run) {
-  std::map<std::vector<int64_t>, std::vector<int64_t>> by_labels;
-  for (size_t r = 0; r < run.train_rows.size(); ++r) {
-    std::vector<int64_t> key;
-    for (const auto& codes : run.train_codes) key.push_back(codes[r]);
-    by_labels[key].push_back(static_cast<int64_t>(r));
-  }
+  const auto groups =
+      label_combinations(run.train_codes, every_field(run.train_codes), std::ssize(run.train_rows));
+  std::vector<std::vector<int64_t>> by_labels(groups.labels.size());
+  for (size_t r = 0; r < groups.of_row.size(); ++r)
+    by_labels[static_cast<size_t>(groups.of_row[r])].push_back(static_cast<int64_t>(r));
   const auto quota = std::max<int64_t>(1, MaskedDiffusionModelImpl::kCellStateBank /
                                               static_cast<int64_t>(std::max<size_t>(by_labels.size(), 1)));
   std::vector<int64_t> cells;
-  for (const auto& [labels, members] : by_labels) {
+  for (const auto& members : by_labels) {
     const auto group = static_cast<int64_t>(members.size());
     const int64_t n = std::min(group, quota);
     for (int64_t i = 0;

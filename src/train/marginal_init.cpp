@@ -4,8 +4,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 #include <numeric>
+
+#include "train/label_combinations.h"
 
 namespace lingshu {
 
@@ -62,28 +63,8 @@ torch::Tensor token_log_marginals(const CsrMatrix& counts, const Tokenizer& toke
 
 namespace {
 // Rows grouped by their combination of the chosen fields' labels.
-struct Combinations {
-  std::vector<int64_t> of_row;
-  std::vector<std::vector<int64_t>> labels;  // per combination, one label per chosen field
-};
-
-Combinations combinations_of(const std::vector<std::vector<int64_t>>& codes,
-                             const std::vector<size_t>& fields, int64_t n_rows) {
-  Combinations out;
-  out.of_row.resize(static_cast<size_t>(n_rows));
-  std::map<std::vector<int64_t>, int64_t> index;
-  for (int64_t r = 0; r < n_rows; ++r) {
-    std::vector<int64_t> key;
-    for (const size_t f : fields) key.push_back(codes[f][static_cast<size_t>(r)]);
-    const auto [it, added] = index.emplace(key, static_cast<int64_t>(out.labels.size()));
-    if (added) out.labels.push_back(key);
-    out.of_row[static_cast<size_t>(r)] = it->second;
-  }
-  return out;
-}
-
 // Per chosen field, each combination's label as a tensor [C].
-std::vector<torch::Tensor> label_columns(const Combinations& c, size_t n_fields) {
+std::vector<torch::Tensor> label_columns(const LabelCombinations& c, size_t n_fields) {
   std::vector<torch::Tensor> out;
   for (size_t f = 0; f < n_fields; ++f) {
     std::vector<int64_t> column;
@@ -159,7 +140,7 @@ torch::Tensor nested_priors(const std::vector<std::vector<int64_t>>& codes,
   const auto n_rows = static_cast<int64_t>(label_of_row.size());
   auto prior = q.expand_as(n_by_label).clone();
   for (const auto& fields : levels) {
-    const auto level = combinations_of(codes, fields, n_rows);
+    const auto level = label_combinations(codes, fields, n_rows);
     const auto n_groups = static_cast<int64_t>(level.labels.size());
     std::vector<int64_t> group_of(static_cast<size_t>(n_by_label.size(0))),
         member(static_cast<size_t>(n_groups));
@@ -283,7 +264,7 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
   std::vector<size_t> all_fields(F);
   std::iota(all_fields.begin(), all_fields.end(), size_t{0});
   const auto label_fields = nesting_order(F, roles);
-  const auto all = combinations_of(codes, all_fields, counts.n_rows);
+  const auto all = label_combinations(codes, all_fields, counts.n_rows);
   const auto n =
       token_counts(counts, tokenizer, patching, all.of_row, static_cast<int64_t>(all.labels.size()));
   // The overall marginals from the same counts (as token_log_marginals computes them).
@@ -292,7 +273,7 @@ std::vector<torch::Tensor> label_log_shifts(const CsrMatrix& counts, const Token
 
   // Each combination of the label fields (cell size left out: they are large) starts from its
   // smoothed log-marginals.
-  const auto by_label = combinations_of(codes, label_fields, counts.n_rows);
+  const auto by_label = label_combinations(codes, label_fields, counts.n_rows);
   std::vector<int64_t> merged(all.labels.size());
   for (int64_t r = 0; r < counts.n_rows; ++r)
     merged[static_cast<size_t>(all.of_row[static_cast<size_t>(r)])] = by_label.of_row[static_cast<size_t>(r)];
