@@ -7,7 +7,6 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <mutex>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -538,20 +537,8 @@ double mmd_gaussian(const DenseMatrix& x, const DenseMatrix& y, int n_kernels, d
   };
 
   const auto kernel_mean = [&](const DenseMatrix& a, const DenseMatrix& b) {
-    double total = 0;
-    std::mutex mutex;
-    for_each_distance_block(a, b, [&](int64_t begin, int64_t end, std::span<const double> block) {
-      const auto cols = static_cast<size_t>(b.rows);
-      parallel_for(end - begin, threads, 16, [&](int64_t r0, int64_t r1, int) {
-        double partial = 0;
-        for (auto p = static_cast<size_t>(r0) * cols; p < static_cast<size_t>(r1) * cols; ++p) {
-          partial += kernel_sum(block[p]);
-        }
-        const std::lock_guard lock(mutex);
-        total += partial;
-      });
-    });
-    return total / (static_cast<double>(a.rows) * static_cast<double>(b.rows));
+    return sum_over_pairs(a, b, kernel_sum, threads) /
+           (static_cast<double>(a.rows) * static_cast<double>(b.rows));
   };
   // A squared distance in the kernel's feature space: never negative except by rounding.
   return std::max(0.0, kernel_mean(x, x) + kernel_mean(y, y) - 2.0 * kernel_mean(x, y));

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <limits>
+#include <mutex>
 #include <stdexcept>
+
+#include "core/parallel.h"
 
 namespace lingshu {
 
@@ -81,6 +84,23 @@ void for_each_distance_block(const DenseMatrix& a, const DenseMatrix& b, const D
     const torch::Tensor c = d.contiguous();
     visit(begin, end, {c.data_ptr<double>(), static_cast<size_t>(c.numel())});
   });
+}
+
+double sum_over_pairs(const DenseMatrix& a, const DenseMatrix& b, const std::function<double(double)>& f,
+                      int threads) {
+  double total = 0;
+  std::mutex mutex;
+  for_each_distance_block(a, b, [&](int64_t begin, int64_t end, std::span<const double> block) {
+    const auto cols = static_cast<size_t>(b.rows);
+    parallel_for(end - begin, threads, 16, [&](int64_t r0, int64_t r1, int) {
+      double partial = 0;
+      for (auto p = static_cast<size_t>(r0) * cols; p < static_cast<size_t>(r1) * cols; ++p)
+        partial += f(block[p]);
+      const std::lock_guard lock(mutex);
+      total += partial;
+    });
+  });
+  return total;
 }
 
 }  // namespace lingshu

@@ -39,4 +39,9 @@ KnnGraph knn_between(const DenseMatrix& queries, const DenseMatrix& reference, i
 using DistanceBlockVisitor = std::function<void(int64_t begin, int64_t end, std::span<const double> block)>;
 void for_each_distance_block(const DenseMatrix& a, const DenseMatrix& b, const DistanceBlockVisitor& visit);
 
+// The sum over every pair (row of a, row of b) of f(their squared Euclidean distance), in parallel
+// (kernel means for MMD, mean distances for the energy distance).
+double sum_over_pairs(const DenseMatrix& a, const DenseMatrix& b, const std::function<double(double)>& f,
+                      int threads = 0);
+
 }  // namespace lingshu

@@ -3,10 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <mutex>
 #include <random>
 
-#include "core/parallel.h"
 #include "core/random.h"
 #include "eval/generation_metrics.h"
 #include "eval/knn.h"
@@ -49,20 +47,10 @@ std::vector<int64_t> subsample(std::span<const int64_t> rows, int64_t n, uint64_
 // Mean Euclidean distance over the pairs of a and b; with `distinct`, a and b are one set and only
 // its distinct pairs count.
 double mean_distance(const DenseMatrix& a, const DenseMatrix& b, bool distinct, int threads) {
-  double total = 0;
-  std::mutex mutex;
-  for_each_distance_block(a, b, [&](int64_t begin, int64_t end, std::span<const double> block) {
-    const auto cols = static_cast<size_t>(b.rows);
-    parallel_for(end - begin, threads, 16, [&](int64_t r0, int64_t r1, int) {
-      double partial = 0;
-      for (auto p = static_cast<size_t>(r0) * cols; p < static_cast<size_t>(r1) * cols; ++p)
-        partial += std::sqrt(block[p]);  // the diagonal of a set with itself is 0
-      const std::lock_guard lock(mutex);
-      total += partial;
-    });
-  });
-  const double pairs = static_cast<double>(a.rows) * static_cast<double>(distinct ? a.rows - 1 : b.rows);
-  return total / pairs;
+  // The diagonal of a set with itself adds 0.
+  const double total = sum_over_pairs(
+      a, b, [](double d2) { return std::sqrt(d2); }, threads);
+  return total / (static_cast<double>(a.rows) * static_cast<double>(distinct ? a.rows - 1 : b.rows));
 }
 
 }  // namespace

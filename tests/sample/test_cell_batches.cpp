@@ -8,13 +8,20 @@
 namespace lingshu {
 namespace {
 
-TEST(CellStateCandidates, CellsWithTheSameLabelsOrEveryCellForANullLabel) {
+// A tiny model's config with the given condition fields (perturbation_field: -1 for none).
+ModelConfig tiny_config(std::vector<int64_t> vocab_sizes, int64_t perturbation_field, int64_t gene_factors) {
   auto config = ModelConfig::from_preset("tiny");
   config.n_genes = 40;
   config.patch_size = 8;
   config.n_tokens = 8;
-  config.condition_vocab_sizes = {3};
-  config.gene_factors = 2;
+  config.condition_vocab_sizes = std::move(vocab_sizes);
+  config.perturbation_field = perturbation_field;
+  config.gene_factors = gene_factors;
+  return config;
+}
+
+TEST(CellStateCandidates, CellsWithTheSameLabelsOrEveryCellForANullLabel) {
+  auto config = tiny_config({3}, -1, 2);
   MaskedDiffusionModel model(config);
   const auto candidates = [&](int64_t label) {
     return cell_state_candidates(*model, torch::tensor({label}, torch::kLong));
@@ -29,14 +36,7 @@ TEST(CellStateCandidates, CellsWithTheSameLabelsOrEveryCellForANullLabel) {
 }
 
 TEST(CellStateCandidates, ContextFieldsCountBeforeThePerturbation) {
-  auto config = ModelConfig::from_preset("tiny");
-  config.n_genes = 40;
-  config.patch_size = 8;
-  config.n_tokens = 8;
-  config.condition_vocab_sizes = {3, 4};
-  config.perturbation_field = 1;
-  config.gene_factors = 2;
-  MaskedDiffusionModel model(config);
+  MaskedDiffusionModel model(tiny_config({3, 4}, 1, 2));
   // Rows: (context 1, perturbation 1), (context 1, perturbation 2), (context 2, perturbation 3).
   model->set_cell_state_bank(torch::randn({3, 2}), torch::tensor({{1, 1}, {1, 2}, {2, 3}}, torch::kLong));
   // An unseen pair (context 2, perturbation 1) takes its context's states, not the perturbation's.
@@ -48,12 +48,7 @@ TEST(CellStateCandidates, ContextFieldsCountBeforeThePerturbation) {
 
 TEST(GuidedDenoiser, TransferWeightBlendsThePerturbationWithItsState) {
   torch::manual_seed(4);
-  auto config = ModelConfig::from_preset("tiny");
-  config.n_genes = 40;
-  config.patch_size = 8;
-  config.n_tokens = 8;
-  config.condition_vocab_sizes = {3, 4};
-  config.perturbation_field = 1;
+  const auto config = tiny_config({3, 4}, 1, 16);
   MaskedDiffusionModel model(config);
   model->eval();
   torch::NoGradGuard no_grad;
