@@ -402,6 +402,13 @@ H5T_class_t type_class(hid_t dataset) {
   return H5Tget_class(type.get());
 }
 
+void require_numeric(hid_t dataset, const std::string& where) {
+  const H5T_class_t cls = type_class(dataset);
+  if (cls != H5T_INTEGER && cls != H5T_FLOAT) {
+    throw UserError(fmt::format("{} should hold numbers (integers or floats) but holds another type", where));
+  }
+}
+
 bool is_bool_enum(hid_t dataset) {
   const Handle type(H5Dget_type(dataset));
   if (H5Tget_class(type.get()) != H5T_ENUM || H5Tget_nmembers(type.get()) != 2) return false;

@@ -71,6 +71,8 @@ bool has_attr(hid_t obj, const char* name);
 // Dimensions of a dataset (empty for a scalar).
 std::vector<int64_t> dims(hid_t dataset);
 H5T_class_t type_class(hid_t dataset);
+// UserError unless the dataset holds integers or floats ("`where` should hold numbers ...").
+void require_numeric(hid_t dataset, const std::string& where);
 // True for an HDF5 enum with exactly the members FALSE/TRUE (how h5py and HDF5.jl store bool).
 bool is_bool_enum(hid_t dataset);
 // UserError if the dataset uses a filter libhdf5 cannot decode (lzf, blosc, ...).
