@@ -146,6 +146,27 @@ std::pair<const Column*, std::vector<std::string>> require_labels(const Expressi
 
 // Returns the grouping of the generated cells for the per-type metrics: declared labels when the
 // generated file has them, else the transferred ones (-1 = no type).
+// Label transfer: each generated cell (rows n.. of `points`) takes the vote of its `k` nearest
+// labelled real cells (rows ..n, labels `real_types`, -1 = none); `unlabelled` counts those left out.
+std::vector<int32_t> transferred_labels(const DenseMatrix& points, const std::vector<int32_t>& real_types,
+                                        int64_t n, int k, int32_t n_types, int64_t& unlabelled) {
+  std::vector<int64_t> labelled;
+  for (int64_t i = 0; i < n; ++i) {
+    if (real_types[static_cast<size_t>(i)] >= 0) labelled.push_back(i);
+  }
+  unlabelled = n - static_cast<int64_t>(labelled.size());
+  DenseMatrix reference(static_cast<int64_t>(labelled.size()), points.cols);
+  std::vector<int32_t> reference_labels;
+  for (size_t r = 0; r < labelled.size(); ++r) {
+    const auto row = points.row(labelled[r]);
+    std::copy(row.begin(), row.end(), reference.data.begin() + static_cast<int64_t>(r) * reference.cols);
+    reference_labels.push_back(real_types[static_cast<size_t>(labelled[r])]);
+  }
+  const int label_k = std::min<int>(k, static_cast<int>(labelled.size()));
+  return transfer_labels(knn_between(points.slice_rows(n, 2 * n), reference, label_k), reference_labels,
+                         n_types);
+}
+
 std::vector<int32_t> evaluate_cell_types(const ExpressionPair& pair, const GenerationOptions& options,
                                          const PcaResult& pcs, GenerationEvaluation& out) {
   GenerationMetrics& m = out.metrics;
@@ -154,23 +175,8 @@ std::vector<int32_t> evaluate_cell_types(const ExpressionPair& pair, const Gener
   const int64_t n = pair.n_cells();
   out.real_types = label_codes(*real_column, types);
 
-  // Label transfer: generated cells vote among their nearest labelled real cells.
-  std::vector<int64_t> labelled;
-  for (int64_t i = 0; i < n; ++i) {
-    if (out.real_types[static_cast<size_t>(i)] >= 0) labelled.push_back(i);
-  }
-  m.unlabelled_real_cells = n - static_cast<int64_t>(labelled.size());
-  DenseMatrix reference(static_cast<int64_t>(labelled.size()), pcs.scores.cols);
-  std::vector<int32_t> reference_labels;
-  for (size_t r = 0; r < labelled.size(); ++r) {
-    const auto row = pcs.scores.row(labelled[r]);
-    std::copy(row.begin(), row.end(), reference.data.begin() + static_cast<int64_t>(r) * reference.cols);
-    reference_labels.push_back(out.real_types[static_cast<size_t>(labelled[r])]);
-  }
-  const DenseMatrix generated_pcs = pcs.scores.slice_rows(n, 2 * n);
-  const int label_k = std::min<int>(options.label_k, static_cast<int>(labelled.size()));
   out.generated_types =
-      transfer_labels(knn_between(generated_pcs, reference, label_k), reference_labels, n_types);
+      transferred_labels(pcs.scores, out.real_types, n, options.label_k, n_types, m.unlabelled_real_cells);
 
   // Declared labels (conditional generation) group the generated cells for marker means when present.
   std::vector<int32_t> grouping = out.generated_types;

@@ -108,6 +108,25 @@ std::vector<std::vector<std::string>> top_gene_rows(const PerturbationEvaluation
   return rows;
 }
 
+// One table row per perturbation, with the baseline's value in brackets where it has the pair.
+std::vector<std::vector<std::string>> per_perturbation_rows(const PerturbationEvaluation& eval,
+                                                            const std::vector<BaselineRow>& base_rows) {
+  std::vector<std::vector<std::string>> rows;
+  for (size_t k = 0; k < eval.scores.size(); ++k) {
+    const auto& s = eval.scores[k];
+    const auto* b = base_rows[k].score;
+    const auto versus = [&](double model, double base) {
+      return b ? fmt::format("{} ({})", format_value(model), format_value(base)) : format_value(model);
+    };
+    rows.push_back({pair_name(s), fmt::format("{} / {}", s.real_cells, s.pred_cells),
+                    fmt::format("{} / {}", s.real_deg, s.pred_deg), format_value(s.des), format_value(s.pds),
+                    versus(s.mae, b ? b->mae : 0), versus(s.pearson_delta, b ? b->pearson_delta : 0),
+                    format_value(s.spearman_lfc), format_value(s.auprc),
+                    versus(s.energy_share, b ? b->energy_share : 0), versus(s.knn_auc, b ? b->knn_auc : 0)});
+  }
+  return rows;
+}
+
 }  // namespace
 
 std::string perturbation_metrics_table(const PerturbationEvaluation& eval,
@@ -195,26 +214,13 @@ std::string perturbation_report_html(const PerturbationEvaluation& eval, const B
               : std::string()));
 
   page.add_section("Per perturbation");
-  std::vector<std::vector<std::string>> per;
-  for (size_t k = 0; k < eval.scores.size(); ++k) {
-    const auto& s = eval.scores[k];
-    const auto* b = base_rows[k].score;
-    const auto versus = [&](double model, double base) {
-      return b ? fmt::format("{} ({})", format_value(model), format_value(base)) : format_value(model);
-    };
-    per.push_back({pair_name(s), fmt::format("{} / {}", s.real_cells, s.pred_cells),
-                   fmt::format("{} / {}", s.real_deg, s.pred_deg), format_value(s.des), format_value(s.pds),
-                   versus(s.mae, b ? b->mae : 0), versus(s.pearson_delta, b ? b->pearson_delta : 0),
-                   format_value(s.spearman_lfc), format_value(s.auprc),
-                   versus(s.energy_share, b ? b->energy_share : 0), versus(s.knn_auc, b ? b->knn_auc : 0)});
-  }
   const bool with_base = baseline_evaluation != nullptr;
   page.add_table(
       {"perturbation", "cells real / pred", "DE genes real / pred", "DES", "PDS",
        with_base ? "MAE (baseline)" : "MAE", with_base ? "Pearson-delta (baseline)" : "Pearson-delta",
        "Spearman LFC", "AUPRC", with_base ? "energy share (baseline)" : "energy share",
        with_base ? "kNN AUC (baseline)" : "kNN AUC"},
-      per);
+      per_perturbation_rows(eval, base_rows));
   if (!with_base || eval.real_delta.empty()) return page.render();
 
   page.add_section("Largest real changes: model vs baseline");
