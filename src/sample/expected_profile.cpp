@@ -98,17 +98,31 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
                        const SamplingSettings& settings, const CellSink& sink) {
   AnnData out;
   out.X.n_cols = loaded.meta.config.n_genes;
-  if (settings.shard.index == 0) {
-    const auto profiles = expected_profiles(loaded, groups, settings);
-    for (size_t g = 0; g < groups.size(); ++g) {
-      const CsrMatrix cells = counts_for_log_pseudobulk(profiles[g].log_profile, groups[g].n_cells,
-                                                        profiles[g].library_size, mix_seed(settings.seed, g));
-      if (sink) {
-        sink(cells);
-      } else {
-        out.X.append_rows(cells);
-      }
+  // Every process makes the (cheap, seeded) cells of every group and keeps its share of the rows,
+  // so the shares laid end to end are the file one process writes.
+  int64_t n_total = 0;
+  for (const auto& g : groups) n_total += g.n_cells;
+  const int64_t first = n_total * settings.shard.index / settings.shard.count;
+  const int64_t end = n_total * (settings.shard.index + 1) / settings.shard.count;
+  const auto profiles = expected_profiles(loaded, groups, settings);
+  CsrMatrix mine;
+  mine.n_cols = out.X.n_cols;
+  int64_t row = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const int64_t n = groups[g].n_cells;
+    if (row + n > first && row < end) {
+      const CsrMatrix cells = counts_for_log_pseudobulk(profiles[g].log_profile, n, profiles[g].library_size,
+                                                        mix_seed(settings.seed, g));
+      std::vector<int64_t> keep;
+      for (int64_t i = std::max(first - row, int64_t{0}); i < std::min(end - row, n); ++i) keep.push_back(i);
+      mine.append_rows(cells.select_rows(keep));
     }
+    row += n;
+  }
+  if (sink) {
+    sink(mine);
+  } else {
+    out.X = std::move(mine);
   }
   std::vector<CellGroup> shown = groups;
   for (auto& g : shown) {

@@ -24,7 +24,7 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const s
 
 // Every group's n_cells cells of integer counts for its expected profile, described as
 // generate_groups describes its cells (obs, var, uns with "lingshu_prediction" = "expected profile").
-// With `sink`, the rows go to it (shard 0 makes them all; other shards none).
+// Only the rows of settings.shard's share are made (to `sink` when given, else into X).
 AnnData expected_cells(const LoadedModel& model, const std::vector<CellGroup>& groups,
                        const SamplingSettings& settings, const CellSink& sink = {});
 

@@ -243,6 +243,11 @@ TEST(DataParallelCli, GenerateAndPredictOnSeveralProcessesWriteTheCellsOfOne) {
   const auto predicted_two = predict("pred_two.h5ad", "-q --nproc 2");
   ASSERT_EQ(predicted_two.exit_code, 0) << predicted_two.output;
   expect_same_cells(dir / "pred_one.h5ad", dir / "pred_two.h5ad");
+  // The expected profiles too: each process writes its share of the rows.
+  ASSERT_EQ(predict("exp_one.h5ad", "-q --expected").exit_code, 0);
+  const auto expected_three = predict("exp_three.h5ad", "-q --expected --nproc 3");
+  ASSERT_EQ(expected_three.exit_code, 0) << expected_three.output;
+  expect_same_cells(dir / "exp_one.h5ad", dir / "exp_three.h5ad");
 
   // Bad input fails on every process alike: one line (rank 0's), and no file.
   std::ofstream(dir / "bad.csv") << "cell_type,condition,n_cells\ntype_0,NO_SUCH_PERTURBATION,10\n";
