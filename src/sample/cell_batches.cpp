@@ -6,9 +6,9 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "sample/cell_size.h"
 #include "data/conditions.h"
 #include "model/model.h"
+#include "sample/cell_size.h"
 
 namespace lingshu {
 
@@ -176,7 +176,9 @@ GuidedDenoiser::GuidedDenoiser(MaskedDiffusionModelImpl& model, const BatchInput
   for (const auto& p : guidance_passes(inputs.conditions, inputs.targets, parse_guide(settings.guide),
                                        settings.cfg, pert, library_field)) {
     const auto weight = torch::full({n_}, p.weight, torch::kDouble);
-    const bool sees_perturbation = pert >= 0 && p.conditions.select(1, pert).ne(0).any().item<bool>();
+    // A perturbation the model never saw is NULL plus its targets: it is seen through those.
+    const bool sees_perturbation = pert >= 0 && (p.conditions.select(1, pert).ne(0).any().item<bool>() ||
+                                                 p.targets.ge(0).any().item<bool>());
     if (!inputs.transfer.defined() || !sees_perturbation) {
       add(p.conditions, p.targets, weight);
       continue;

@@ -53,23 +53,26 @@ TEST(GuidedDenoiser, TransferWeightBlendsThePerturbationWithItsState) {
   model->eval();
   torch::NoGradGuard no_grad;
   for (auto& p : model->parameters()) p.normal_();
-  const int64_t n = 3;
+  const int64_t n = 4;
+  // Row 3: a perturbation the model never saw, NULL plus a target gene (position 5).
   BatchInputs inputs{torch::full({n, config.n_positions()}, config.n_tokens, torch::kLong),
-                     torch::tensor({{1, 2}, {2, 3}, {1, 0}}, torch::kLong),
-                     torch::full({n, 1}, -1, torch::kLong),
+                     torch::tensor({{1, 2}, {2, 3}, {1, 0}, {2, 0}}, torch::kLong),
+                     torch::tensor({{-1}, {-1}, {-1}, {5}}, torch::kLong),
                      {},
-                     torch::tensor({0.0, 0.25, 1.0}, torch::kDouble)};
+                     torch::tensor({0.0, 0.25, 1.0, 0.0}, torch::kDouble)};
   SamplingSettings settings;
   const GuidedDenoiser blended(*model, inputs, settings, -1, torch::kCPU, Precision::Float32);
   const auto z = inputs.initial;
   const auto full = model->forward(z, inputs.conditions, inputs.targets);
   auto state = inputs.conditions.clone();
   state.select(1, 1).zero_();
-  const auto without = model->forward(z, state, inputs.targets);
+  const auto without = model->forward(z, state, torch::full_like(inputs.targets, -1));
   const auto got = blended(z);  // logits up to ~80: batches of other sizes round at ~1e-4
   EXPECT_TRUE(torch::allclose(got[0], without[0], 1e-4, 1e-3));
   EXPECT_TRUE(torch::allclose(got[1], 0.25 * full[1] + 0.75 * without[1], 1e-4, 1e-3));
   EXPECT_TRUE(torch::allclose(got[2], full[2], 1e-4, 1e-3));
+  EXPECT_TRUE(torch::allclose(got[3], without[3], 1e-4, 1e-3));
+  EXPECT_FALSE(torch::allclose(full[3], without[3], 1e-4, 1e-3));  // the target does move the logits
   // The same at chosen positions.
   const auto rows = torch::tensor({1, 0, 2}, torch::kLong),
              positions = torch::tensor({5, 9, 30}, torch::kLong);
