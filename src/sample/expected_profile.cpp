@@ -85,10 +85,11 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
   std::vector<ExpectedProfile> out(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     const auto mean = (sums[g] / static_cast<double>(groups[g].n_cells)).contiguous();
+    const double* by_position = mean.data_ptr<double>();
     out[g].log_profile.assign(static_cast<size_t>(G), 0.0);
     for (int64_t pos = 0; pos < G; ++pos)
       out[g].log_profile[static_cast<size_t>(meta.patching.order[static_cast<size_t>(pos)])] =
-          mean[pos].item<double>();
+          by_position[pos];
     out[g].library_size = median(totals[g]);
   }
   return out;

@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "data/anndata.h"
-#include "sample/perturbation_prior.h"
 #include "sample/generate.h"
+#include "sample/perturbation_prior.h"
 
 namespace lingshu {
 

@@ -9,8 +9,8 @@
 #include <random>
 #include <vector>
 
-#include "sample/cell_size.h"
 #include "data/conditions.h"
+#include "sample/cell_size.h"
 
 namespace lingshu {
 namespace {

@@ -16,7 +16,6 @@
 
 #include "core/error.h"
 #include "data/conditions.h"
-#include "sample/perturbation_prior.h"
 #include "data/preprocess.h"
 #include "data/simulator.h"
 #include "eval/stats.h"
@@ -25,6 +24,7 @@
 #include "sample/cell_batches.h"
 #include "sample/expected_profile.h"
 #include "sample/generate.h"
+#include "sample/perturbation_prior.h"
 #include "sample/predict.h"
 #include "test_support.h"
 #include "tiny_training.h"
