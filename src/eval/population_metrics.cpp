@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/random.h"
+#include "eval/expression.h"
 #include "eval/generation_metrics.h"
 #include "eval/knn.h"
 
@@ -38,9 +39,9 @@ std::vector<int64_t> half(std::span<const int64_t> rows, bool second, int64_t ca
 
 // At most `n` of `rows`, a seeded random choice, in order.
 std::vector<int64_t> subsample(std::span<const int64_t> rows, int64_t n, uint64_t seed) {
-  auto out = shuffled(rows, seed);
-  if (static_cast<int64_t>(out.size()) > n) out.resize(static_cast<size_t>(n));
-  std::sort(out.begin(), out.end());
+  std::vector<int64_t> out;
+  for (const int64_t i : subsample_indices(static_cast<int64_t>(rows.size()), n, seed))
+    out.push_back(rows[static_cast<size_t>(i)]);
   return out;
 }
 
