@@ -39,20 +39,12 @@ void setup_factor_baseline(CLI::App& cmd) {
       "It keeps within-type gene-gene structure and gets the marginals wrong; `baseline independent` does\n"
       "the opposite. A model must beat both.\n"
       "Example: lingshu baseline factor train.h5ad --label cell_type --n 2700 --out factor.h5ad");
-  cmd.add_option("train", args->train, "training cells (.h5ad of raw counts)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--label", args->options.label, "obs column of cell types (omit: all cells one group)");
-  cmd.add_option("--n,-n", args->options.n_cells, "cells to generate (0: as many as the training file)")
-      ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--factors", args->options.factors,
-                 "principal components per cell type (fewer for a type with too few cells, with a note)")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
-  cmd.add_option("--out,-o", args->out, ".h5ad file to write")->required();
-  add_seed_option(cmd, args->options.seed);
-  cmd.add_option("--layer", args->layer, "read counts from this layer (raw: raw/X)");
-  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress or summary line");
+  add_generation_baseline_options(cmd, *args, [&] {
+    cmd.add_option("--factors", args->options.factors,
+                   "principal components per cell type (fewer for a type with too few cells, with a note)")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1000));
+  });
   cmd.callback([args] { run_factor_baseline(*args); });
 }
 

@@ -32,16 +32,7 @@ void setup_baseline(CLI::App& cmd) {
       "kept and all gene-gene structure is lost: mean-expression correlations cannot tell these cells\n"
       "from real ones, MMD and the kNN AUC of `lingshu eval generation` can. A model must beat it.\n"
       "Example: lingshu baseline independent train.h5ad --label cell_type --n 2700 --out independent.h5ad");
-  cmd.add_option("train", args->train, "training cells (.h5ad of raw counts)")
-      ->required()
-      ->check(CLI::ExistingFile);
-  cmd.add_option("--label", args->options.label, "obs column of cell types (omit: all cells one group)");
-  cmd.add_option("--n,-n", args->options.n_cells, "cells to generate (0: as many as the training file)")
-      ->check(CLI::NonNegativeNumber);
-  cmd.add_option("--out,-o", args->out, ".h5ad file to write")->required();
-  add_seed_option(cmd, args->options.seed);
-  cmd.add_option("--layer", args->layer, "read counts from this layer (raw: raw/X)");
-  add_quiet_and_threads(cmd, args->quiet, args->threads, "no progress or summary line");
+  add_generation_baseline_options(cmd, *args, [] {});
   cmd.callback([args] { run_baseline(*args); });
 }
 

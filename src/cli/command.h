@@ -48,6 +48,24 @@ AnnData read_counts_input(const std::string& path, const std::string& layer);
 void write_cells(const std::string& path, const AnnData& cells, const std::string& command, bool quiet,
                  const std::string& detail = "");
 
+// The options the generation baselines share (`baseline independent`, `baseline factor`): TRAIN,
+// --label, --n and --out, then `extra` (the baseline's own), then --seed, --layer, -q and --threads;
+// into args.train, out, layer, quiet, threads and args.options.label, n_cells, seed.
+template <class Args, class Extra>
+void add_generation_baseline_options(CLI::App& cmd, Args& args, Extra&& extra) {
+  cmd.add_option("train", args.train, "training cells (.h5ad of raw counts)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd.add_option("--label", args.options.label, "obs column of cell types (omit: all cells one group)");
+  cmd.add_option("--n,-n", args.options.n_cells, "cells to generate (0: as many as the training file)")
+      ->check(CLI::NonNegativeNumber);
+  extra();
+  cmd.add_option("--out,-o", args.out, ".h5ad file to write")->required();
+  add_seed_option(cmd, args.options.seed);
+  cmd.add_option("--layer", args.layer, "read counts from this layer (raw: raw/X)");
+  add_quiet_and_threads(cmd, args.quiet, args.threads, "no progress or summary line");
+}
+
 // The line write_cells prints, for a file written another way (chunk by chunk).
 void report_written(const std::string& command, int64_t n_cells, int64_t n_genes, const std::string& path,
                     bool quiet, const std::string& detail = "");
