@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "core/atomic_file.h"
@@ -46,6 +48,18 @@ void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
   for (const auto& c : m.combinations) combinations.push_back({{"labels", c.labels}, {"n_cells", c.n_cells}});
   write_json(dir / "conditions.json",
              {{"fields", fields}, {"holdouts", m.holdouts}, {"training_combinations", combinations}});
+  nlohmann::json states = nlohmann::json::array();
+  for (const auto& st : m.observed_states) {
+    // Six decimals of log1p CP10k are far below any difference a metric sees, and keep the file small.
+    std::vector<double> rounded;
+    rounded.reserve(st.log_profile.size());
+    for (const double v : st.log_profile) rounded.push_back(std::round(v * 1e6) / 1e6);
+    states.push_back({{"label", st.label},
+                      {"n_cells", st.n_cells},
+                      {"library_size", st.library_size},
+                      {"log1p_cp10k", rounded}});
+  }
+  write_json(dir / "observed_states.json", {{"states", states}});
   // config.json last: its presence marks a complete model directory.
   write_json(dir / "config.json", {{"format", kFormatName},
                                    {"format_version", kModelFormatVersion},
@@ -92,6 +106,17 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
     throw UserError(
         fmt::format("{}/conditions.json is malformed ({}); retrain the model", dir.string(), e.what()));
   }
+  try {
+    const auto states = read_json(dir / "observed_states.json");
+    for (const auto& st : states.at("states")) {
+      m.observed_states.push_back({st.at("label").get<std::string>(), st.at("n_cells").get<int64_t>(),
+                                   st.at("library_size").get<double>(),
+                                   st.at("log1p_cp10k").get<std::vector<double>>()});
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw UserError(
+        fmt::format("{}/observed_states.json is malformed ({}); retrain the model", dir.string(), e.what()));
+  }
   if (static_cast<int64_t>(m.conditions.size()) != m.config.n_conditions()) {
     throw UserError(
         fmt::format("model directory {} is inconsistent ({} condition fields in conditions.json, {} in "
@@ -99,10 +124,12 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
                     dir.string(), m.conditions.size(), m.config.n_conditions()));
   }
   if (static_cast<int64_t>(m.gene_names.size()) != m.config.n_genes ||
-      m.patching.n_genes != m.config.n_genes || m.tokenizer.n_genes() != m.config.n_genes) {
+      m.patching.n_genes != m.config.n_genes || m.tokenizer.n_genes() != m.config.n_genes ||
+      std::any_of(m.observed_states.begin(), m.observed_states.end(),
+                  [&](const auto& st) { return std::ssize(st.log_profile) != m.config.n_genes; })) {
     throw UserError(
-        fmt::format("model directory {} is inconsistent (gene counts of config, genes.json and "
-                    "tokenizer.json differ); retrain the model",
+        fmt::format("model directory {} is inconsistent (gene counts of config, genes.json, "
+                    "tokenizer.json and observed_states.json differ); retrain the model",
                     dir.string()));
   }
   if (static_cast<int64_t>(m.knowledge_genes.size()) != m.config.n_knowledge_genes) {

@@ -6,6 +6,7 @@
 //   MODEL_DIR/genes.json           gene names (training order), the patching order, and the
 //                                  symbols of the gene knowledge's rows (train --gene-knowledge)
 //   MODEL_DIR/conditions.json      condition fields and their vocabularies (entry 0 = NULL)
+//   MODEL_DIR/observed_states.json the training cells' profile of each perturbation state
 //   MODEL_DIR/weights.safetensors  the weights generate and predict load (also for Python)
 //   MODEL_DIR/checkpoint.pt        weights + optimiser + trainer state for --resume
 //   MODEL_DIR/train_log.jsonl      one JSON object per logged step
@@ -17,13 +18,14 @@
 #include <vector>
 
 #include "data/conditions.h"
+#include "data/observed_states.h"
 #include "data/tokenizer.h"
 #include "model/config.h"
 
 namespace lingshu {
 
 // Bumped whenever the layout or the meaning of a stored tensor changes.
-inline constexpr int kModelFormatVersion = 8;
+inline constexpr int kModelFormatVersion = 9;
 
 // How many training cells carried one combination of condition labels (one label per field,
 // "" where missing): `lingshu generate` without --condition follows these proportions.
@@ -41,6 +43,7 @@ struct ModelMetadata {
   std::vector<ConditionField> conditions;              // one per condition token, in token order
   std::vector<std::string> holdouts;                   // --holdout specs removed from training
   std::vector<ConditionCombination> combinations;      // training cells per label combination
+  std::vector<ObservedState> observed_states;          // a perturbation model's training states
   nlohmann::json training = nlohmann::json::object();  // settings the model was trained with
 };
 

@@ -4,6 +4,8 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
+#include <optional>
 
 #include "core/seed.h"
 #include "data/conditions.h"
@@ -16,6 +18,11 @@ namespace lingshu {
 
 namespace {
 constexpr double kTargetSum = 1e4;
+
+// Integer cells carry a profile only to the step one count makes in their mean log value, about
+// log1p(1e4 / library) / cells (0.04 per gene for 100 cells of 120 counts, as in a CRISPR screen),
+// which a Pearson-delta sees as noise; so every profile is written as at least this many cells.
+constexpr int64_t kMinRenderedCells = 1000;
 
 // Each token's representative count per gene, in sequence order: [n_genes, K] float (token 0 is 0).
 torch::Tensor representative_counts(const ModelMetadata& meta) {
@@ -48,7 +55,7 @@ torch::Tensor token_probabilities(const torch::Tensor& logits, const torch::Tens
 
 std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
-                                               const SamplingSettings& settings) {
+                                               const SamplingSettings& settings, bool with_state) {
   const ModelMetadata& meta = loaded.meta;
   check_guidance(meta, settings);
   const GroupPlan plan = plan_groups(loaded, groups);
@@ -57,42 +64,100 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
   MaskedDiffusionModelImpl& model = *loaded.network;
   torch::NoGradGuard no_grad;
   const int64_t G = meta.config.n_genes;
+  const int64_t pert = meta.config.perturbation_field;
+  with_state = with_state && pert >= 0;
+  const int64_t library = library_field_index(meta.conditions);
   const auto representative = representative_counts(meta);
-  std::vector<torch::Tensor> sums(groups.size());
+  // Each cell's expected log1p CP10k [n, G] and expected total [n] under the denoiser's logits.
+  const auto expected_values = [&](const BatchInputs& inputs) {
+    const GuidedDenoiser denoiser(model, inputs, settings, library, device, precision);
+    const auto logits = denoiser(inputs.initial.to(device)).slice(1, 0, G).to(torch::kCPU, torch::kFloat);
+    const auto p = token_probabilities(logits, inputs.initial.slice(1, 0, G), settings.temperature,
+                                       meta.config.n_tokens);
+    const auto total = (p * representative).sum({1, 2});
+    const auto scale = (kTargetSum / total.clamp_min(1e-6)).view({-1, 1, 1});
+    return std::pair{(p * torch::log1p(representative * scale)).sum(-1).to(torch::kDouble), total};
+  };
+  std::vector<torch::Tensor> sums(groups.size()), state_sums(groups.size());
   for (auto& s : sums) s = torch::zeros({G}, torch::kDouble);
+  for (auto& s : state_sums) s = torch::zeros({G}, torch::kDouble);
   std::vector<std::vector<double>> totals(groups.size());
   BalancedDraw states(settings.seed);
   const auto n_total = static_cast<int64_t>(plan.rows.size());
   for (int64_t begin = 0; begin < n_total; begin += settings.batch_size) {
     const int64_t n = std::min(settings.batch_size, n_total - begin);
     const BatchInputs inputs = batch_inputs(plan, model, begin, n, states);
-    const GuidedDenoiser denoiser(model, inputs, settings, library_field_index(meta.conditions), device,
-                                  precision);
-    const auto logits = denoiser(inputs.initial.to(device)).slice(1, 0, G).to(torch::kCPU, torch::kFloat);
-    const auto p = token_probabilities(logits, inputs.initial.slice(1, 0, G), settings.temperature,
-                                       meta.config.n_tokens);
-    const auto total = (p * representative).sum({1, 2});  // [n] expected counts of each cell
-    const auto scale = (kTargetSum / total.clamp_min(1e-6)).view({n, 1, 1});
-    const auto log_values = (p * torch::log1p(representative * scale)).sum(-1).to(torch::kDouble);  // [n, G]
+    const auto [log_values, total] = expected_values(inputs);
+    torch::Tensor state_values;
+    if (with_state) {  // the same cells, states and sizes, their perturbation NULL
+      BatchInputs alone = inputs;
+      alone.conditions = inputs.conditions.clone();
+      alone.conditions.select(1, pert).zero_();
+      alone.targets = torch::full_like(inputs.targets, -1);
+      alone.transfer = torch::Tensor();
+      state_values = expected_values(alone).first;
+    }
     for (int64_t i = 0; i < n; ++i) {
       const CellRow& row = plan.rows[static_cast<size_t>(begin + i)];
       const size_t g = plan.request[row.group];
       sums[g] += log_values[i];
+      if (with_state) state_sums[g] += state_values[i];
       const auto [lo, hi] = plan.sizes[row.group];
       totals[g].push_back(std::clamp(total[i].item<double>(), lo, hi));
     }
   }
+  // Per group, a [G] sum in sequence order as a mean per gene in the model's gene order.
+  const auto by_gene = [&](const torch::Tensor& sum, int64_t n_cells) {
+    const auto mean = (sum / static_cast<double>(n_cells)).contiguous();
+    const double* by_position = mean.data_ptr<double>();
+    std::vector<double> out(static_cast<size_t>(G), 0.0);
+    for (int64_t pos = 0; pos < G; ++pos)
+      out[static_cast<size_t>(meta.patching.order[static_cast<size_t>(pos)])] = by_position[pos];
+    return out;
+  };
   std::vector<ExpectedProfile> out(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
-    const auto mean = (sums[g] / static_cast<double>(groups[g].n_cells)).contiguous();
-    const double* by_position = mean.data_ptr<double>();
-    out[g].log_profile.assign(static_cast<size_t>(G), 0.0);
-    for (int64_t pos = 0; pos < G; ++pos)
-      out[g].log_profile[static_cast<size_t>(meta.patching.order[static_cast<size_t>(pos)])] =
-          by_position[pos];
+    out[g].log_profile = by_gene(sums[g], groups[g].n_cells);
+    if (with_state) out[g].state_log_profile = by_gene(state_sums[g], groups[g].n_cells);
     out[g].library_size = median(totals[g]);
   }
   return out;
+}
+
+namespace {
+
+// A group's perturbation state label ("" when it has none, e.g. without a perturbation field).
+std::string state_of_group(const ModelMetadata& meta, const CellGroup& group) {
+  return meta.config.perturbation_field < 0
+             ? std::string()
+             : state_label(meta.conditions, group.shown_labels.empty() ? group.labels : group.shown_labels);
+}
+
+}  // namespace
+
+std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
+                                               const std::vector<CellGroup>& groups,
+                                               const SamplingSettings& settings) {
+  const ModelMetadata& meta = loaded.meta;
+  // Without a state field the model has one perturbation, and a perturbed state is that
+  // perturbation's own cells: nothing to shift.
+  const bool shifts = state_field_index(meta.conditions) >= 0 && !meta.observed_states.empty();
+  auto profiles = expected_profiles(loaded, groups, settings, shifts);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const ObservedState* observed = find_state(meta.observed_states, state_of_group(meta, groups[g]));
+    if (!observed) continue;
+    ExpectedProfile& p = profiles[g];
+    const std::string& label = groups[g].labels[static_cast<size_t>(meta.config.perturbation_field)];
+    if (!shifts || label == meta.conditions[static_cast<size_t>(meta.config.perturbation_field)].control) {
+      p.log_profile = observed->log_profile;
+    } else {
+      for (size_t j = 0; j < p.log_profile.size(); ++j)
+        p.log_profile[j] =
+            std::max(0.0, observed->log_profile[j] + p.log_profile[j] - p.state_log_profile[j]);
+    }
+    p.library_size = observed->library_size;
+  }
+  return profiles;
 }
 
 AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
@@ -101,16 +166,20 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   out.X.n_cols = loaded.meta.config.n_genes;
   // Every process makes the (cheap, seeded) cells of every group and keeps its share of the rows,
   // so the shares laid end to end are the file one process writes.
+  std::vector<CellGroup> shown = groups;
   int64_t n_total = 0;
-  for (const auto& g : groups) n_total += g.n_cells;
+  for (auto& g : shown) {
+    g.n_cells = std::max(g.n_cells, kMinRenderedCells);
+    n_total += g.n_cells;
+  }
   const int64_t first = n_total * settings.shard.index / settings.shard.count;
   const int64_t end = n_total * (settings.shard.index + 1) / settings.shard.count;
-  const auto profiles = expected_profiles(loaded, groups, settings);
+  const auto profiles = anchored_profiles(loaded, groups, settings);
   CsrMatrix mine;
   mine.n_cols = out.X.n_cols;
   int64_t row = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
-    const int64_t n = groups[g].n_cells;
+    const int64_t n = shown[g].n_cells;
     if (row + n > first && row < end) {
       const CsrMatrix cells = counts_for_log_pseudobulk(profiles[g].log_profile, n, profiles[g].library_size,
                                                         mix_seed(settings.seed, g));
@@ -125,7 +194,6 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   } else {
     out.X = std::move(mine);
   }
-  std::vector<CellGroup> shown = groups;
   for (auto& g : shown) {
     fill_state_label(loaded.meta, g.labels);
     if (!g.shown_labels.empty()) fill_state_label(loaded.meta, g.shown_labels);

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/seed.h"
 #include "data/conditions.h"
+#include "data/observed_states.h"
 #include "train/conditioning.h"
 #include "train/perturbation_transfer.h"
 #include "train/step_plan.h"
@@ -184,6 +185,21 @@ ModelMetadata new_metadata(const TrainOptions& options, const TrainingCells& cel
   return meta;
 }
 
+// Each row's perturbation state label (data/conditions.h), from its condition codes.
+std::vector<std::string> state_labels_of_rows(const std::vector<ConditionField>& fields,
+                                              const std::vector<std::vector<int64_t>>& codes) {
+  const size_t n_rows = codes.empty() ? 0 : codes.front().size();
+  std::vector<std::string> out(n_rows), labels(fields.size());
+  for (size_t r = 0; r < n_rows; ++r) {
+    for (size_t f = 0; f < fields.size(); ++f) {
+      const int64_t code = codes[f][r];
+      labels[f] = code > 0 ? fields[f].labels[static_cast<size_t>(code - 1)] : std::string();
+    }
+    out[r] = state_label(fields, labels);
+  }
+  return out;
+}
+
 }  // namespace
 
 Split split_cells(int64_t n_cells, double val_fraction, int64_t max_val_cells, uint64_t seed) {
@@ -270,6 +286,8 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
     if (const int p = run.meta.config.perturbation_field; p >= 0) {
       run.meta.conditions[static_cast<size_t>(p)].transfer = perturbation_transfer(
           run.sample_counts, run.sample_codes, run.meta.conditions, run.meta.gene_names);
+      run.meta.observed_states =
+          observed_states(*run.counts, kept, state_labels_of_rows(run.meta.conditions, codes));
     }
     if (root) write_model_metadata(dir, run.meta);
     if (root && !options.quiet && run.knowledge.dim > 0) print_knowledge_coverage(run.meta);

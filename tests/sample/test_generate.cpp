@@ -459,19 +459,20 @@ TEST_F(Conditional, PredictExpectedWritesEachPairsProfileAsCounts) {
   auto options = predict_options(pairs);
   options.expected = true;
   const AnnData cells = predict_perturbations(options).cells;
+  // At least 1,000 cells a group, so that integer counts carry the profile finely.
   EXPECT_EQ(cells_per_pair(cells), (std::map<std::pair<std::string, std::string>, int64_t>{
-                                       {{"type_1", pert_}, 300}, {{"type_1", "control"}, 300}}));
+                                       {{"type_1", pert_}, 1000}, {{"type_1", "control"}, 1000}}));
   for (const float v : cells.X.values) ASSERT_EQ(v, std::round(v));
   const auto uns = std::find_if(cells.uns_strings.begin(), cells.uns_strings.end(),
                                 [](const auto& kv) { return kv.first == "lingshu_prediction"; });
   ASSERT_NE(uns, cells.uns_strings.end());
   EXPECT_EQ(uns->second, "expected profile");
-  // The perturbed rows come first; their pseudobulk is the profile.
+  // The perturbed rows come first; their pseudobulk is the (anchored) profile.
   const LoadedModel loaded = load_model(model());
-  const auto profile = expected_profiles(
+  const auto profile = anchored_profiles(
       loaded, {{labels_from_terms(loaded.meta, {"cell_type=type_1,condition=" + pert_}), 300, {}, {}}},
       options.sampling);
-  std::vector<int64_t> first(300);
+  std::vector<int64_t> first(1000);
   std::iota(first.begin(), first.end(), 0);
   const auto written = column_means(log_normalize(cells.X.select_rows(first)));
   double error = 0;
@@ -480,6 +481,60 @@ TEST_F(Conditional, PredictExpectedWritesEachPairsProfileAsCounts) {
   // highly expressed genes come out ~0.07 high (on thousands of genes, far less).
   EXPECT_LT(error / static_cast<double>(written.size()), 0.04);
   EXPECT_GT(pearson_correlation(written, profile[0].log_profile), 0.999);
+}
+
+TEST_F(Conditional, TrainingStoresEachStatesObservedProfile) {
+  const ModelMetadata meta = read_model_metadata(model());
+  const Column& type = *data().obs.find("cell_type");
+  const Column& condition = *data().obs.find("condition");
+  std::map<std::string, std::vector<int64_t>> rows;  // state label -> training rows
+  for (int64_t i = 0; i < data().n_obs(); ++i) {
+    const std::string c = *type.label(i), p = *condition.label(i);
+    if (c == "type_0" && p == pert_) continue;  // held out
+    rows[c + (p == "control" ? "/control" : "/perturbed")].push_back(i);
+  }
+  ASSERT_EQ(meta.observed_states.size(), rows.size());
+  for (const auto& [label, members] : rows) {
+    const ObservedState* state = find_state(meta.observed_states, label);
+    ASSERT_NE(state, nullptr) << label;
+    EXPECT_EQ(state->n_cells, std::ssize(members));
+    const auto means = column_means(log_normalize(data().X.select_rows(members)));
+    for (size_t j = 0; j < means.size(); ++j) EXPECT_NEAR(state->log_profile[j], means[j], 1e-5);
+    auto totals = data().X.select_rows(members).row_sums();
+    std::nth_element(totals.begin(), totals.begin() + std::ssize(totals) / 2, totals.end());
+    EXPECT_EQ(state->library_size, totals[totals.size() / 2]);
+  }
+  // A model without a perturbation field has none.
+  EXPECT_TRUE(read_model_metadata(plain()).observed_states.empty());
+}
+
+TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
+  const LoadedModel loaded = load_model(model());
+  const ModelMetadata& meta = loaded.meta;
+  const std::vector<CellGroup> groups{
+      {labels_from_terms(meta, {"cell_type=type_1,condition=" + pert_}), 200, {}, {}},
+      {labels_from_terms(meta, {"cell_type=type_1,condition=control"}), 200, {}, {}},
+      {labels_from_terms(meta, {"cell_type=type_0,condition=" + pert_}), 200, {}, {}}};
+  SamplingSettings settings = quick_sampling(3);
+  settings.steps = 1;
+  const auto model_only = expected_profiles(loaded, groups, settings, true);
+  const auto anchored = anchored_profiles(loaded, groups, settings);
+  const ObservedState& perturbed = *find_state(meta.observed_states, "type_1/perturbed");
+  const ObservedState& control = *find_state(meta.observed_states, "type_1/control");
+  // A control group is its context's observed controls.
+  EXPECT_EQ(anchored[1].log_profile, control.log_profile);
+  EXPECT_EQ(anchored[1].library_size, control.library_size);
+  // A perturbed group: the observed state moved by the model's shift on the same cells.
+  for (size_t j = 0; j < perturbed.log_profile.size(); ++j) {
+    const double shift = model_only[0].log_profile[j] - model_only[0].state_log_profile[j];
+    EXPECT_NEAR(anchored[0].log_profile[j], std::max(0.0, perturbed.log_profile[j] + shift), 1e-9);
+  }
+  // (type_0, pert) was held out, but type_0's other perturbations measured its state.
+  const ObservedState& held_state = *find_state(meta.observed_states, "type_0/perturbed");
+  for (size_t j = 0; j < held_state.log_profile.size(); ++j) {
+    const double shift = model_only[2].log_profile[j] - model_only[2].state_log_profile[j];
+    EXPECT_NEAR(anchored[2].log_profile[j], std::max(0.0, held_state.log_profile[j] + shift), 1e-9);
+  }
 }
 
 TEST_F(Conditional, AnUnseenPairTakesItsPerturbationsTransferWeight) {
