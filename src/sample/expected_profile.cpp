@@ -55,7 +55,8 @@ torch::Tensor token_probabilities(const torch::Tensor& logits, const torch::Tens
 
 std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
-                                               const SamplingSettings& settings, bool with_state) {
+                                               const SamplingSettings& settings,
+                                               const std::vector<std::vector<std::string>>& references) {
   const ModelMetadata& meta = loaded.meta;
   check_guidance(meta, settings);
   const GroupPlan plan = plan_groups(loaded, groups);
@@ -65,7 +66,17 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
   torch::NoGradGuard no_grad;
   const int64_t G = meta.config.n_genes;
   const int64_t pert = meta.config.perturbation_field;
-  with_state = with_state && pert >= 0;
+  const int64_t state_field = state_field_index(meta.conditions);
+  // Each group's reference tokens (perturbation, state), or none.
+  std::vector<std::optional<std::pair<int64_t, int64_t>>> reference_tokens(groups.size());
+  for (size_t g = 0; g < references.size() && pert >= 0; ++g) {
+    if (references[g].empty()) continue;
+    const auto tokens = encode_labels(meta, references[g]).tokens;
+    reference_tokens[g] = {tokens[static_cast<size_t>(pert)],
+                           state_field >= 0 ? tokens[static_cast<size_t>(state_field)] : 0};
+  }
+  const bool with_reference = std::any_of(reference_tokens.begin(), reference_tokens.end(),
+                                          [](const auto& r) { return r.has_value(); });
   const int64_t library = library_field_index(meta.conditions);
   const auto representative = representative_counts(meta);
   // Each cell's expected log1p CP10k [n, G] and expected total [n] under the denoiser's logits.
@@ -78,9 +89,9 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
     const auto scale = (kTargetSum / total.clamp_min(1e-6)).view({-1, 1, 1});
     return std::pair{(p * torch::log1p(representative * scale)).sum(-1).to(torch::kDouble), total};
   };
-  std::vector<torch::Tensor> sums(groups.size()), state_sums(groups.size());
+  std::vector<torch::Tensor> sums(groups.size()), reference_sums(groups.size());
   for (auto& s : sums) s = torch::zeros({G}, torch::kDouble);
-  for (auto& s : state_sums) s = torch::zeros({G}, torch::kDouble);
+  for (auto& s : reference_sums) s = torch::zeros({G}, torch::kDouble);
   std::vector<std::vector<double>> totals(groups.size());
   BalancedDraw states(settings.seed);
   const auto n_total = static_cast<int64_t>(plan.rows.size());
@@ -88,20 +99,25 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
     const int64_t n = std::min(settings.batch_size, n_total - begin);
     const BatchInputs inputs = batch_inputs(plan, model, begin, n, states);
     const auto [log_values, total] = expected_values(inputs);
-    torch::Tensor state_values;
-    if (with_state) {  // the same cells, states and sizes, their perturbation NULL
-      BatchInputs alone = inputs;
-      alone.conditions = inputs.conditions.clone();
-      alone.conditions.select(1, pert).zero_();
-      alone.targets = torch::full_like(inputs.targets, -1);
-      alone.transfer = torch::Tensor();
-      state_values = expected_values(alone).first;
+    torch::Tensor reference_values;
+    if (with_reference) {  // the same cells, states and sizes under their reference labels
+      BatchInputs reference = inputs;
+      reference.conditions = inputs.conditions.clone();
+      reference.targets = torch::full_like(inputs.targets, -1);
+      reference.transfer = torch::Tensor();
+      for (int64_t i = 0; i < n; ++i) {
+        const auto& tokens = reference_tokens[plan.request[plan.rows[static_cast<size_t>(begin + i)].group]];
+        if (!tokens) continue;
+        reference.conditions[i][pert] = tokens->first;
+        if (state_field >= 0) reference.conditions[i][state_field] = tokens->second;
+      }
+      reference_values = expected_values(reference).first;
     }
     for (int64_t i = 0; i < n; ++i) {
       const CellRow& row = plan.rows[static_cast<size_t>(begin + i)];
       const size_t g = plan.request[row.group];
       sums[g] += log_values[i];
-      if (with_state) state_sums[g] += state_values[i];
+      if (reference_tokens[g]) reference_sums[g] += reference_values[i];
       const auto [lo, hi] = plan.sizes[row.group];
       totals[g].push_back(std::clamp(total[i].item<double>(), lo, hi));
     }
@@ -118,44 +134,60 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
   std::vector<ExpectedProfile> out(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     out[g].log_profile = by_gene(sums[g], groups[g].n_cells);
-    if (with_state) out[g].state_log_profile = by_gene(state_sums[g], groups[g].n_cells);
+    if (reference_tokens[g]) out[g].reference_log_profile = by_gene(reference_sums[g], groups[g].n_cells);
     out[g].library_size = median(totals[g]);
   }
   return out;
 }
 
-namespace {
-
-// A group's perturbation state label ("" when it has none, e.g. without a perturbation field).
-std::string state_of_group(const ModelMetadata& meta, const CellGroup& group) {
-  return meta.config.perturbation_field < 0
-             ? std::string()
-             : state_label(meta.conditions, group.shown_labels.empty() ? group.labels : group.shown_labels);
-}
-
-}  // namespace
-
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings) {
   const ModelMetadata& meta = loaded.meta;
-  // Without a state field the model has one perturbation, and a perturbed state is that
-  // perturbation's own cells: nothing to shift.
-  const bool shifts = state_field_index(meta.conditions) >= 0 && !meta.observed_states.empty();
-  auto profiles = expected_profiles(loaded, groups, settings, shifts);
+  const int pert = meta.config.perturbation_field;
+  if (pert < 0 || meta.observed_states.empty()) return expected_profiles(loaded, groups, settings);
+  const int state = state_field_index(meta.conditions);
+  const ConditionField& field = meta.conditions[static_cast<size_t>(pert)];
+  const auto& observed = meta.observed_states;
+  std::vector<const ObservedState*> anchor(groups.size(), nullptr);
+  std::vector<std::vector<std::string>> references(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
-    const ObservedState* observed = find_state(meta.observed_states, state_of_group(meta, groups[g]));
-    if (!observed) continue;
+    const auto& labels = groups[g].shown_labels.empty() ? groups[g].labels : groups[g].shown_labels;
+    auto control_labels = labels;
+    control_labels[static_cast<size_t>(pert)] = field.control;
+    const ObservedState* own = find_state(observed, state_label(meta.conditions, labels));
+    const ObservedState* control = find_state(observed, state_label(meta.conditions, control_labels));
+    // Controls, and without a state field (one perturbation) a measured pair: the cells themselves.
+    if (labels[static_cast<size_t>(pert)] == field.control || (own && state < 0)) {
+      anchor[g] = own;
+      continue;
+    }
+    auto reference = groups[g].labels;
+    if (own) {  // the context's perturbed state, perturbation NULL
+      reference[static_cast<size_t>(pert)].clear();
+      reference[static_cast<size_t>(state)] = own->label;
+      anchor[g] = own;
+    } else if (control) {  // the context's controls
+      reference[static_cast<size_t>(pert)] = field.control;
+      if (state >= 0) reference[static_cast<size_t>(state)] = control->label;
+      anchor[g] = control;
+    } else {
+      continue;
+    }
+    references[g] = std::move(reference);
+  }
+  auto profiles = expected_profiles(loaded, groups, settings, references);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (!anchor[g]) continue;
     ExpectedProfile& p = profiles[g];
-    const std::string& label = groups[g].labels[static_cast<size_t>(meta.config.perturbation_field)];
-    if (!shifts || label == meta.conditions[static_cast<size_t>(meta.config.perturbation_field)].control) {
-      p.log_profile = observed->log_profile;
+    if (references[g].empty()) {
+      p.log_profile = anchor[g]->log_profile;
     } else {
       for (size_t j = 0; j < p.log_profile.size(); ++j)
         p.log_profile[j] =
-            std::max(0.0, observed->log_profile[j] + p.log_profile[j] - p.state_log_profile[j]);
+            std::max(0.0, anchor[g]->log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
     }
-    p.library_size = observed->library_size;
+    p.library_size = anchor[g]->library_size;
   }
   return profiles;
 }

@@ -16,21 +16,29 @@ namespace lingshu {
 struct ExpectedProfile {
   std::vector<double> log_profile;  // per gene, the model's gene order: mean log1p CP10k
   double library_size = 0;          // the median of the cells' expected totals
-  // The same cells (states, sizes) with their perturbation NULL: the context's state alone. Filled
-  // when asked for (and the model has a perturbation field).
-  std::vector<double> state_log_profile;
+  // The same cells (drawn states, sizes) under the group's reference labels, when it has them.
+  std::vector<double> reference_log_profile;
 };
 
-// One profile per group of `groups`.
+// One profile per group of `groups`. `references` (empty, or one per group: empty, or labels that
+// differ from the group's in the perturbation and state fields only) adds each such group's
+// reference_log_profile, from the same cells.
 std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
-                                               const SamplingSettings& settings, bool with_state = false);
+                                               const SamplingSettings& settings,
+                                               const std::vector<std::vector<std::string>>& references = {});
 
-// expected_profiles, started from what the training cells of each group's perturbation state looked
-// like (the model's observed_states) where they measured it: the observed state plus the model's
-// shift from that state, taken on the same cells (its profile minus the state's alone, perturbation
-// NULL), floored at 0. A control group is then its context's observed controls, and an unknown
-// perturbation predicted as its state the observed state. Groups whose state the training never
-// measured (a context whose perturbed cells were all held out) keep the model's profile.
+// expected_profiles, started from what the training cells of each group's context looked like (the
+// model's observed_states) where they measured it, plus the model's shift from there taken on the
+// same cells (so that the shift carries no noise of the drawn states), floored at 0:
+// - a control group: its context's observed controls;
+// - a perturbed group whose context's perturbed state was measured: that state plus the model's
+//   shift from it (its profile minus the state's alone, perturbation NULL); an unknown perturbation
+//   predicted as its state is the observed state;
+// - a perturbed group whose state was not (all its perturbed cells held out, or a model of one
+//   perturbation and no state field): the context's observed controls plus the model's shift from
+//   its own controls, so the predicted delta is the model's;
+// - a pair measured in training by a model without a state field: its observed cells.
+// Groups with nothing observed keep the model's profile.
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings);
 

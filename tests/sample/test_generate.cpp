@@ -509,32 +509,48 @@ TEST_F(Conditional, TrainingStoresEachStatesObservedProfile) {
 }
 
 TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
-  const LoadedModel loaded = load_model(model());
+  LoadedModel loaded = load_model(model());
   const ModelMetadata& meta = loaded.meta;
-  const std::vector<CellGroup> groups{
-      {labels_from_terms(meta, {"cell_type=type_1,condition=" + pert_}), 200, {}, {}},
-      {labels_from_terms(meta, {"cell_type=type_1,condition=control"}), 200, {}, {}},
-      {labels_from_terms(meta, {"cell_type=type_0,condition=" + pert_}), 200, {}, {}}};
+  const auto labels = [&](const std::string& terms) { return labels_from_terms(meta, {terms}); };
+  const std::vector<CellGroup> groups{{labels("cell_type=type_1,condition=" + pert_), 200, {}, {}},
+                                      {labels("cell_type=type_1,condition=control"), 200, {}, {}},
+                                      {labels("cell_type=type_0,condition=" + pert_), 200, {}, {}}};
   SamplingSettings settings = quick_sampling(3);
   settings.steps = 1;
-  const auto model_only = expected_profiles(loaded, groups, settings, true);
+  // The model's shift from a reference, on the same cells: state alone, or the context's controls.
+  const auto shift_from = [&](size_t g, const std::string& perturbation, const std::string& state) {
+    auto reference = groups[g].labels;
+    reference[static_cast<size_t>(meta.config.perturbation_field)] = perturbation;
+    reference[static_cast<size_t>(state_field_index(meta.conditions))] = state;
+    std::vector<std::vector<std::string>> references(groups.size());
+    references[g] = reference;
+    const auto p = expected_profiles(loaded, groups, settings, references)[g];
+    std::vector<double> shift(p.log_profile.size());
+    for (size_t j = 0; j < shift.size(); ++j) shift[j] = p.log_profile[j] - p.reference_log_profile[j];
+    return shift;
+  };
+  const auto expect_anchored = [](const std::vector<double>& got, const ObservedState& start,
+                                  const std::vector<double>& shift) {
+    for (size_t j = 0; j < got.size(); ++j)
+      EXPECT_NEAR(got[j], std::max(0.0, start.log_profile[j] + shift[j]), 1e-9) << j;
+  };
   const auto anchored = anchored_profiles(loaded, groups, settings);
-  const ObservedState& perturbed = *find_state(meta.observed_states, "type_1/perturbed");
-  const ObservedState& control = *find_state(meta.observed_states, "type_1/control");
+  const ObservedState control = *find_state(meta.observed_states, "type_1/control");
   // A control group is its context's observed controls.
   EXPECT_EQ(anchored[1].log_profile, control.log_profile);
   EXPECT_EQ(anchored[1].library_size, control.library_size);
-  // A perturbed group: the observed state moved by the model's shift on the same cells.
-  for (size_t j = 0; j < perturbed.log_profile.size(); ++j) {
-    const double shift = model_only[0].log_profile[j] - model_only[0].state_log_profile[j];
-    EXPECT_NEAR(anchored[0].log_profile[j], std::max(0.0, perturbed.log_profile[j] + shift), 1e-9);
-  }
+  // A perturbed group: its context's observed perturbed state moved by the model's shift from it;
   // (type_0, pert) was held out, but type_0's other perturbations measured its state.
-  const ObservedState& held_state = *find_state(meta.observed_states, "type_0/perturbed");
-  for (size_t j = 0; j < held_state.log_profile.size(); ++j) {
-    const double shift = model_only[2].log_profile[j] - model_only[2].state_log_profile[j];
-    EXPECT_NEAR(anchored[2].log_profile[j], std::max(0.0, held_state.log_profile[j] + shift), 1e-9);
-  }
+  expect_anchored(anchored[0].log_profile, *find_state(meta.observed_states, "type_1/perturbed"),
+                  shift_from(0, "", "type_1/perturbed"));
+  expect_anchored(anchored[2].log_profile, *find_state(meta.observed_states, "type_0/perturbed"),
+                  shift_from(2, "", "type_0/perturbed"));
+  // A context whose perturbed state nobody measured starts from its controls, shifted as the model
+  // moves from its own controls.
+  std::erase_if(loaded.meta.observed_states, [](const auto& s) { return s.label == "type_1/perturbed"; });
+  const auto from_controls = anchored_profiles(loaded, groups, settings);
+  expect_anchored(from_controls[0].log_profile, control, shift_from(0, "control", "type_1/control"));
+  EXPECT_EQ(from_controls[1].log_profile, control.log_profile);
 }
 
 TEST_F(Conditional, AnUnseenPairTakesItsPerturbationsTransferWeight) {
