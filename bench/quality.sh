@@ -114,10 +114,12 @@ for (line, target), n in obs.groupby(['cell_type', 'condition'], observed=True).
     [ $m = unseen_knowledge ] && allow=()
     "$lingshu" predict $m --pairs unseen_pairs.csv "${allow[@]}" --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${m}_pred.h5ad
+    "$lingshu" predict $m --pairs unseen_pairs.csv "${allow[@]}" --expected --seed 0 \
+      --threads "$threads" -q --out ${m}_expected.h5ad
   done
   "$lingshu" baseline mean "$real" --pairs unseen_pairs.csv --context-col cell_type "${flags[@]}" --seed 0 \
     --out unseen_mean.h5ad
-  for pred in "${models[@]/%/_pred}" unseen_mean; do
+  for pred in "${models[@]/%/_pred}" "${models[@]/%/_expected}" unseen_mean; do
     "$lingshu" eval perturbation "$real" $pred.h5ad --context-col cell_type --baseline unseen_mean.h5ad -q \
       --out eval_$pred.json
   done
@@ -142,8 +144,9 @@ predict_ablation() {
     "$lingshu" predict $name --pairs "$pairs" --cfg $cfg --guide compose --steps "${STEPS:-1}" --seed 0 \
       --threads "$threads" -q --out ${name}_cfg${cfg}_compose.h5ad
   done
+  "$lingshu" predict $name --pairs "$pairs" --expected --seed 0 --threads "$threads" -q --out ${name}_expected.h5ad
   for pred in ${name}_cfg{0,1,2} ${name}_cfg{0,1,2}_prior ${name}_cfg{1,2,4}_pert ${name}_cfg{0,1}_compose \
-              ${name}_{additive,control,mean}; do
+              ${name}_expected ${name}_{additive,control,mean}; do
     "$lingshu" eval perturbation "$real" $pred.h5ad --context-col cell_type --baseline ${name}_mean.h5ad -q \
       --out eval_$pred.json
   done
