@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <map>
 
 #include "core/error.h"
 #include "data/conditions.h"
@@ -112,6 +113,43 @@ GroupPlan plan_groups(const LoadedModel& loaded, const std::vector<CellGroup>& r
   }
   if (plan.rows.empty()) throw UserError("no cells to generate");
   return plan;
+}
+
+torch::Tensor representative_counts(const ModelMetadata& meta) {
+  const int64_t G = meta.patching.n_genes, K = meta.config.n_tokens;
+  auto out = torch::zeros({G, K}, torch::kFloat);
+  auto acc = out.accessor<float, 2>();
+  for (int64_t pos = 0; pos < G; ++pos) {
+    const int gene = meta.patching.order[static_cast<size_t>(pos)];
+    for (int64_t k = 1; k < K; ++k)
+      acc[pos][k] = static_cast<float>(meta.tokenizer.representative(gene, static_cast<int>(k)));
+  }
+  return out;
+}
+
+torch::Tensor tilt_logits(const ModelMetadata& meta, const std::vector<GroupTilt>& tilts,
+                          const GroupPlan& plan, const torch::Tensor& representative, int64_t begin,
+                          int64_t n) {
+  if (tilts.empty()) return {};
+  const int64_t G = representative.size(0), K = representative.size(1);
+  auto out = torch::zeros({n, meta.config.n_positions(), K}, torch::kFloat);
+  std::map<size_t, torch::Tensor> of_group;  // [G, K] per requested group
+  for (int64_t i = 0; i < n; ++i) {
+    const size_t g = plan.request[plan.rows[static_cast<size_t>(begin + i)].group];
+    const GroupTilt& tilt = tilts[g];
+    if (tilt.t.empty()) continue;
+    auto it = of_group.find(g);
+    if (it == of_group.end()) {
+      std::vector<float> by_position(static_cast<size_t>(G));
+      for (int64_t pos = 0; pos < G; ++pos)
+        by_position[static_cast<size_t>(pos)] =
+            static_cast<float>(tilt.t[static_cast<size_t>(meta.patching.order[static_cast<size_t>(pos)])]);
+      const auto t = torch::tensor(by_position).view({G, 1});
+      it = of_group.emplace(g, t * torch::log1p(representative * (1e4 / std::max(tilt.library, 1.0)))).first;
+    }
+    out[i].slice(0, 0, G).copy_(it->second);
+  }
+  return out;
 }
 
 BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& model, int64_t begin,

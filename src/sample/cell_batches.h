@@ -52,6 +52,16 @@ double transfer_weight(const ModelMetadata& meta, const std::vector<std::string>
 // monocyte-like (real: 1%).
 torch::Tensor cell_state_candidates(const MaskedDiffusionModelImpl& model, const torch::Tensor& labels);
 
+// Each token's representative count per gene, in sequence order: [n_genes, K] float (token 0 is 0).
+torch::Tensor representative_counts(const ModelMetadata& meta);
+
+// The logit tilt of cells [begin, begin + n) of the plan: [n, L, K] float, each gene's logits plus
+// t_j log1p(representative count x 1e4 / library) of its requested group's GroupTilt (zero at
+// padding and for groups without one); undefined when `tilts` is empty.
+torch::Tensor tilt_logits(const ModelMetadata& meta, const std::vector<GroupTilt>& tilts,
+                          const GroupPlan& plan, const torch::Tensor& representative, int64_t begin,
+                          int64_t n);
+
 // The plan of `requested` for `model`. UserError for a group without cells or with a wrong number
 // of pre-filled cells, and for labels the model cannot encode.
 GroupPlan plan_groups(const LoadedModel& model, const std::vector<CellGroup>& requested);

@@ -24,18 +24,13 @@ constexpr double kTargetSum = 1e4;
 // which a Pearson-delta sees as noise; so every profile is written as at least this many cells.
 constexpr int64_t kMinRenderedCells = 1000;
 
-// Each token's representative count per gene, in sequence order: [n_genes, K] float (token 0 is 0).
-torch::Tensor representative_counts(const ModelMetadata& meta) {
-  const int64_t G = meta.patching.n_genes, K = meta.config.n_tokens;
-  auto out = torch::zeros({G, K}, torch::kFloat);
-  auto acc = out.accessor<float, 2>();
-  for (int64_t pos = 0; pos < G; ++pos) {
-    const int gene = meta.patching.order[static_cast<size_t>(pos)];
-    for (int64_t k = 1; k < K; ++k)
-      acc[pos][k] = static_cast<float>(meta.tokenizer.representative(gene, static_cast<int>(k)));
-  }
-  return out;
-}
+// anchor_tilts: Newton rounds on each gene's tilt, and bounds on them. The mean log value is convex
+// in the tilt, most of all for a gene the model rarely expresses (variance ~0 at no tilt, and a tilt
+// of 2 made one with a mean of 0.01 come out at 2.8): steps are capped and the variance floored.
+constexpr int kTiltRounds = 3;
+constexpr double kMinTiltVariance = 0.05;
+constexpr double kMaxTiltStep = 0.5;
+constexpr double kMaxTilt = 4.0;
 
 // The sampler's distribution of each gene's token: softmax at the temperature (0: the most likely
 // token); a pre-filled gene keeps its token. logits [n, G, K], initial [n, G].
@@ -56,7 +51,8 @@ torch::Tensor token_probabilities(const torch::Tensor& logits, const torch::Tens
 std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings,
-                                               const std::vector<std::vector<std::string>>& references) {
+                                               const std::vector<std::vector<std::string>>& references,
+                                               const std::vector<GroupTilt>& tilts) {
   const ModelMetadata& meta = loaded.meta;
   check_guidance(meta, settings);
   const GroupPlan plan = plan_groups(loaded, groups);
@@ -79,26 +75,34 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
                                           [](const auto& r) { return r.has_value(); });
   const int64_t library = library_field_index(meta.conditions);
   const auto representative = representative_counts(meta);
-  // Each cell's expected log1p CP10k [n, G] and expected total [n] under the denoiser's logits.
-  const auto expected_values = [&](const BatchInputs& inputs) {
+  // Each cell's expected log1p CP10k [n, G], its variance [n, G] and the expected total [n] under the
+  // denoiser's logits (plus `tilt`, when defined).
+  struct CellValues {
+    torch::Tensor mean, variance, total;
+  };
+  const auto expected_values = [&](const BatchInputs& inputs, const torch::Tensor& tilt) {
     const GuidedDenoiser denoiser(model, inputs, settings, library, device, precision);
-    const auto logits = denoiser(inputs.initial.to(device)).slice(1, 0, G).to(torch::kCPU, torch::kFloat);
-    const auto p = token_probabilities(logits, inputs.initial.slice(1, 0, G), settings.temperature,
-                                       meta.config.n_tokens);
+    auto logits = denoiser(inputs.initial.to(device)).to(torch::kCPU, torch::kFloat);
+    if (tilt.defined()) logits += tilt;
+    const auto p = token_probabilities(logits.slice(1, 0, G), inputs.initial.slice(1, 0, G),
+                                       settings.temperature, meta.config.n_tokens);
     const auto total = (p * representative).sum({1, 2});
     const auto scale = (kTargetSum / total.clamp_min(1e-6)).view({-1, 1, 1});
-    return std::pair{(p * torch::log1p(representative * scale)).sum(-1).to(torch::kDouble), total};
+    const auto v = torch::log1p(representative * scale);
+    const auto mean = (p * v).sum(-1);
+    return CellValues{mean.to(torch::kDouble), ((p * v * v).sum(-1) - mean * mean).to(torch::kDouble), total};
   };
-  std::vector<torch::Tensor> sums(groups.size()), reference_sums(groups.size());
-  for (auto& s : sums) s = torch::zeros({G}, torch::kDouble);
-  for (auto& s : reference_sums) s = torch::zeros({G}, torch::kDouble);
+  std::vector<torch::Tensor> sums(groups.size()), variance_sums(groups.size()), reference_sums(groups.size());
+  for (auto* all : {&sums, &variance_sums, &reference_sums}) {
+    for (auto& s : *all) s = torch::zeros({G}, torch::kDouble);
+  }
   std::vector<std::vector<double>> totals(groups.size());
   BalancedDraw states(settings.seed);
   const auto n_total = static_cast<int64_t>(plan.rows.size());
   for (int64_t begin = 0; begin < n_total; begin += settings.batch_size) {
     const int64_t n = std::min(settings.batch_size, n_total - begin);
     const BatchInputs inputs = batch_inputs(plan, model, begin, n, states);
-    const auto [log_values, total] = expected_values(inputs);
+    const auto cells = expected_values(inputs, tilt_logits(meta, tilts, plan, representative, begin, n));
     torch::Tensor reference_values;
     if (with_reference) {  // the same cells, states and sizes under their reference labels
       BatchInputs reference = inputs;
@@ -111,15 +115,16 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
         reference.conditions[i][pert] = tokens->first;
         if (state_field >= 0) reference.conditions[i][state_field] = tokens->second;
       }
-      reference_values = expected_values(reference).first;
+      reference_values = expected_values(reference, torch::Tensor()).mean;
     }
     for (int64_t i = 0; i < n; ++i) {
       const CellRow& row = plan.rows[static_cast<size_t>(begin + i)];
       const size_t g = plan.request[row.group];
-      sums[g] += log_values[i];
+      sums[g] += cells.mean[i];
+      variance_sums[g] += cells.variance[i];
       if (reference_tokens[g]) reference_sums[g] += reference_values[i];
       const auto [lo, hi] = plan.sizes[row.group];
-      totals[g].push_back(std::clamp(total[i].item<double>(), lo, hi));
+      totals[g].push_back(std::clamp(cells.total[i].item<double>(), lo, hi));
     }
   }
   // Per group, a [G] sum in sequence order as a mean per gene in the model's gene order.
@@ -134,23 +139,33 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& loaded,
   std::vector<ExpectedProfile> out(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     out[g].log_profile = by_gene(sums[g], groups[g].n_cells);
+    out[g].log_variance = by_gene(variance_sums[g], groups[g].n_cells);
     if (reference_tokens[g]) out[g].reference_log_profile = by_gene(reference_sums[g], groups[g].n_cells);
     out[g].library_size = median(totals[g]);
   }
   return out;
 }
 
-std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
-                                               const std::vector<CellGroup>& groups,
-                                               const SamplingSettings& settings) {
-  const ModelMetadata& meta = loaded.meta;
+namespace {
+
+// Where each group's anchored profile starts (nullptr: nowhere, the model's own profile) and the
+// labels its model shift is taken from (empty: none, the start itself): see anchored_profiles.
+struct Anchors {
+  std::vector<const ObservedState*> start;
+  std::vector<std::vector<std::string>> references;
+  bool any() const {
+    return std::any_of(start.begin(), start.end(), [](const auto* s) { return s != nullptr; });
+  }
+};
+
+Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
+  Anchors out{std::vector<const ObservedState*>(groups.size(), nullptr),
+              std::vector<std::vector<std::string>>(groups.size())};
   const int pert = meta.config.perturbation_field;
-  if (pert < 0 || meta.observed_states.empty()) return expected_profiles(loaded, groups, settings);
+  if (pert < 0) return out;
   const int state = state_field_index(meta.conditions);
   const ConditionField& field = meta.conditions[static_cast<size_t>(pert)];
   const auto& observed = meta.observed_states;
-  std::vector<const ObservedState*> anchor(groups.size(), nullptr);
-  std::vector<std::vector<std::string>> references(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     const auto& labels = groups[g].shown_labels.empty() ? groups[g].labels : groups[g].shown_labels;
     auto control_labels = labels;
@@ -159,37 +174,77 @@ std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
     const ObservedState* control = find_state(observed, state_label(meta.conditions, control_labels));
     // Controls, and without a state field (one perturbation) a measured pair: the cells themselves.
     if (labels[static_cast<size_t>(pert)] == field.control || (own && state < 0)) {
-      anchor[g] = own;
+      out.start[g] = own;
       continue;
     }
     auto reference = groups[g].labels;
     if (own) {  // the context's perturbed state, perturbation NULL
       reference[static_cast<size_t>(pert)].clear();
       reference[static_cast<size_t>(state)] = own->label;
-      anchor[g] = own;
+      out.start[g] = own;
     } else if (control) {  // the context's controls
       reference[static_cast<size_t>(pert)] = field.control;
       if (state >= 0) reference[static_cast<size_t>(state)] = control->label;
-      anchor[g] = control;
+      out.start[g] = control;
     } else {
       continue;
     }
-    references[g] = std::move(reference);
+    out.references[g] = std::move(reference);
   }
-  auto profiles = expected_profiles(loaded, groups, settings, references);
+  return out;
+}
+
+// The anchored profile of a group whose model profile is `p`.
+std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {
+  if (!shifted) return start.log_profile;
+  std::vector<double> out(p.log_profile.size());
+  for (size_t j = 0; j < out.size(); ++j)
+    out[j] = std::max(0.0, start.log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
+  return out;
+}
+
+}  // namespace
+
+std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
+                                               const std::vector<CellGroup>& groups,
+                                               const SamplingSettings& settings) {
+  const Anchors anchors = plan_anchors(loaded.meta, groups);
+  auto profiles = expected_profiles(loaded, groups, settings, anchors.references);
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (!anchor[g]) continue;
-    ExpectedProfile& p = profiles[g];
-    if (references[g].empty()) {
-      p.log_profile = anchor[g]->log_profile;
-    } else {
-      for (size_t j = 0; j < p.log_profile.size(); ++j)
-        p.log_profile[j] =
-            std::max(0.0, anchor[g]->log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
-    }
-    p.library_size = anchor[g]->library_size;
+    if (!anchors.start[g]) continue;
+    profiles[g].log_profile = anchored(profiles[g], *anchors.start[g], !anchors.references[g].empty());
+    profiles[g].library_size = anchors.start[g]->library_size;
   }
   return profiles;
+}
+
+std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
+                                    const SamplingSettings& settings) {
+  const Anchors anchors = plan_anchors(loaded.meta, groups);
+  if (!anchors.any()) return {};
+  auto profiles = expected_profiles(loaded, groups, settings, anchors.references);
+  std::vector<std::vector<double>> targets(groups.size());
+  std::vector<GroupTilt> tilts(groups.size());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (!anchors.start[g]) continue;
+    targets[g] = anchored(profiles[g], *anchors.start[g], !anchors.references[g].empty());
+    tilts[g].t.assign(targets[g].size(), 0.0);
+    tilts[g].library = profiles[g].library_size;
+  }
+  // Newton steps on each gene's tilt: the mean log value moves by about its variance per unit of t.
+  for (int round = 0; round < kTiltRounds; ++round) {
+    if (round > 0) profiles = expected_profiles(loaded, groups, settings, {}, tilts);
+    for (size_t g = 0; g < groups.size(); ++g) {
+      if (!anchors.start[g]) continue;
+      for (size_t j = 0; j < targets[g].size(); ++j) {
+        const double step = (targets[g][j] - profiles[g].log_profile[j]) /
+                            std::max(profiles[g].log_variance[j], kMinTiltVariance);
+        tilts[g].t[j] =
+            std::clamp(tilts[g].t[j] + std::clamp(step, -kMaxTiltStep, kMaxTiltStep), -kMaxTilt, kMaxTilt);
+      }
+    }
+  }
+  return tilts;
 }
 
 AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& groups,

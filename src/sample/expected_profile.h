@@ -18,14 +18,17 @@ struct ExpectedProfile {
   double library_size = 0;          // the median of the cells' expected totals
   // The same cells (drawn states, sizes) under the group's reference labels, when it has them.
   std::vector<double> reference_log_profile;
+  std::vector<double> log_variance;  // per gene: the cells' mean variance of their log1p CP10k
 };
 
 // One profile per group of `groups`. `references` (empty, or one per group: empty, or labels that
 // differ from the group's in the perturbation and state fields only) adds each such group's
-// reference_log_profile, from the same cells.
+// reference_log_profile, from the same cells; `tilts` (empty, or one per group) tilts the model's
+// distributions as generate_groups does.
 std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings,
-                                               const std::vector<std::vector<std::string>>& references = {});
+                                               const std::vector<std::vector<std::string>>& references = {},
+                                               const std::vector<GroupTilt>& tilts = {});
 
 // expected_profiles, started from what the training cells of each group's context looked like (the
 // model's observed_states) where they measured it, plus the model's shift from there taken on the
@@ -41,6 +44,12 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const s
 // Groups with nothing observed keep the model's profile.
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings);
+
+// The tilts (generate_groups) under which each group's sampled cells have its anchored profile as
+// their expected profile: the model's cell-to-cell variation around the anchored mean. Empty when
+// no group has anything observed to start from; a group without has no tilt.
+std::vector<GroupTilt> anchor_tilts(const LoadedModel& model, const std::vector<CellGroup>& groups,
+                                    const SamplingSettings& settings);
 
 // Every group's n_cells cells of integer counts for its anchored profile, described as
 // generate_groups describes its cells (obs, var, uns with "lingshu_prediction" = "expected profile").

@@ -10,6 +10,7 @@
 #include <numeric>
 #include <optional>
 #include <random>
+#include <stdexcept>
 
 #include "core/balanced_draw.h"
 #include "core/error.h"
@@ -231,7 +232,8 @@ LoadedModel load_model(const std::filesystem::path& dir, const std::string& devi
 }
 
 AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>& requested,
-                        const SamplingSettings& settings, const CellSink& sink) {
+                        const SamplingSettings& settings, const CellSink& sink,
+                        const std::vector<GroupTilt>& tilts) {
   validate(settings);
   const ModelMetadata& meta = loaded.meta;
   check_guidance(meta, settings);
@@ -247,6 +249,9 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   const int64_t mask_token = meta.config.n_tokens, L = meta.config.n_positions();
   auto is_gene = torch::zeros({L}, torch::kBool);
   is_gene.slice(0, 0, meta.config.n_genes).fill_(true);
+  if (!tilts.empty() && tilts.size() != requested.size())
+    throw std::invalid_argument("generate_groups: one tilt per group, or none");
+  const torch::Tensor representative = tilts.empty() ? torch::Tensor() : representative_counts(meta);
   AnnData out;
   out.X.n_cols = meta.config.n_genes;
   // Each cell's state is drawn first (from training cells with its labels), as a factor model
@@ -265,14 +270,18 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
     const int64_t n = std::min(settings.batch_size, n_total - begin);
     const BatchInputs inputs = batch_inputs(plan, model, begin, n, states);
     const GuidedDenoiser denoiser(model, inputs, settings, library, device, precision);
+    auto tilt = tilt_logits(meta, tilts, plan, representative, begin, n);
+    if (tilt.defined()) tilt = tilt.to(device);
     auto generator =
         at::make_generator<at::CPUGeneratorImpl>(mix_seed(settings.seed, static_cast<uint64_t>(batch)));
     const auto tokens =
-        sample_tokens([&](const torch::Tensor& z) { return denoiser(z); }, inputs.initial.to(device), is_gene,
-                      mask_token, sampler, generator,
-                      [&](const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) {
-                        return denoiser.at(z, rows, positions);
-                      })
+        sample_tokens(
+            [&](const torch::Tensor& z) { return tilt.defined() ? denoiser(z) + tilt : denoiser(z); },
+            inputs.initial.to(device), is_gene, mask_token, sampler, generator,
+            [&](const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) {
+              const auto logits = denoiser.at(z, rows, positions);
+              return tilt.defined() ? logits + tilt.index({rows, positions}) : logits;
+            })
             .to(torch::kCPU)
             .contiguous();
     CsrMatrix streamed;

@@ -79,6 +79,15 @@ struct EncodedLabels {
 // targets are genes of the model is NULL plus its targets; any other unknown label is a UserError.
 EncodedLabels encode_labels(const ModelMetadata& meta, const std::vector<std::string>& labels);
 
+// An exponential tilt of one group's sampled distribution: every gene j's token k gets
+// t[j] x log1p(representative count x 1e4 / library) added to its logit (t in the model's gene
+// order; empty: no tilt), which moves the gene's mean log1p CP10k by about t[j] times its variance
+// and keeps the cells' spread around it (predict: towards the anchored profile, expected_profile.h).
+struct GroupTilt {
+  std::vector<double> t;
+  double library = 0;
+};
+
 // Takes each batch's generated rows of counts as they are made (see generate_groups).
 using CellSink = std::function<void(const CsrMatrix& rows)>;
 
@@ -89,8 +98,10 @@ using CellSink = std::function<void(const CsrMatrix& rows)>;
 // the cells, unless `sink` is given: then each batch goes to it and X keeps no rows (memory for one
 // batch, whatever the number of cells). Only the batches of settings.shard are made; obs always
 // describes every cell.
+// `tilts` (empty, or one per group) moves each group's genes: see GroupTilt.
 AnnData generate_groups(const LoadedModel& model, const std::vector<CellGroup>& groups,
-                        const SamplingSettings& settings, const CellSink& sink = {});
+                        const SamplingSettings& settings, const CellSink& sink = {},
+                        const std::vector<GroupTilt>& tilts = {});
 
 // Names the cells of `groups` (gen_0 ..), and sets var to the model's genes, one categorical obs
 // column per condition field, and the model in uns.

@@ -305,7 +305,8 @@ Prediction predict_perturbations(const PredictOptions& options, const CellSink& 
   if (options.expected) {
     out.cells = expected_cells(model, groups, options.sampling, sink);
   } else {
-    out.cells = generate_groups(model, groups, options.sampling, sink);
+    out.cells =
+        generate_groups(model, groups, options.sampling, sink, anchor_tilts(model, groups, options.sampling));
     out.cells.uns_strings.emplace_back("lingshu_prediction", "sampled cells");
   }
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
