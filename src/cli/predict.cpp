@@ -22,6 +22,7 @@ void run_predict(const PredictArgs& args) {
                         options.sampling = settings;
                         Prediction prediction = predict_perturbations(options, sink);
                         if (!settings.quiet) {
+                          fmt::print(stderr, "predict: {}\n", prediction.start);
                           for (const auto& note : prediction.notes) fmt::print(stderr, "predict: {}\n", note);
                         }
                         return std::move(prediction.cells);

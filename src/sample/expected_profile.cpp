@@ -1,6 +1,7 @@
 #include "sample/expected_profile.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -193,6 +194,36 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   }
   return out;
 }
+
+}  // namespace
+
+std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
+  const Anchors anchors = plan_anchors(meta, groups);
+  int64_t observed = 0, from_state = 0, from_controls = 0, model_only = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const ObservedState* start = anchors.start[g];
+    if (!start) {
+      ++model_only;
+    } else if (anchors.references[g].empty()) {
+      ++observed;
+    } else if (start->label.ends_with("control")) {
+      ++from_controls;
+    } else {
+      ++from_state;
+    }
+  }
+  std::vector<std::string> parts;
+  const auto add = [&](int64_t n, const char* what) {
+    if (n > 0) parts.push_back(fmt::format("{} group(s) {}", n, what));
+  };
+  add(observed, "as their training cells measured them");
+  add(from_state, "from their context's observed perturbed state plus the model's shift");
+  add(from_controls, "from their context's observed controls plus the model's shift from them");
+  add(model_only, "from the model alone (nothing observed to start from)");
+  return fmt::format("started {}", fmt::join(parts, "; "));
+}
+
+namespace {
 
 // The anchored profile of a group whose model profile is `p`.
 std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {

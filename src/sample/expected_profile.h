@@ -6,6 +6,7 @@
 // expected library size; the group's profile is the mean over its cells. Written as integer counts
 // the way the mean baseline writes its profile (data/pseudobulk_cells.h), pseudobulk metrics then
 // score the model's predicted shift without its sampling noise. Free of LibTorch.
+#include <string>
 #include <vector>
 
 #include "data/anndata.h"
@@ -44,6 +45,10 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const s
 // Groups with nothing observed keep the model's profile.
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings);
+
+// One line saying what each kind of group starts from (as anchored_profiles decides), for the
+// output's notes.
+std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups);
 
 // The tilts (generate_groups) under which each group's sampled cells have its anchored profile as
 // their expected profile: the model's cell-to-cell variation around the anchored mean. Empty when

@@ -309,6 +309,8 @@ Prediction predict_perturbations(const PredictOptions& options, const CellSink& 
         generate_groups(model, groups, options.sampling, sink, anchor_tilts(model, groups, options.sampling));
     out.cells.uns_strings.emplace_back("lingshu_prediction", "sampled cells");
   }
+  out.start = describe_anchors(meta, groups);
+  out.cells.uns_strings.emplace_back("lingshu_start", out.start);
   out.cells.uns_strings.emplace_back("lingshu_predict_pairs", options.pairs.string());
   out.cells.uns_strings.emplace_back(
       "lingshu_unknown_perturbations",

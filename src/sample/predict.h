@@ -33,6 +33,7 @@ struct PredictOptions {
 struct Prediction {
   AnnData cells;
   std::vector<std::string> notes;  // what the prior pre-filled, per row; unknown perturbations
+  std::string start;               // what the groups started from (sample/expected_profile.h)
 };
 
 // The cells go to `sink` batch by batch when it is given (cells.X then keeps no rows; see

@@ -535,6 +535,9 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
       EXPECT_NEAR(got[j], std::max(0.0, start.log_profile[j] + shift[j]), 1e-9) << j;
   };
   const auto anchored = anchored_profiles(loaded, groups, settings);
+  EXPECT_EQ(describe_anchors(meta, groups),
+            "started 1 group(s) as their training cells measured them; 2 group(s) from their context's "
+            "observed perturbed state plus the model's shift");
   const ObservedState control = *find_state(meta.observed_states, "type_1/control");
   // A control group is its context's observed controls.
   EXPECT_EQ(anchored[1].log_profile, control.log_profile);
@@ -549,6 +552,10 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
   // moves from its own controls.
   std::erase_if(loaded.meta.observed_states, [](const auto& s) { return s.label == "type_1/perturbed"; });
   const auto from_controls = anchored_profiles(loaded, groups, settings);
+  EXPECT_EQ(describe_anchors(meta, groups),
+            "started 1 group(s) as their training cells measured them; 1 group(s) from their context's "
+            "observed perturbed state plus the model's shift; 1 group(s) from their context's observed "
+            "controls plus the model's shift from them");
   expect_anchored(from_controls[0].log_profile, control, shift_from(0, "control", "type_1/control"));
   EXPECT_EQ(from_controls[1].log_profile, control.log_profile);
 }
