@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "data/conditions.h"
+#include "data/preprocess.h"
 #include "model/model.h"
 #include "sample/cell_size.h"
 
@@ -145,7 +146,10 @@ torch::Tensor tilt_logits(const ModelMetadata& meta, const std::vector<GroupTilt
         by_position[static_cast<size_t>(pos)] =
             static_cast<float>(tilt.t[static_cast<size_t>(meta.patching.order[static_cast<size_t>(pos)])]);
       const auto t = torch::tensor(by_position).view({G, 1});
-      it = of_group.emplace(g, t * torch::log1p(representative * (1e4 / std::max(tilt.library, 1.0)))).first;
+      it = of_group
+               .emplace(g,
+                        t * torch::log1p(representative * (kDefaultTargetSum / std::max(tilt.library, 1.0))))
+               .first;
     }
     out[i].slice(0, 0, G).copy_(it->second);
   }

@@ -5,7 +5,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <map>
 #include <optional>
 
 #include "core/seed.h"
@@ -195,6 +194,15 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   return out;
 }
 
+// The anchored profile of a group whose model profile is `p`.
+std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {
+  if (!shifted) return start.log_profile;
+  std::vector<double> out(p.log_profile.size());
+  for (size_t j = 0; j < out.size(); ++j)
+    out[j] = std::max(0.0, start.log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
+  return out;
+}
+
 }  // namespace
 
 std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
@@ -222,19 +230,6 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   add(model_only, "from the model alone (nothing observed to start from)");
   return fmt::format("started {}", fmt::join(parts, "; "));
 }
-
-namespace {
-
-// The anchored profile of a group whose model profile is `p`.
-std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {
-  if (!shifted) return start.log_profile;
-  std::vector<double> out(p.log_profile.size());
-  for (size_t j = 0; j < out.size(); ++j)
-    out[j] = std::max(0.0, start.log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
-  return out;
-}
-
-}  // namespace
 
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
