@@ -14,7 +14,8 @@ namespace lingshu {
 // Poisson(lambda) quantiles at the evenly spaced probabilities (i + 0.5) / n_cells, with lambda
 // solved so the mean log value hits the target (log1p is concave, so lambda exceeds expm1(target)),
 // scattered over cells by a seeded shuffle; a few rounds then correct for the library sizes the
-// cells actually end up with. Cells average `library_size` counts.
+// cells actually end up with, and each gene's counts are finally moved between cells of different
+// totals to come nearer its target than whole counts allow. Cells average `library_size` counts.
 CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_cells, double library_size,
                                     uint64_t seed, int threads = 0);
 

@@ -19,11 +19,6 @@ namespace lingshu {
 namespace {
 constexpr double kTargetSum = 1e4;
 
-// Integer cells carry a profile only to the step one count makes in their mean log value, about
-// log1p(1e4 / library) / cells (0.04 per gene for 100 cells of 120 counts, as in a CRISPR screen),
-// which a Pearson-delta sees as noise; so every profile is written as at least this many cells.
-constexpr int64_t kMinRenderedCells = 1000;
-
 // anchor_tilts: Newton rounds on each gene's tilt, and bounds on them. The mean log value is convex
 // in the tilt, most of all for a gene the model rarely expresses (variance ~0 at no tilt, and a tilt
 // of 2 made one with a mean of 0.01 come out at 2.8): steps are capped and the variance floored.
@@ -281,10 +276,7 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   // so the shares laid end to end are the file one process writes.
   std::vector<CellGroup> shown = groups;
   int64_t n_total = 0;
-  for (auto& g : shown) {
-    g.n_cells = std::max(g.n_cells, kMinRenderedCells);
-    n_total += g.n_cells;
-  }
+  for (const auto& g : shown) n_total += g.n_cells;
   const int64_t first = n_total * settings.shard.index / settings.shard.count;
   const int64_t end = n_total * (settings.shard.index + 1) / settings.shard.count;
   const auto profiles = anchored_profiles(loaded, groups, settings);

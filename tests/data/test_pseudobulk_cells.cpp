@@ -42,7 +42,9 @@ TEST(PseudobulkCells, CountsReproduceTheTargetLogPseudobulk) {
     ASSERT_EQ(cells.n_cols, static_cast<int64_t>(target.size()));
     for (const float v : cells.values) ASSERT_EQ(v, std::round(v));
     const auto achieved = column_means(log_normalize(cells));
-    EXPECT_LT(mean_abs_difference(achieved, target), n == 40 ? 0.02 : 0.004) << n << " cells";
+    // Placing the counts by the cells' totals (refine_placement) took 40 cells from 0.011 to 0.007
+    // and 300 from 0.0019 to 0.0007.
+    EXPECT_LT(mean_abs_difference(achieved, target), n == 40 ? 0.009 : 0.001) << n << " cells";
     EXPECT_EQ(achieved[0], 0.0);
     EXPECT_NEAR(achieved.back(), target.back(), 0.01);
     const auto totals = cells.row_sums();
