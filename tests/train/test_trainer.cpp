@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
@@ -310,6 +311,23 @@ TEST(Trainer, BadInputsAreClearUserErrors) {
   auto other_data = tiny_train_options(dir / "m", 2);
   other_data.resume = true;
   EXPECT_THROW(train_model(sim.data.select_cells({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10}), other_data), UserError);
+
+  // A damaged observed_states.json is named, not read as no states.
+  const auto states_path = dir / "m" / "observed_states.json";
+  std::string states_text;
+  {
+    std::ifstream in(states_path);
+    states_text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  std::ofstream(states_path) << R"({"states": [{"label": "a/control"}]})";
+  try {
+    read_model_metadata(dir / "m");
+    FAIL() << "expected UserError";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("observed_states.json is malformed"), std::string::npos) << e.what();
+  }
+  std::ofstream(states_path) << states_text;
+  EXPECT_NO_THROW(read_model_metadata(dir / "m"));
 
   // A model directory of another format version is refused with the versions named.
   nlohmann::json config;
