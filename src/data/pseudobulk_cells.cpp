@@ -157,16 +157,20 @@ std::vector<GeneCells> gene_columns(const CsrMatrix& m) {
 // from cell a to a cell b that holds one count less keeps the gene's counts as they are and changes
 // its mean by [g(T_b) - g(T_a)] / n, g(T) = log1p(k 1e4 / T) - log1p((k - 1) 1e4 / T), which is
 // small when the cells' totals T are close. Each gene takes the moves that bring it nearest its
-// target, a few at most; the two cells' totals change by one count each.
+// target, a few at most, and the two cells' totals change by one count each. Gene after gene: in
+// cells of a hundred counts the totals move enough over all genes that placing every gene against
+// the same totals (in parallel) left the error half as large again (0.014 against 0.0096 per gene).
 void refine_placement(std::vector<GeneCells>& genes, std::span<const double> target, int64_t n_cells,
-                      std::vector<double>& totals) {
+                      std::vector<double> totals) {
   constexpr int kMovesPerGene = 8;
+  constexpr double kCloseEnough = 1e-4;  // per gene, in log1p CP10k: far below what any metric sees
   const double n = static_cast<double>(n_cells);
   const auto f = [](double k, double total) { return std::log1p(k * kTargetSum / total); };
   std::vector<double> count(static_cast<size_t>(n_cells), 0.0);
   std::vector<std::pair<double, int32_t>> receivers;  // (g, cell) of the cells holding k - 1
-  for (size_t j = 0; j < genes.size(); ++j) {
-    auto& nonzero = genes[j].nonzero;
+  std::vector<double> levels;                         // the distinct counts k held
+  for (int64_t j = 0; j < std::ssize(genes); ++j) {
+    auto& nonzero = genes[static_cast<size_t>(j)].nonzero;
     if (nonzero.empty()) continue;
     double achieved = 0;
     for (const auto& [cell, v] : nonzero) {
@@ -174,11 +178,14 @@ void refine_placement(std::vector<GeneCells>& genes, std::span<const double> tar
       achieved += f(v, totals[static_cast<size_t>(cell)]) / n;
     }
     for (int move = 0; move < kMovesPerGene; ++move) {
-      const double want = (target[j] - achieved) * n;  // the change of the sum of log values wanted
+      if (std::abs(target[static_cast<size_t>(j)] - achieved) < kCloseEnough) break;
+      const double want = (target[static_cast<size_t>(j)] - achieved) * n;  // change of the sum wanted
       double best_change = 0, best_miss = std::abs(want);
       int32_t best_from = -1, best_to = -1;
-      std::vector<double> levels;  // the distinct counts k held
-      for (const auto& [cell, v] : nonzero) levels.push_back(count[static_cast<size_t>(cell)]);
+      levels.clear();
+      for (const auto& [cell, v] : nonzero) {
+        if (count[static_cast<size_t>(cell)] > 0) levels.push_back(count[static_cast<size_t>(cell)]);
+      }
       std::sort(levels.begin(), levels.end());
       levels.erase(std::unique(levels.begin(), levels.end()), levels.end());
       for (const double k : levels) {
@@ -186,18 +193,19 @@ void refine_placement(std::vector<GeneCells>& genes, std::span<const double> tar
           const double t = totals[static_cast<size_t>(cell)];
           return f(k, t) - f(k - 1, t);
         };
-        receivers.clear();  // the cells holding k - 1 (for k = 1, every cell without the gene)
+        receivers.clear();  // for k = 1, every cell without the gene
         for (int32_t c = 0; c < n_cells; ++c) {
           if (count[static_cast<size_t>(c)] == k - 1) receivers.emplace_back(g(c), c);
         }
-        if (receivers.empty()) continue;
         std::sort(receivers.begin(), receivers.end());
         for (const auto& [from, v] : nonzero) {
           if (count[static_cast<size_t>(from)] != k) continue;
           const double from_g = g(from);
+          // The receivers whose g lies either side of the one that would hit the target exactly.
           const auto at = std::lower_bound(receivers.begin(), receivers.end(),
                                            std::pair{want + from_g, std::numeric_limits<int32_t>::min()});
-          for (auto it = at == receivers.begin() ? at : at - 1; it != receivers.end() && it <= at; ++it) {
+          for (const auto it : {at == receivers.begin() ? receivers.end() : at - 1, at}) {
+            if (it == receivers.end()) continue;
             const double change = it->first - from_g;
             if (std::abs(want - change) < best_miss) {
               best_miss = std::abs(want - change);
@@ -278,8 +286,7 @@ CsrMatrix counts_for_log_pseudobulk(std::span<const double> target, int64_t n_ce
     }
   }
   auto placed = gene_columns(best);
-  auto totals = best.row_sums();
-  refine_placement(placed, target, n_cells, totals);
+  refine_placement(placed, target, n_cells, best.row_sums());
   return assemble_rows(placed, n_cells);
 }
 
