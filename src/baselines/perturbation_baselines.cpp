@@ -16,6 +16,7 @@
 #include "core/parallel.h"
 #include "core/progress.h"
 #include "core/random.h"
+#include "core/upper_median.h"
 #include "data/preprocess.h"
 #include "eval/de.h"
 
@@ -60,13 +61,6 @@ std::optional<std::string> label_at(const Column* column, int64_t row) {
   return column->label(row);
 }
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
-}
-
 TrainingProfiles profile_training(const AnnData& train, const Column& pert, const Column* context,
                                   const std::string& control) {
   TrainingProfiles profiles;
@@ -93,7 +87,7 @@ TrainingProfiles profile_training(const AnnData& train, const Column& pert, cons
   for (const auto& [c, rows] : profiles.control_cells) {
     std::vector<double> t;
     for (const int64_t r : rows) t.push_back(totals[static_cast<size_t>(r)]);
-    profiles.control_library[c] = median(t);
+    profiles.control_library[c] = upper_median(t);
   }
   return profiles;
 }

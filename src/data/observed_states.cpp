@@ -1,23 +1,14 @@
 #include "data/observed_states.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <map>
 #include <stdexcept>
 
+#include "core/upper_median.h"
 #include "data/preprocess.h"
 
 namespace lingshu {
-
-namespace {
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  const auto mid = v.begin() + static_cast<std::ptrdiff_t>(v.size() / 2);
-  std::nth_element(v.begin(), mid, v.end());
-  return *mid;
-}
-
-}  // namespace
 
 std::vector<ObservedState> observed_states(const CellRows& counts, std::span<const int64_t> rows,
                                            std::span<const std::string> state_of_row) {
@@ -56,7 +47,7 @@ std::vector<ObservedState> observed_states(const CellRows& counts, std::span<con
   }
   for (size_t s = 0; s < states.size(); ++s) {
     for (double& v : states[s].log_profile) v /= static_cast<double>(states[s].n_cells);
-    states[s].library_size = median(std::move(totals[s]));
+    states[s].library_size = upper_median(std::move(totals[s]));
   }
   return states;
 }
