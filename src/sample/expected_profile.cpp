@@ -226,39 +226,58 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   return fmt::format("started {}", fmt::join(parts, "; "));
 }
 
+namespace {
+
+// The model's profiles (with each anchored group's reference) and each anchored group's target.
+struct AnchoredRun {
+  Anchors anchors;
+  std::vector<ExpectedProfile> model;
+  std::vector<std::vector<double>> targets;  // empty for a group with nothing observed
+};
+
+AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
+                         const SamplingSettings& settings) {
+  AnchoredRun run{plan_anchors(loaded.meta, groups), {}, std::vector<std::vector<double>>(groups.size())};
+  run.model = expected_profiles(loaded, groups, settings, run.anchors.references);
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (run.anchors.start[g])
+      run.targets[g] = anchored(run.model[g], *run.anchors.start[g], !run.anchors.references[g].empty());
+  }
+  return run;
+}
+
+}  // namespace
+
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings) {
-  const Anchors anchors = plan_anchors(loaded.meta, groups);
-  auto profiles = expected_profiles(loaded, groups, settings, anchors.references);
+  AnchoredRun run = run_anchored(loaded, groups, settings);
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (!anchors.start[g]) continue;
-    profiles[g].log_profile = anchored(profiles[g], *anchors.start[g], !anchors.references[g].empty());
-    profiles[g].library_size = anchors.start[g]->library_size;
+    if (!run.anchors.start[g]) continue;
+    run.model[g].log_profile = std::move(run.targets[g]);
+    run.model[g].library_size = run.anchors.start[g]->library_size;
   }
-  return profiles;
+  return run.model;
 }
 
 std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
                                     const SamplingSettings& settings) {
-  const Anchors anchors = plan_anchors(loaded.meta, groups);
-  if (!anchors.any()) return {};
-  auto profiles = expected_profiles(loaded, groups, settings, anchors.references);
-  std::vector<std::vector<double>> targets(groups.size());
+  if (!plan_anchors(loaded.meta, groups).any()) return {};
+  const AnchoredRun run = run_anchored(loaded, groups, settings);
   std::vector<GroupTilt> tilts(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (!anchors.start[g]) continue;
-    targets[g] = anchored(profiles[g], *anchors.start[g], !anchors.references[g].empty());
-    tilts[g].t.assign(targets[g].size(), 0.0);
-    tilts[g].library = profiles[g].library_size;
+    if (!run.targets[g].empty())
+      tilts[g] = {std::vector<double>(run.targets[g].size(), 0.0), run.model[g].library_size};
   }
   // Newton steps on each gene's tilt: the mean log value moves by about its variance per unit of t.
+  std::vector<ExpectedProfile> tilted;
   for (int round = 0; round < kTiltRounds; ++round) {
-    if (round > 0) profiles = expected_profiles(loaded, groups, settings, {}, tilts);
+    if (round > 0) tilted = expected_profiles(loaded, groups, settings, {}, tilts);
+    const auto& profiles = round > 0 ? tilted : run.model;
     for (size_t g = 0; g < groups.size(); ++g) {
-      if (!anchors.start[g]) continue;
-      for (size_t j = 0; j < targets[g].size(); ++j) {
-        const double step = (targets[g][j] - profiles[g].log_profile[j]) /
+      const auto& target = run.targets[g];
+      for (size_t j = 0; j < target.size(); ++j) {
+        const double step = (target[j] - profiles[g].log_profile[j]) /
                             std::max(profiles[g].log_variance[j], kMinTiltVariance);
         tilts[g].t[j] =
             std::clamp(tilts[g].t[j] + std::clamp(step, -kMaxTiltStep, kMaxTiltStep), -kMaxTilt, kMaxTilt);
@@ -274,9 +293,8 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   out.X.n_cols = loaded.meta.config.n_genes;
   // Every process makes the (cheap, seeded) cells of every group and keeps its share of the rows,
   // so the shares laid end to end are the file one process writes.
-  std::vector<CellGroup> shown = groups;
   int64_t n_total = 0;
-  for (const auto& g : shown) n_total += g.n_cells;
+  for (const auto& g : groups) n_total += g.n_cells;
   const int64_t first = n_total * settings.shard.index / settings.shard.count;
   const int64_t end = n_total * (settings.shard.index + 1) / settings.shard.count;
   const auto profiles = anchored_profiles(loaded, groups, settings);
@@ -284,7 +302,7 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   mine.n_cols = out.X.n_cols;
   int64_t row = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
-    const int64_t n = shown[g].n_cells;
+    const int64_t n = groups[g].n_cells;
     if (row + n > first && row < end) {
       const CsrMatrix cells = counts_for_log_pseudobulk(profiles[g].log_profile, n, profiles[g].library_size,
                                                         mix_seed(settings.seed, g));
@@ -299,6 +317,7 @@ AnnData expected_cells(const LoadedModel& loaded, const std::vector<CellGroup>& 
   } else {
     out.X = std::move(mine);
   }
+  std::vector<CellGroup> shown = groups;
   for (auto& g : shown) {
     fill_state_label(loaded.meta, g.labels);
     if (!g.shown_labels.empty()) fill_state_label(loaded.meta, g.shown_labels);
