@@ -97,6 +97,7 @@ MaskedDiffusionModelImpl::MaskedDiffusionModelImpl(ModelConfig config) : config_
     cell_out_ = register_parameter("cell_out_loading", torch::zeros({L, R}));
     cell_to_patch_ = register_parameter("cell_to_patch", torch::randn({R, d}) * (0.3 / std::sqrt(R)));
     cell_shrink_ = register_parameter("cell_shrink", torch::full({1}, std::log(0.02)));
+    cell_narrow_ = register_parameter("cell_narrowing", torch::zeros({L}));
     cell_state_bank_ = register_parameter("cell_state_bank", torch::zeros({kCellStateBank, R}),
                                           /*requires_grad=*/false);
     const auto F = std::max<int64_t>(static_cast<int64_t>(config_.condition_vocab_sizes.size()), 1);
@@ -151,13 +152,16 @@ void MaskedDiffusionModelImpl::set_value_levels(const torch::Tensor& levels,
 }
 
 void MaskedDiffusionModelImpl::set_cell_factors(const torch::Tensor& in_loading,
-                                                const torch::Tensor& out_loading) {
+                                                const torch::Tensor& out_loading,
+                                                const torch::Tensor& narrowing) {
   TORCH_CHECK(config_.gene_factors > 0, "this model has no gene factors");
   TORCH_CHECK(in_loading.sizes() == cell_in_.sizes() && out_loading.sizes() == cell_out_.sizes(),
               "cell factor loadings must be ", cell_in_.sizes());
+  TORCH_CHECK(narrowing.sizes() == cell_narrow_.sizes(), "cell narrowing must be ", cell_narrow_.sizes());
   torch::NoGradGuard no_grad;
   cell_in_.copy_(in_loading);
   cell_out_.copy_(out_loading);
+  cell_narrow_.copy_(narrowing);
 }
 
 void MaskedDiffusionModelImpl::set_condition_logit_bias(int64_t field, const torch::Tensor& bias) {
@@ -200,14 +204,38 @@ torch::Tensor MaskedDiffusionModelImpl::expected_levels(const torch::Tensor& con
   return torch::matmul(torch::softmax(output_bias_logits(distinct), -1), levels).index_select(0, row_of);
 }
 
+MaskedDiffusionModelImpl::CellRead MaskedDiffusionModelImpl::read_cells(
+    const torch::Tensor& tokens, const torch::Tensor& conditions) const {
+  if (config_.gene_factors == 0) return {};
+  auto centres = expected_levels(conditions, tokens.size(0));
+  auto states = cell_states_around(tokens, centres);
+  return {std::move(centres), std::move(states)};
+}
+
+torch::Tensor MaskedDiffusionModelImpl::cell_factor_logits(const torch::Tensor& tilt,
+                                                           const torch::Tensor& narrowing,
+                                                           const torch::Tensor& centre) const {
+  // tilt x level shifts the label's distribution of levels; narrowing x (level - centre)^2 takes
+  // off the spread that the cell's state accounts for, so what is left for the gene is its
+  // variation given the state, not the whole label's (a tilt alone kept each gene as wide as its
+  // marginal, and training kept the tilts small to pay for it).
+  const auto levels = value_level_.slice(0, 0, config_.n_tokens);
+  return tilt.unsqueeze(-1) * levels - narrowing.unsqueeze(-1) * (levels - centre.unsqueeze(-1)).pow(2);
+}
+
 torch::Tensor MaskedDiffusionModelImpl::cell_states(const torch::Tensor& tokens,
                                                     const torch::Tensor& conditions) const {
   if (config_.gene_factors == 0) return {};
+  return cell_states_around(tokens, expected_levels(conditions, tokens.size(0)));
+}
+
+torch::Tensor MaskedDiffusionModelImpl::cell_states_around(const torch::Tensor& tokens,
+                                                           const torch::Tensor& expected) const {
   const int64_t G = config_.n_genes;
   const auto genes = tokens.slice(1, 0, G);
   const auto observed = genes.lt(config_.n_tokens).to(value_level_.scalar_type());
   const auto level = value_level_.index_select(0, genes.flatten()).view(genes.sizes());
-  const auto deviation = (level - expected_levels(conditions, tokens.size(0)).slice(1, 0, G)) * observed;
+  const auto deviation = (level - expected.slice(1, 0, G)) * observed;
   // A random share of the genes estimates the full projection times that share: dividing by
   // (share + shrink) undoes the share and, with few genes, pulls the noisy estimate towards 0.
   const auto share = observed.mean(1, /*keepdim=*/true);
@@ -354,7 +382,7 @@ void MaskedDiffusionModelImpl::set_cell_state_bank(const torch::Tensor& states,
 
 torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, const torch::Tensor& conditions,
                                                 const torch::Tensor& targets, const torch::Tensor& states) {
-  const auto read = cell_states(tokens, conditions);
+  const auto [expected, read] = read_cells(tokens, conditions);
   const auto x = patch_states(tokens, conditions, targets, read);
   const auto cell = states.defined() && read.defined() ? states.to(read.device(), read.scalar_type()) : read;
   const auto logits = head_(x).view({tokens.size(0), config_.n_positions(), config_.n_tokens});
@@ -362,7 +390,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward(const torch::Tensor& tokens, con
   auto out = logits.to(torch::kFloat32) + gene_logit_bias_;
   if (config_.gene_factors > 0) {
     const auto tilt = torch::matmul(cell, cell_out_.t());  // [B, L]
-    out = out + gene_factor_logits(x) + tilt.unsqueeze(-1) * value_level_.slice(0, 0, config_.n_tokens);
+    out = out + gene_factor_logits(x) + cell_factor_logits(tilt, cell_narrow_, expected);
   }
   if (const auto by_label = label_bias(conditions, {}, {}); by_label.defined()) out = out + by_label;
   return out;
@@ -374,7 +402,7 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
                                                    const torch::Tensor& positions,
                                                    const torch::Tensor& states) {
   const int64_t P = config_.patch_size, K = config_.n_tokens;
-  const auto read = cell_states(tokens, conditions);
+  const auto [expected, read] = read_cells(tokens, conditions);
   const auto x = patch_states(tokens, conditions, targets, read);
   const auto cell = states.defined() && read.defined() ? states.to(read.device(), read.scalar_type()) : read;
   const auto hidden = x.index({rows, torch::div(positions, P, "floor")});  // [M, d]
@@ -392,8 +420,9 @@ torch::Tensor MaskedDiffusionModelImpl::forward_at(const torch::Tensor& tokens,
   out = out + gene_logit_bias_.index_select(0, positions);
   if (config_.gene_factors > 0) {
     const auto tilt = (cell.index_select(0, rows) * cell_out_.index_select(0, positions)).sum(1);  // [M]
-    out = out + gene_factor_logits_at(x, rows, positions) +
-          tilt.unsqueeze(1) * value_level_.slice(0, 0, config_.n_tokens);
+    out =
+        out + gene_factor_logits_at(x, rows, positions) +
+        cell_factor_logits(tilt, cell_narrow_.index_select(0, positions), expected.index({rows, positions}));
   }
   if (const auto by_label = label_bias(conditions, rows, positions); by_label.defined()) out = out + by_label;
   return out;

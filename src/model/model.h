@@ -93,8 +93,10 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // Sets the value level of each token ([K], e.g. log1p of its lower count edge) and each gene's
   // mean level ([n_positions]), the start of the gene-factor input (gene_factors > 0 models).
   void set_value_levels(const torch::Tensor& levels, const torch::Tensor& gene_mean_levels);
-  // Sets the cell factors' input and output loadings ([n_positions, R] each).
-  void set_cell_factors(const torch::Tensor& in_loading, const torch::Tensor& out_loading);
+  // Sets the cell factors' input and output loadings ([n_positions, R] each) and each gene's
+  // narrowing of its levels around the label's mean level ([n_positions]).
+  void set_cell_factors(const torch::Tensor& in_loading, const torch::Tensor& out_loading,
+                        const torch::Tensor& narrowing);
   // Sets field f's per-label output bias [vocab_f, n_positions, K] .
   void set_condition_logit_bias(int64_t field, const torch::Tensor& bias);
 
@@ -105,6 +107,17 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   torch::Tensor embed_patches(const torch::Tensor& tokens, const torch::Tensor& cell);
   // The level each gene is expected to have under each row's output biases: [B, n_positions], no grad.
   torch::Tensor expected_levels(const torch::Tensor& conditions, int64_t rows) const;
+  // Each row's expected gene levels under its output biases [B, n_positions] and the cell states
+  // [B, R] its observed genes imply (both undefined without gene factors).
+  struct CellRead {
+    torch::Tensor centres, states;
+  };
+  CellRead read_cells(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
+  // The cell states [B, R] from the observed genes and each gene's expected level [B, n_positions].
+  torch::Tensor cell_states_around(const torch::Tensor& tokens, const torch::Tensor& expected) const;
+  // The cell factors' logits: tilt [..] x level - narrowing [..] x (level - centre [..])^2, [.., K].
+  torch::Tensor cell_factor_logits(const torch::Tensor& tilt, const torch::Tensor& narrowing,
+                                   const torch::Tensor& centre) const;
   // Sum over each patch's observed genes of (level - gene mean level) x input loading: [B, n_patches, d].
   torch::Tensor gene_factor_input(const torch::Tensor& tokens);
   // Gene-specific logits from the patch states: [B, n_positions, K], or [M, K] at (rows, positions).
@@ -139,9 +152,10 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   // input loadings [n_positions, d], output loadings [n_positions, R, d], value profiles [R, K].
   torch::Tensor value_level_, gene_level_mean_, gene_in_, gene_out_, value_profile_;
   torch::Tensor depth_in_;  // [2, d]: directions of the cell's depth and of its observed share
-  // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], and
-  // the log of the shrinkage (in shares of observed genes) of scores from few genes.
-  torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_;
+  // Cell factors: input and output loadings [n_positions, R], scores -> patch tokens [R, d], the log
+  // of the shrinkage (in shares of observed genes) of scores from few genes, and each gene's
+  // narrowing [n_positions] of its levels around its label's mean once the state is known.
+  torch::Tensor cell_in_, cell_out_, cell_to_patch_, cell_shrink_, cell_narrow_;
   // [kCellStateBank, R] training cells' states and [kCellStateBank, max(F, 1)] their label codes
   // (-1: an unused row); set, not trained.
   torch::Tensor cell_state_bank_, cell_state_labels_;

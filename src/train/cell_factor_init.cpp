@@ -13,6 +13,9 @@ namespace {
 // whose level barely varies would get a tilt that moves its rare large values by orders of
 // magnitude. Under the floor the start tilts less than the linear rule; training adds the rest.
 constexpr double kVarianceFloor = 0.15;
+// The components never take more than this share off a gene's variance: with few cells they fit
+// some of the counting noise too.
+constexpr double kResidualShareFloor = 0.3;
 constexpr int64_t kOversampling = 10;
 constexpr int kPowerIterations = 3;
 
@@ -75,7 +78,8 @@ CellFactorStart cell_factor_start(const CsrMatrix& counts, const Tokenizer& toke
                                   const std::vector<std::vector<int64_t>>& codes, int64_t n_factors,
                                   int64_t max_cells) {
   const int64_t L = patching.n_positions(), G = patching.n_genes;
-  CellFactorStart out{at::zeros({L, n_factors}, at::kFloat), at::zeros({L, n_factors}, at::kFloat)};
+  CellFactorStart out{at::zeros({L, n_factors}, at::kFloat), at::zeros({L, n_factors}, at::kFloat),
+                      at::zeros({L}, at::kFloat)};
   const auto rows = chosen_rows(counts.n_rows, max_cells);
   if (rows.size() < 2) return out;
   auto x = level_matrix(counts, tokenizer, patching, rows, levels);
@@ -84,10 +88,17 @@ CellFactorStart cell_factor_start(const CsrMatrix& counts, const Tokenizer& toke
   const int64_t r = v.size(1);
   const auto sd = (s / std::sqrt(static_cast<double>(x.size(0) - 1))).clamp_min(1e-6);  // score sd
   const auto variance = x.pow(2).mean(0).clamp_min(kVarianceFloor);                     // [G]
-  // Scores s = x v / sd have unit variance; a gene's expected deviation is v sd s, and tilting its
-  // levels by t shifts its mean level by about t x its variance.
+  // What the components leave of each gene's variance: the spread of its levels once the cell's
+  // state is known. In a Gaussian picture, narrowing a distribution of variance V by c (level -
+  // mean)^2 leaves variance 1 / (1/V + 2c); c is chosen so that this is the residual, and tilting
+  // the narrowed levels by t then shifts their mean by about t x the residual.
+  const auto explained = (v * sd).pow(2).sum(1);
+  const auto residual =
+      at::maximum(variance - explained, kResidualShareFloor * variance).clamp_min(kVarianceFloor);
+  // Scores s = x v / sd have unit variance; a gene's expected deviation is v sd s.
   out.in_loading.slice(0, 0, G).slice(1, 0, r).copy_(v / sd);
-  out.out_loading.slice(0, 0, G).slice(1, 0, r).copy_(v * sd / variance.unsqueeze(1));
+  out.out_loading.slice(0, 0, G).slice(1, 0, r).copy_(v * sd / residual.unsqueeze(1));
+  out.narrowing.slice(0, 0, G).copy_((1.0 / residual - 1.0 / variance) / 2.0);
   return out;
 }
 

@@ -17,6 +17,7 @@ namespace lingshu {
 struct CellFactorStart {
   torch::Tensor in_loading;   // [n_positions, R]: a cell's level deviations -> unit-variance scores
   torch::Tensor out_loading;  // [n_positions, R]: scores -> each gene's exponential tilt of its levels
+  torch::Tensor narrowing;    // [n_positions]: how much narrower a gene's levels are given the state
 };
 
 // `levels` [K]: the level of each token (the model's value levels). codes[f][r]: label of row r in

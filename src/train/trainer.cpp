@@ -86,7 +86,7 @@ void start_from_marginals(MaskedDiffusionModelImpl& model, const CsrMatrix& coun
     model.set_value_levels(levels.to(torch::kFloat), mean_levels.to(torch::kFloat));
     const auto cell =
         cell_factor_start(counts, meta.tokenizer, meta.patching, levels, codes, meta.config.gene_factors);
-    model.set_cell_factors(cell.in_loading, cell.out_loading);
+    model.set_cell_factors(cell.in_loading, cell.out_loading, cell.narrowing);
   }
   const int perturbation = perturbation_field_index(meta.conditions);
   const auto shifts = label_log_shifts(

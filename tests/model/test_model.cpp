@@ -175,7 +175,7 @@ TEST(Model, LogitsAtChosenGenesEqualTheFullLogits) {
   model->named_parameters()["gene_out_loading"].normal_();  // the gene-factor path too (zero when fresh)
   randomise_head(*model);
   model->set_cell_factors(torch::randn({c.n_positions(), c.gene_factors}) * 0.1,
-                          torch::randn({c.n_positions(), c.gene_factors}));
+                          torch::randn({c.n_positions(), c.gene_factors}), torch::rand({c.n_positions()}));
   const auto tokens = torch::randint(0, c.n_tokens + 1, {2, c.n_positions()}, torch::kLong);
   const auto conditions = torch::tensor({{1}, {2}}, torch::kLong);
   const auto full = model->forward(tokens, conditions);
@@ -243,7 +243,7 @@ TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
   in.slice(0, 0, 10).normal_();
   auto out = torch::zeros({c.n_positions(), 2});
   out[30].normal_();
-  model->set_cell_factors(in, out);
+  model->set_cell_factors(in, out, torch::zeros({c.n_positions()}));
   const auto conditions = torch::tensor({{1}}, torch::kLong);
   const auto tilt = [&](const torch::Tensor& tokens) {
     return (model->forward(tokens, conditions) - model->output_bias_logits(conditions)).abs()[0];
@@ -260,6 +260,39 @@ TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
   EXPECT_EQ(moved.narrow(0, 31, c.n_positions() - 31).max().item<float>(), 0.0f);
 }
 
+TEST(Model, NarrowingTakesSpreadOffOnlyItsGeneAndKeepsItsLevelsNearTheLabelMean) {
+  torch::manual_seed(4);
+  auto c = tiny_config(40, 8, {3});
+  c.gene_factors = 2;
+  MaskedDiffusionModel model(c);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  auto params = model->named_parameters();
+  params["head.weight"].zero_();
+  params["head.bias"].zero_();
+  // A wide label distribution of levels for every gene.
+  const auto levels = params["value_level"].slice(0, 0, c.n_tokens);
+  const auto centre = levels.mean();
+  model->set_gene_logit_bias(
+      (-(levels - centre).pow(2) / 4.0).unsqueeze(0).expand({c.n_positions(), -1}).contiguous());
+  auto narrowing = torch::zeros({c.n_positions()});
+  narrowing[12] = 2.0;
+  model->set_cell_factors(torch::zeros({c.n_positions(), 2}), torch::zeros({c.n_positions(), 2}), narrowing);
+  const auto conditions = torch::tensor({{0}}, torch::kLong);
+  const auto masked = torch::full({1, c.n_positions()}, c.n_tokens, torch::kLong);
+  const auto p = torch::softmax(model->forward(masked, conditions)[0], -1);      // [L, K]
+  const auto p0 = torch::softmax(model->output_bias_logits(conditions)[0], -1);  // [L, K]
+  const auto mean = [&](const torch::Tensor& q) { return q.matmul(levels); };
+  const auto variance = [&](const torch::Tensor& q) { return q.matmul(levels.pow(2)) - mean(q).pow(2); };
+  EXPECT_LT(variance(p)[12].item<float>(), 0.5f * variance(p0)[12].item<float>());
+  // Centred on the label's mean level, the narrowing moves the mean only as far as the uneven
+  // spacing of the levels makes the distribution lopsided.
+  EXPECT_LT((mean(p)[12] - mean(p0)[12]).abs().item<float>(), 0.25f * variance(p0)[12].sqrt().item<float>());
+  EXPECT_TRUE(torch::allclose(p.narrow(0, 0, 12), p0.narrow(0, 0, 12), 1e-6, 1e-7));
+  EXPECT_TRUE(torch::allclose(p.narrow(0, 13, c.n_positions() - 13), p0.narrow(0, 13, c.n_positions() - 13),
+                              1e-6, 1e-7));
+}
+
 TEST(Model, DrawnCellStatesComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes) {
   torch::manual_seed(9);
   auto c = tiny_config(40, 8, {3});
@@ -269,7 +302,8 @@ TEST(Model, DrawnCellStatesComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes
   torch::NoGradGuard no_grad;
   model->named_parameters()["gene_out_loading"].normal_();
   randomise_head(*model);
-  model->set_cell_factors(torch::randn({c.n_positions(), 2}), torch::randn({c.n_positions(), 2}));
+  model->set_cell_factors(torch::randn({c.n_positions(), 2}), torch::randn({c.n_positions(), 2}),
+                          torch::zeros({c.n_positions()}));
   // A fresh model's bank is zeros.
   EXPECT_EQ(model->banked_cell_states(torch::tensor({0, 3}, torch::kLong)).abs().max().item<float>(), 0.0f);
   // A filled one keeps the states and labels of its rows.

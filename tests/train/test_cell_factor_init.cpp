@@ -1,10 +1,12 @@
 // The cell factors' start (train/cell_factor_init.h): on cells with one known gene program whose
 // activity varies from cell to cell, and two labels that differ in other genes, the leading
 // factor is the program (not the label difference, which is centred away), its scores have unit
-// variance, and a gene's output loading has the sign of its input loading.
+// variance, and a gene's output loading has the sign of its input loading. The program's genes
+// are narrowed to what the factors leave of their spread; genes of pure counting noise hardly.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
@@ -85,6 +87,25 @@ TEST(CellFactorInit, TheLeadingFactorIsTheProgramWithUnitVarianceScores) {
   const double total = first.pow(2).sum().item<double>();
   EXPECT_GT(program / total, 0.9);
   EXPECT_LT(labelled / total, 0.05) << "the label difference is centred away";
+
+  // The narrowed spread 1 / (1/V + 2c) of every gene is its variance left after regressing its
+  // levels on the three scores (at least 0.3 V and 0.15): most of the spread for the program's genes,
+  // little for the genes of pure counting noise (the second and third factors fit some noise here).
+  const auto all_scores = x.matmul(start.in_loading.slice(0, 0, kGenes).to(torch::kDouble));
+  const auto fit = std::get<0>(torch::linalg_lstsq(all_scores, x, {}, {}));
+  const auto residual = (x - all_scores.matmul(fit)).pow(2).mean(0);
+  const auto variance = x.pow(2).mean(0);
+  for (int g = 0; g < 20; ++g) {
+    const auto pos = position_of[static_cast<size_t>(g)];
+    const double v = variance[pos].item<double>();
+    const double narrowed = 1.0 / (1.0 / v + 2.0 * start.narrowing[pos].item<double>());
+    EXPECT_NEAR(narrowed, std::max({residual[pos].item<double>(), 0.3 * v, 0.15}), 0.02 * v) << "gene " << g;
+    if (g < kProgram) {
+      EXPECT_LT(narrowed, 0.35 * v) << "program gene " << g;
+    } else {
+      EXPECT_GT(narrowed, 0.5 * v) << "noise gene " << g;
+    }
+  }
 }
 
 }  // namespace
