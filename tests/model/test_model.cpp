@@ -229,16 +229,21 @@ TEST(Model, GeneFactorsStartSilentThenGiveEachGeneItsOwnOutputAndInput) {
   EXPECT_LT(change_of_level(), 1e-6);
 }
 
-TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
-  torch::manual_seed(8);
+// A fresh tiny model in eval mode with 2 cell factors, 40 genes and one field of 3 labels: its
+// head is zero, so its logits are the output biases plus what the factors add.
+MaskedDiffusionModel cell_factor_model(uint64_t seed) {
+  torch::manual_seed(seed);
   auto c = tiny_config(40, 8, {3});
   c.gene_factors = 2;
   MaskedDiffusionModel model(c);
   model->eval();
+  return model;
+}
+
+TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
+  MaskedDiffusionModel model = cell_factor_model(8);
+  const ModelConfig& c = model->config();
   torch::NoGradGuard no_grad;
-  auto params = model->named_parameters();
-  params["head.weight"].zero_();
-  params["head.bias"].zero_();
   auto in = torch::zeros({c.n_positions(), 2});
   in.slice(0, 0, 10).normal_();
   auto out = torch::zeros({c.n_positions(), 2});
@@ -261,15 +266,10 @@ TEST(Model, CellFactorsTiltOnlyTheGenesWithOutputLoadingsOnceGenesAreObserved) {
 }
 
 TEST(Model, NarrowingTakesSpreadOffOnlyItsGeneAndKeepsItsLevelsNearTheLabelMean) {
-  torch::manual_seed(4);
-  auto c = tiny_config(40, 8, {3});
-  c.gene_factors = 2;
-  MaskedDiffusionModel model(c);
-  model->eval();
+  MaskedDiffusionModel model = cell_factor_model(4);
+  const ModelConfig& c = model->config();
   torch::NoGradGuard no_grad;
   auto params = model->named_parameters();
-  params["head.weight"].zero_();
-  params["head.bias"].zero_();
   // A wide label distribution of levels for every gene.
   const auto levels = params["value_level"].slice(0, 0, c.n_tokens);
   const auto centre = levels.mean();
@@ -294,11 +294,8 @@ TEST(Model, NarrowingTakesSpreadOffOnlyItsGeneAndKeepsItsLevelsNearTheLabelMean)
 }
 
 TEST(Model, DrawnCellStatesComeFromTheBankAndSetTheTiltInsteadOfTheObservedGenes) {
-  torch::manual_seed(9);
-  auto c = tiny_config(40, 8, {3});
-  c.gene_factors = 2;
-  MaskedDiffusionModel model(c);
-  model->eval();
+  MaskedDiffusionModel model = cell_factor_model(9);
+  const ModelConfig& c = model->config();
   torch::NoGradGuard no_grad;
   model->named_parameters()["gene_out_loading"].normal_();
   randomise_head(*model);
