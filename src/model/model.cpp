@@ -219,8 +219,10 @@ torch::Tensor MaskedDiffusionModelImpl::cell_factor_logits(const torch::Tensor& 
   // off the spread that the cell's state accounts for, so what is left for the gene is its
   // variation given the state, not the whole label's (a tilt alone kept each gene as wide as its
   // marginal, and training kept the tilts small to pay for it).
+  // Expanded, -c (level - centre)^2 is -c level^2 + 2 c centre level less c centre^2, which is the
+  // same for every token of a gene and drops out of its softmax: two passes over [.., K], not five.
   const auto levels = value_level_.slice(0, 0, config_.n_tokens);
-  return tilt.unsqueeze(-1) * levels - narrowing.unsqueeze(-1) * (levels - centre.unsqueeze(-1)).pow(2);
+  return (tilt + 2.0 * narrowing * centre).unsqueeze(-1) * levels - narrowing.unsqueeze(-1) * levels.pow(2);
 }
 
 torch::Tensor MaskedDiffusionModelImpl::cell_states(const torch::Tensor& tokens,

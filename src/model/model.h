@@ -115,7 +115,8 @@ class MaskedDiffusionModelImpl : public torch::nn::Module {
   CellRead read_cells(const torch::Tensor& tokens, const torch::Tensor& conditions) const;
   // The cell states [B, R] from the observed genes and each gene's expected level [B, n_positions].
   torch::Tensor cell_states_around(const torch::Tensor& tokens, const torch::Tensor& expected) const;
-  // The cell factors' logits: tilt [..] x level - narrowing [..] x (level - centre [..])^2, [.., K].
+  // The cell factors' logits, up to a constant per gene: tilt [..] x level - narrowing [..] x
+  // (level - centre [..])^2, [.., K].
   torch::Tensor cell_factor_logits(const torch::Tensor& tilt, const torch::Tensor& narrowing,
                                    const torch::Tensor& centre) const;
   // Sum over each patch's observed genes of (level - gene mean level) x input loading: [B, n_patches, d].

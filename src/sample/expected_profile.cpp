@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <optional>
+#include <utility>
 
 #include "core/seed.h"
 #include "data/conditions.h"
@@ -236,8 +237,8 @@ struct AnchoredRun {
 };
 
 AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
-                         const SamplingSettings& settings) {
-  AnchoredRun run{plan_anchors(loaded.meta, groups), {}, std::vector<std::vector<double>>(groups.size())};
+                         const SamplingSettings& settings, Anchors anchors) {
+  AnchoredRun run{std::move(anchors), {}, std::vector<std::vector<double>>(groups.size())};
   run.model = expected_profiles(loaded, groups, settings, run.anchors.references);
   for (size_t g = 0; g < groups.size(); ++g) {
     if (run.anchors.start[g])
@@ -251,7 +252,7 @@ AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
                                                const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings) {
-  AnchoredRun run = run_anchored(loaded, groups, settings);
+  AnchoredRun run = run_anchored(loaded, groups, settings, plan_anchors(loaded.meta, groups));
   for (size_t g = 0; g < groups.size(); ++g) {
     if (!run.anchors.start[g]) continue;
     run.model[g].log_profile = std::move(run.targets[g]);
@@ -262,8 +263,9 @@ std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
 
 std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector<CellGroup>& groups,
                                     const SamplingSettings& settings) {
-  if (!plan_anchors(loaded.meta, groups).any()) return {};
-  const AnchoredRun run = run_anchored(loaded, groups, settings);
+  Anchors anchors = plan_anchors(loaded.meta, groups);
+  if (!anchors.any()) return {};
+  const AnchoredRun run = run_anchored(loaded, groups, settings, std::move(anchors));
   std::vector<GroupTilt> tilts(groups.size());
   for (size_t g = 0; g < groups.size(); ++g) {
     if (!run.targets[g].empty())
