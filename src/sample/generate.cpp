@@ -25,6 +25,7 @@
 #include "sample/cell_size.h"
 #include "sample/guidance.h"
 #include "sample/sampler.h"
+#include "sample/stratum_quantiles.h"
 
 namespace lingshu {
 
@@ -263,6 +264,13 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   const auto [first_batch, end_batch] = shard_batches(settings, n_total);
   const int64_t shard_begin = first_batch * settings.batch_size;
   const int64_t shard_end = std::min(n_total, end_batch * settings.batch_size);
+  std::vector<int64_t> request_of_row;
+  request_of_row.reserve(plan.rows.size());
+  for (const CellRow& row : plan.rows)
+    request_of_row.push_back(static_cast<int64_t>(plan.request[row.group]));
+  // Each requested group's genes are drawn at quantiles stratified over all of its cells, whichever
+  // batches they fall in (a random stream of their own, apart from the batches').
+  StratumQuantiles quantiles(request_of_row, L, mix_seed(settings.seed, 0x9A4711E5ULL));
   std::optional<Progress> progress;
   if (!settings.quiet) progress.emplace("generate", shard_end - shard_begin, "cells");
   for (int64_t batch = first_batch; batch < end_batch; ++batch) {
@@ -281,7 +289,8 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
             [&](const torch::Tensor& z, const torch::Tensor& rows, const torch::Tensor& positions) {
               const auto logits = denoiser.at(z, rows, positions);
               return tilt.defined() ? logits + tilt.index({rows, positions}) : logits;
-            })
+            },
+            sampler.order == UnmaskOrder::Random ? quantiles.rows(begin, n) : torch::Tensor())
             .to(torch::kCPU)
             .contiguous();
     CsrMatrix streamed;

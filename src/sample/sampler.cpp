@@ -7,6 +7,8 @@
 #include <limits>
 #include <numbers>
 
+#include "sample/stratum_quantiles.h"
+
 namespace lingshu {
 
 double committed_share(UnmaskSchedule schedule, int64_t s, int64_t steps) {
@@ -78,13 +80,6 @@ std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logi
   return {at::cat(tokens), at::cat(log_p)};
 }
 
-torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator& generator) {
-  const auto slot =
-      at::argsort(at::rand({rows, positions}, generator, at::kDouble), /*dim=*/int64_t{0}, false);
-  return (slot.to(at::kDouble) + at::rand({rows, positions}, generator, at::kDouble)) /
-         static_cast<double>(std::max<int64_t>(rows, 1));
-}
-
 torch::Tensor values_at_quantiles(const torch::Tensor& logits, const torch::Tensor& u, double temperature) {
   if (logits.size(0) == 0) return at::empty({0}, logits.options().dtype(at::kLong));
   const int64_t chunk = rows_per_chunk(logits), K = logits.size(-1);
@@ -119,15 +114,17 @@ std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& toke
 
 torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial,
                             const torch::Tensor& is_gene, int64_t mask_token, const SamplerOptions& options,
-                            at::Generator& generator, const PositionDenoiser& at_positions) {
+                            at::Generator& generator, const PositionDenoiser& at_positions,
+                            const torch::Tensor& quantiles) {
   auto tokens = initial.clone();
   auto masked = (tokens == mask_token).logical_and(is_gene.unsqueeze(0).to(tokens.device()));
   const auto n_masked = masked.sum(1);  // [B]: rows may differ when genes are pre-filled
   const int64_t S = std::max(options.steps, 1);
   // Each gene is drawn once, when committed: its quantile is fixed from the start.
-  const auto quantile = options.order == UnmaskOrder::Random
-                            ? stratified_uniforms(tokens.size(0), tokens.size(1), generator)
-                            : torch::Tensor();
+  const auto quantile = options.order != UnmaskOrder::Random ? torch::Tensor()
+                        : quantiles.defined()
+                            ? quantiles
+                            : stratified_uniforms(tokens.size(0), tokens.size(1), generator);
   for (int64_t s = 0; s < S; ++s) {
     // Per row, the schedule's share for this step (see unmask_schedule).
     const auto n_commit = committed_after(n_masked, options.schedule, s + 1, S) -

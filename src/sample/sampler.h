@@ -2,7 +2,7 @@
 // The reverse process of masked diffusion (MDLM / LLaDA / MaskGIT-style unmasking). Starting from
 // all-MASK (or partly pre-filled) cells, each of S steps runs the denoiser once, proposes a value
 // for every masked gene by sampling its predicted distribution (random order: at a quantile
-// stratified across the batch's cells; confidence order: Gumbel-max in float64), and
+// stratified across its group of cells; confidence order: Gumbel-max in float64), and
 // commits the share of masked genes that the unmasking schedule (linear or cosine) allows: the
 // most confident ones, or a random share. Committed and pre-filled genes are never re-masked; after the last
 // step no gene is left masked.
@@ -53,14 +53,6 @@ std::vector<int64_t> unmask_schedule(int64_t n_masked, int steps,
 std::pair<torch::Tensor, torch::Tensor> propose_values(const torch::Tensor& logits, double temperature,
                                                        at::Generator& generator);
 
-// Uniforms [rows, positions] float64 stratified down each column: position j's values in the rows
-// fall one in each of the intervals [i / rows, (i + 1) / rows), in random order. Each row's values
-// are independent uniforms, as plain ones are; the column's spread is even, so values drawn from
-// them (values_at_quantiles) vary across cells as they should while a column's mean over the rows
-// has far less sampling noise (Latin hypercube sampling): the pseudobulk of 100 generated cells
-// then shows the model's prediction instead of noise as large as a perturbation's effect.
-torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator& generator);
-
 // The value at quantile u [M] of each softmax(logits [M, K] / temperature) (inverse CDF, float64):
 // with u uniform, a draw from that distribution, the values ordered as the count bins are.
 torch::Tensor values_at_quantiles(const torch::Tensor& logits, const torch::Tensor& u, double temperature);
@@ -82,9 +74,11 @@ std::pair<torch::Tensor, torch::Tensor> commit_highest(const torch::Tensor& toke
 // be generated and fixed values elsewhere (pre-filled genes, padding); `is_gene` [L] bool marks
 // real gene positions (padding is left as it is). Returns tokens [B, L] with no MASK at genes.
 // `at_positions`, when given, serves the random order (same cells for the same seed up to float
-// rounding of the logits).
+// rounding of the logits). `quantiles` [B, L] (random order): the quantile each gene is drawn at
+// (StratumQuantiles); without them, quantiles stratified over the batch's rows.
 torch::Tensor sample_tokens(const Denoiser& denoiser, const torch::Tensor& initial,
                             const torch::Tensor& is_gene, int64_t mask_token, const SamplerOptions& options,
-                            at::Generator& generator, const PositionDenoiser& at_positions = {});
+                            at::Generator& generator, const PositionDenoiser& at_positions = {},
+                            const torch::Tensor& quantiles = {});
 
 }  // namespace lingshu

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "sample/sampler.h"
+#include "sample/stratum_quantiles.h"
 
 namespace lingshu {
 namespace {
@@ -168,15 +169,19 @@ TEST(Sampler, PositionDenoiserGivesTheSameCellsAsTheFullOne) {
   EXPECT_EQ(asked, 3 * 40);  // each gene's logits asked for exactly once
 }
 
+// Down each column of u [rows, positions]: one value in each [i / rows, (i + 1) / rows).
+bool one_per_interval(const torch::Tensor& u) {
+  const int64_t rows = u.size(0);
+  const auto slot = at::floor(u * rows).to(torch::kLong);
+  return torch::equal(std::get<0>(slot.sort(0)), torch::arange(rows).unsqueeze(1).expand_as(slot));
+}
+
 TEST(Sampler, StratifiedUniformsFillEveryIntervalOfAColumnOnce) {
   auto gen = generator(12);
   const int64_t rows = 50, positions = 400;
   const auto u = stratified_uniforms(rows, positions, gen);
   ASSERT_EQ(u.sizes(), (std::vector<int64_t>{rows, positions}));
-  // Down each column: one value in each [i / rows, (i + 1) / rows).
-  const auto slot = at::floor(u * rows).to(torch::kLong);
-  EXPECT_TRUE(
-      torch::equal(std::get<0>(slot.sort(0)), torch::arange(rows).unsqueeze(1).expand({rows, positions})));
+  EXPECT_TRUE(one_per_interval(u));
   // Along a row the values are independent uniforms: spread over [0, 1) with mean 1/2, variance
   // 1/12, and no correlation between neighbouring columns.
   const auto row = u[7];
@@ -184,6 +189,34 @@ TEST(Sampler, StratifiedUniformsFillEveryIntervalOfAColumnOnce) {
   EXPECT_NEAR(row.var().item<double>(), 1.0 / 12, 0.015);
   const auto a = u.slice(1, 0, positions - 1).flatten() - 0.5, b = u.slice(1, 1).flatten() - 0.5;
   EXPECT_NEAR((a * b).mean().item<double>() * 12, 0.0, 4 / std::sqrt(static_cast<double>(a.numel())));
+}
+
+TEST(Sampler, StratumQuantilesStratifyEachGroupWhereverTheBatchesCut) {
+  // Groups of 5, 1,030 (more than two blocks of kMaxBlock: three of 343-344) and 3 rows.
+  std::vector<int64_t> group(5, 7);
+  group.insert(group.end(), 1030, 2);
+  group.insert(group.end(), 3, 9);
+  const int64_t n = std::ssize(group), positions = 60;
+  StratumQuantiles whole(group, positions, 21);
+  const auto u = whole.rows(0, n);
+  ASSERT_EQ(u.sizes(), (std::vector<int64_t>{n, positions}));
+  EXPECT_TRUE(one_per_interval(u.slice(0, 0, 5)));
+  EXPECT_TRUE(one_per_interval(u.slice(0, 5, 5 + 343)));
+  EXPECT_TRUE(one_per_interval(u.slice(0, 5 + 343, 5 + 686)));
+  EXPECT_TRUE(one_per_interval(u.slice(0, 5 + 686, 5 + 1030)));
+  EXPECT_TRUE(one_per_interval(u.slice(0, 5 + 1030)));
+  // Batches of 32 see the same quantiles as one pass: a group is stratified across its batches.
+  StratumQuantiles batched(group, positions, 21);
+  std::vector<torch::Tensor> parts;
+  for (int64_t begin = 0; begin < n; begin += 32)
+    parts.push_back(batched.rows(begin, std::min<int64_t>(32, n - begin)));
+  EXPECT_TRUE(torch::equal(torch::cat(parts), u));
+  // Within a block each row's values are independent uniforms, unrelated to the next row's.
+  const auto block = u.slice(0, 5, 5 + 343);
+  EXPECT_NEAR(block.mean().item<double>(), 0.5, 4 * std::sqrt(1.0 / 12 / static_cast<double>(block.numel())));
+  const auto a = block.slice(0, 0, 342).flatten() - 0.5, b = block.slice(0, 1).flatten() - 0.5;
+  EXPECT_NEAR((a * b).mean().item<double>() * 12, 0.0, 4 / std::sqrt(static_cast<double>(a.numel())));
+  EXPECT_THROW(whole.rows(n - 2, 3), std::out_of_range);
 }
 
 TEST(Sampler, ValuesAtEvenlySpreadQuantilesReproduceTheDistribution) {
