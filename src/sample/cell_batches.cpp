@@ -269,4 +269,33 @@ torch::Tensor GuidedDenoiser::at(const torch::Tensor& z, const torch::Tensor& ro
                  rows);
 }
 
+std::vector<int64_t> strata_of_rows(const GroupPlan& plan) {
+  const size_t n = plan.rows.size();
+  std::vector<int64_t> stratum(n);
+  int64_t id = -1;
+  size_t start = 0;         // the current stratum's first row
+  bool has_before = false;  // a stratum of the same request precedes it
+  // Within a request a stratum ends only once it is large enough, so only a request's last one
+  // can be small: it then joins the one before it.
+  const auto end_request = [&](size_t end) {
+    if (end - start < static_cast<size_t>(kMinStratum) && has_before)
+      std::fill(stratum.begin() + static_cast<std::ptrdiff_t>(start),
+                stratum.begin() + static_cast<std::ptrdiff_t>(end), id - 1);
+  };
+  for (size_t r = 0; r < n; ++r) {
+    const size_t group = plan.rows[r].group;
+    const bool new_request = r == 0 || plan.request[group] != plan.request[plan.rows[r - 1].group];
+    const bool new_bin = r > 0 && group != plan.rows[r - 1].group;
+    if (new_request || (new_bin && r - start >= static_cast<size_t>(kMinStratum))) {
+      if (new_request) end_request(r);
+      has_before = !new_request;
+      ++id;
+      start = r;
+    }
+    stratum[r] = id;
+  }
+  end_request(n);
+  return stratum;
+}
+
 }  // namespace lingshu

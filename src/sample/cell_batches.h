@@ -74,6 +74,13 @@ struct BatchInputs {
   torch::Tensor transfer;    // [n] each cell's transfer weight; undefined when every one is 1
 };
 
+// The stratum of each row of the plan, for StratumQuantiles: each requested group's cells by size
+// bin (alike cells, whose quantiles stratified together even out their pseudobulk most), with
+// neighbouring bins of one request taken together until a stratum holds kMinStratum cells (a
+// handful of strata evens out little). A request smaller than that is one stratum.
+constexpr int64_t kMinStratum = 32;
+std::vector<int64_t> strata_of_rows(const GroupPlan& plan);
+
 // Cells [begin, begin + n) of the plan. A group's cells take its candidate states evenly (`states`).
 BatchInputs batch_inputs(const GroupPlan& plan, const MaskedDiffusionModelImpl& model, int64_t begin,
                          int64_t n, BalancedDraw& states);

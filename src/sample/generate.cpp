@@ -264,13 +264,7 @@ AnnData generate_groups(const LoadedModel& loaded, const std::vector<CellGroup>&
   const auto [first_batch, end_batch] = shard_batches(settings, n_total);
   const int64_t shard_begin = first_batch * settings.batch_size;
   const int64_t shard_end = std::min(n_total, end_batch * settings.batch_size);
-  std::vector<int64_t> request_of_row;
-  request_of_row.reserve(plan.rows.size());
-  for (const CellRow& row : plan.rows)
-    request_of_row.push_back(static_cast<int64_t>(plan.request[row.group]));
-  // Each requested group's genes are drawn at quantiles stratified over all of its cells, whichever
-  // batches they fall in (a random stream of their own, apart from the batches').
-  StratumQuantiles quantiles(request_of_row, L, mix_seed(settings.seed, 0x9A4711E5ULL));
+  StratumQuantiles quantiles(strata_of_rows(plan), L, mix_seed(settings.seed, 0x9A4711E5ULL));
   std::optional<Progress> progress;
   if (!settings.quiet) progress.emplace("generate", shard_end - shard_begin, "cells");
   for (int64_t batch = first_batch; batch < end_batch; ++batch) {

@@ -11,9 +11,13 @@
 namespace lingshu {
 
 torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator& generator) {
+  // A random order of the rows for each position, sorted along contiguous memory (positions x
+  // rows), then turned to rows x positions.
   const auto slot =
-      at::argsort(at::rand({rows, positions}, generator, at::kDouble), /*dim=*/int64_t{0}, false);
-  return (slot.to(at::kDouble) + at::rand({rows, positions}, generator, at::kDouble)) /
+      at::argsort(at::rand({positions, rows}, generator, at::kDouble), /*dim=*/int64_t{1}, false)
+          .t()
+          .to(at::kDouble);
+  return (slot + at::rand({rows, positions}, generator, at::kDouble)) /
          static_cast<double>(std::max<int64_t>(rows, 1));
 }
 

@@ -82,5 +82,30 @@ TEST(GuidedDenoiser, TransferWeightBlendsThePerturbationWithItsState) {
   EXPECT_TRUE(torch::allclose(at[2], got[2][30], 1e-4, 1e-3));
 }
 
+TEST(StrataOfRows, SizeBinsOfARequestTakenTogetherUntilLargeEnough) {
+  // (request, size-bin group sizes): bins join until a stratum holds kMinStratum (32) cells; a
+  // request's small last stratum joins the one before; a small request stands alone.
+  const std::vector<std::pair<size_t, std::vector<int64_t>>> requests = {
+      {0, {20, 20, 5}}, {1, {40, 10, 30}}, {2, {7}}, {3, {35, 3}}};
+  GroupPlan plan;
+  for (const auto& [request, sizes] : requests) {
+    for (const int64_t size : sizes) {
+      for (int64_t c = 0; c < size; ++c) plan.rows.push_back({plan.request.size(), c});
+      plan.request.push_back(request);
+    }
+  }
+  const auto stratum = strata_of_rows(plan);
+  ASSERT_EQ(stratum.size(), plan.rows.size());
+  std::vector<int64_t> run_sizes{1};
+  for (size_t r = 1; r < stratum.size(); ++r) {
+    if (stratum[r] == stratum[r - 1]) {
+      ++run_sizes.back();
+    } else {
+      run_sizes.push_back(1);
+    }
+  }
+  EXPECT_EQ(run_sizes, (std::vector<int64_t>{45, 40, 40, 7, 38}));
+}
+
 }  // namespace
 }  // namespace lingshu
