@@ -21,13 +21,13 @@ torch::Tensor stratified_uniforms(int64_t rows, int64_t positions, at::Generator
          static_cast<double>(std::max<int64_t>(rows, 1));
 }
 
-StratumQuantiles::StratumQuantiles(const std::vector<int64_t>& group, int64_t positions, uint64_t seed)
+StratumQuantiles::StratumQuantiles(const std::vector<int64_t>& stratum, int64_t positions, uint64_t seed)
     : positions_(positions), seed_(seed) {
-  const auto n = static_cast<int64_t>(group.size());
+  const auto n = static_cast<int64_t>(stratum.size());
   for (int64_t first = 0; first < n;) {
     int64_t end = first;
-    while (end < n && group[static_cast<size_t>(end)] == group[static_cast<size_t>(first)]) ++end;
-    // A run of one group, split into equal blocks of at most kMaxBlock rows.
+    while (end < n && stratum[static_cast<size_t>(end)] == stratum[static_cast<size_t>(first)]) ++end;
+    // A run of one stratum, split into equal blocks of at most kMaxBlock rows.
     const int64_t size = end - first, blocks = (size + kMaxBlock - 1) / kMaxBlock;
     for (int64_t b = 0; b < blocks; ++b) block_begin_.push_back(first + b * size / blocks);
     first = end;
