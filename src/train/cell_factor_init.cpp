@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "train/group_means.h"
 #include "train/label_combinations.h"
 
 namespace lingshu {
@@ -46,15 +47,12 @@ torch::Tensor level_matrix(const CsrMatrix& counts, const Tokenizer& tokenizer, 
   return x.index_select(1, order);
 }
 
-// Subtracts from each row the mean of the rows with the same labels in every field.
-void centre_within_labels(torch::Tensor& x, const std::vector<std::vector<int64_t>>& codes,
-                          const std::vector<int64_t>& rows) {
+// Each row minus the mean of the rows with the same labels in every field.
+torch::Tensor centre_within_labels(const torch::Tensor& x, const std::vector<std::vector<int64_t>>& codes,
+                                   const std::vector<int64_t>& rows) {
   const auto groups = label_combinations(codes, every_field(codes), rows);
-  const auto of = at::tensor(groups.of_row, at::kLong);
-  const auto n_groups = static_cast<int64_t>(groups.labels.size());
-  const auto sums = at::zeros({n_groups, x.size(1)}, at::kFloat).index_add_(0, of, x);
-  const auto sizes = at::zeros({n_groups}, at::kFloat).index_add_(0, of, at::ones({x.size(0)}, at::kFloat));
-  x -= (sums / sizes.unsqueeze(1)).index_select(0, of);
+  return minus_group_means(x, at::tensor(groups.of_row, at::kLong),
+                           static_cast<int64_t>(groups.labels.size()));
 }
 
 // The leading right singular vectors and values of x (randomised range finder with power
@@ -82,8 +80,7 @@ CellFactorStart cell_factor_start(const CsrMatrix& counts, const Tokenizer& toke
                       at::zeros({L}, at::kFloat)};
   const auto rows = chosen_rows(counts.n_rows, max_cells);
   if (rows.size() < 2) return out;
-  auto x = level_matrix(counts, tokenizer, patching, rows, levels);
-  centre_within_labels(x, codes, rows);
+  const auto x = centre_within_labels(level_matrix(counts, tokenizer, patching, rows, levels), codes, rows);
   const auto [v, s] = leading_components(x, n_factors);
   const int64_t r = v.size(1);
   const auto sd = (s / std::sqrt(static_cast<double>(x.size(0) - 1))).clamp_min(1e-6);  // score sd

@@ -10,20 +10,13 @@
 #include "model/model.h"
 #include "train/batch_loader.h"
 #include "train/condition_inputs.h"
+#include "train/group_means.h"
 #include "train/label_combinations.h"
 #include "train/prepare_run.h"
 
 namespace lingshu {
 
 namespace {
-// Each row minus the mean of the rows in its group: [N, R].
-torch::Tensor within_group(const torch::Tensor& x, const torch::Tensor& group, int64_t n_groups) {
-  const auto sums = at::zeros({n_groups, x.size(1)}, x.options()).index_add_(0, group, x);
-  const auto sizes =
-      at::zeros({n_groups}, x.options()).index_add_(0, group, at::ones({x.size(0)}, x.options()));
-  return x - (sums / sizes.unsqueeze(1)).index_select(0, group);
-}
-
 // Up to kCellStateBank training cells (indices into them, ascending), the same share of each label
 // combination (evenly spaced within it), so that every combination's cells have states to draw from.
 std::vector<int64_t> cell_state_bank_cells(const PreparedRun& run) {
@@ -57,9 +50,9 @@ ReliableCellStates reliable_cell_states(const torch::Tensor& scores, const torch
   const auto key = labels.size(1) > 0 ? labels.to(at::kLong) : at::zeros({scores.size(0), 1}, at::kLong);
   const auto [distinct, group, unused] = at::unique_dim(key, 0, false, true, false);
   const int64_t n_groups = distinct.size(0);
-  const auto deviation = within_group(x, group, n_groups);
-  const auto a = within_group(half_a.to(at::kDouble), group, n_groups);
-  const auto b = within_group(half_b.to(at::kDouble), group, n_groups);
+  const auto deviation = minus_group_means(x, group, n_groups);
+  const auto a = minus_group_means(half_a.to(at::kDouble), group, n_groups);
+  const auto b = minus_group_means(half_b.to(at::kDouble), group, n_groups);
   const auto r = (a * b).sum(0) / ((a * a).sum(0) * (b * b).sum(0)).sqrt();
   // A factor that never varies within a combination has no deviation to scale: any value will do.
   const auto reliability = (2 * r / (1 + r)).nan_to_num(1.0).clamp(0.0, 1.0);

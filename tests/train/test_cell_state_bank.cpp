@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "train/cell_state_bank.h"
+#include "train/group_means.h"
 
 namespace lingshu {
 namespace {
@@ -58,6 +59,14 @@ TEST(CellStateBank, StatesKeepTheMeansAndVaryAsMuchAsTheSignal) {
 TEST(CellStateBank, RefusesMismatchedShapes) {
   const auto r = readings();
   EXPECT_THROW(reliable_cell_states(r.scores, r.half_a.slice(0, 1), r.half_b, r.labels), c10::Error);
+}
+
+TEST(GroupMeans, EachRowLosesItsGroupsMean) {
+  const auto x = torch::tensor({1.0, 2.0, 3.0, 6.0, 10.0, -4.0}, torch::kDouble).view({3, 2});
+  const auto centred = minus_group_means(x, torch::tensor({0, 0, 1}, torch::kLong), 2);
+  EXPECT_TRUE(
+      torch::allclose(centred, torch::tensor({-1.0, -2.0, 1.0, 2.0, 0.0, 0.0}, torch::kDouble).view({3, 2})));
+  EXPECT_EQ(centred.scalar_type(), torch::kDouble);
 }
 
 }  // namespace
