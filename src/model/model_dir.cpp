@@ -51,13 +51,17 @@ void write_model_metadata(const fs::path& dir, const ModelMetadata& m) {
   nlohmann::json states = nlohmann::json::array();
   for (const auto& st : m.observed_states) {
     // Six decimals of log1p CP10k are far below any difference a metric sees, and keep the file small.
-    std::vector<double> rounded;
-    rounded.reserve(st.log_profile.size());
-    for (const double v : st.log_profile) rounded.push_back(std::round(v * 1e6) / 1e6);
+    const auto rounded = [](const std::vector<double>& values) {
+      std::vector<double> out;
+      out.reserve(values.size());
+      for (const double v : values) out.push_back(std::round(v * 1e6) / 1e6);
+      return out;
+    };
     states.push_back({{"label", st.label},
                       {"n_cells", st.n_cells},
                       {"library_size", st.library_size},
-                      {"log1p_cp10k", rounded}});
+                      {"log1p_cp10k", rounded(st.log_profile)},
+                      {"log1p_cp10k_variance", rounded(st.log_variance)}});
   }
   write_json(dir / "observed_states.json", {{"states", states}});
   // config.json last: its presence marks a complete model directory.
@@ -111,7 +115,8 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
     for (const auto& st : states.at("states")) {
       m.observed_states.push_back({st.at("label").get<std::string>(), st.at("n_cells").get<int64_t>(),
                                    st.at("library_size").get<double>(),
-                                   st.at("log1p_cp10k").get<std::vector<double>>()});
+                                   st.at("log1p_cp10k").get<std::vector<double>>(),
+                                   st.at("log1p_cp10k_variance").get<std::vector<double>>()});
     }
   } catch (const nlohmann::json::exception& e) {
     throw UserError(
@@ -125,8 +130,10 @@ ModelMetadata read_model_metadata(const fs::path& dir) {
   }
   if (static_cast<int64_t>(m.gene_names.size()) != m.config.n_genes ||
       m.patching.n_genes != m.config.n_genes || m.tokenizer.n_genes() != m.config.n_genes ||
-      std::any_of(m.observed_states.begin(), m.observed_states.end(),
-                  [&](const auto& st) { return std::ssize(st.log_profile) != m.config.n_genes; })) {
+      std::any_of(m.observed_states.begin(), m.observed_states.end(), [&](const auto& st) {
+        return std::ssize(st.log_profile) != m.config.n_genes ||
+               std::ssize(st.log_variance) != m.config.n_genes;
+      })) {
     throw UserError(
         fmt::format("model directory {} is inconsistent (gene counts of config, genes.json, "
                     "tokenizer.json and observed_states.json differ); retrain the model",

@@ -25,7 +25,7 @@
 namespace lingshu {
 
 // Bumped whenever the layout or the meaning of a stored tensor changes.
-inline constexpr int kModelFormatVersion = 10;
+inline constexpr int kModelFormatVersion = 11;
 
 // How many training cells carried one combination of condition labels (one label per field,
 // "" where missing): `lingshu generate` without --condition follows these proportions.

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <memory>
 #include <optional>
 #include <utility>
 
@@ -149,19 +150,24 @@ namespace {
 struct Anchors {
   std::vector<const ObservedState*> start;
   std::vector<std::vector<std::string>> references;
+  // The observed states as estimated across contexts, which predicted groups start from; shared so
+  // that `start` stays valid in every copy.
+  std::shared_ptr<const std::vector<ObservedState>> estimated;
   bool any() const {
     return std::any_of(start.begin(), start.end(), [](const auto* s) { return s != nullptr; });
   }
 };
 
 Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
+  const auto& observed = meta.observed_states;
   Anchors out{std::vector<const ObservedState*>(groups.size(), nullptr),
-              std::vector<std::vector<std::string>>(groups.size())};
+              std::vector<std::vector<std::string>>(groups.size()),
+              std::make_shared<const std::vector<ObservedState>>(estimated_across_contexts(observed))};
   const int pert = meta.config.perturbation_field;
   if (pert < 0) return out;
   const int state = state_field_index(meta.conditions);
   const ConditionField& field = meta.conditions[static_cast<size_t>(pert)];
-  const auto& observed = meta.observed_states;
+  const auto estimate_of = [&](const ObservedState* s) { return &(*out.estimated)[s - observed.data()]; };
   for (size_t g = 0; g < groups.size(); ++g) {
     const auto& labels = groups[g].shown_labels.empty() ? groups[g].labels : groups[g].shown_labels;
     auto control_labels = labels;
@@ -177,11 +183,11 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
     if (own) {  // the context's perturbed state, perturbation NULL
       reference[static_cast<size_t>(pert)].clear();
       reference[static_cast<size_t>(state)] = own->label;
-      out.start[g] = own;
+      out.start[g] = estimate_of(own);
     } else if (control) {  // the context's controls
       reference[static_cast<size_t>(pert)] = field.control;
       if (state >= 0) reference[static_cast<size_t>(state)] = control->label;
-      out.start[g] = control;
+      out.start[g] = estimate_of(control);
     } else {
       continue;
     }
@@ -190,12 +196,19 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   return out;
 }
 
-// The anchored profile of a group whose model profile is `p`.
+// The anchored profile of a group whose model profile is `p`: the start plus the model's rise, or
+// times its fall. A mean log value cannot fall below 0; a fall taken as a difference from the
+// model's own (higher) level emptied genes on a lower start (Kang's CD4T: 208 genes its controls
+// express predicted at exactly 0, each then a top-ranked spurious DE gene); as a ratio the gene
+// falls as far in proportion, and where the start is the model's own level the two agree.
 std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {
   if (!shifted) return start.log_profile;
   std::vector<double> out(p.log_profile.size());
-  for (size_t j = 0; j < out.size(); ++j)
-    out[j] = std::max(0.0, start.log_profile[j] + p.log_profile[j] - p.reference_log_profile[j]);
+  for (size_t j = 0; j < out.size(); ++j) {
+    const double model = p.log_profile[j], reference = p.reference_log_profile[j];
+    out[j] = model >= reference ? start.log_profile[j] + model - reference
+                                : start.log_profile[j] * model / reference;
+  }
   return out;
 }
 

@@ -33,16 +33,20 @@ std::vector<ExpectedProfile> expected_profiles(const LoadedModel& model, const s
 
 // expected_profiles, started from what the training cells of each group's context looked like (the
 // model's observed_states) where they measured it, plus the model's shift from there taken on the
-// same cells (so that the shift carries no noise of the drawn states), floored at 0:
+// same cells (so that the shift carries no noise of the drawn states; a rise is added, a fall
+// scales the start by the model's ratio, so no gene falls below 0):
 // - a control group: its context's observed controls;
 // - a perturbed group whose context's perturbed state was measured: that state plus the model's
 //   shift from it (its profile minus the state's alone, perturbation NULL); an unknown perturbation
-//   predicted as its state is the observed state;
+//   is predicted as its state;
 // - a perturbed group whose state was not (all its perturbed cells held out, or a model of one
-//   perturbation and no state field): the context's observed controls plus the model's shift from
-//   its own controls, so the predicted delta is the model's;
+//   perturbation and no state field): the context's controls plus the model's shift from its own
+//   controls, so the predicted delta is the model's;
 // - a pair measured in training by a model without a state field: its observed cells.
-// Groups with nothing observed keep the model's profile.
+// A predicted (perturbed) group starts from its state or controls as estimated across contexts
+// (estimated_across_contexts), not from their cells' mean: what it predicts is a population's
+// mean, and the context's measured one carries its cells' noise. Groups with nothing observed keep
+// the model's profile.
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& model, const std::vector<CellGroup>& groups,
                                                const SamplingSettings& settings);
 

@@ -516,22 +516,28 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
                                       {labels("cell_type=type_0,condition=" + pert_), 200, {}, {}}};
   SamplingSettings settings = quick_sampling(3);
   settings.steps = 1;
-  // The model's shift from a reference, on the same cells: state alone, or the context's controls.
+  // The model's profile and its reference's, on the same cells: state alone, or the context's controls.
   const auto shift_from = [&](size_t g, const std::string& perturbation, const std::string& state) {
     auto reference = groups[g].labels;
     reference[static_cast<size_t>(meta.config.perturbation_field)] = perturbation;
     reference[static_cast<size_t>(state_field_index(meta.conditions))] = state;
     std::vector<std::vector<std::string>> references(groups.size());
     references[g] = reference;
-    const auto p = expected_profiles(loaded, groups, settings, references)[g];
-    std::vector<double> shift(p.log_profile.size());
-    for (size_t j = 0; j < shift.size(); ++j) shift[j] = p.log_profile[j] - p.reference_log_profile[j];
-    return shift;
+    return expected_profiles(loaded, groups, settings, references)[g];
   };
+  // The start plus the model's rise, or times its fall.
   const auto expect_anchored = [](const std::vector<double>& got, const ObservedState& start,
-                                  const std::vector<double>& shift) {
-    for (size_t j = 0; j < got.size(); ++j)
-      EXPECT_NEAR(got[j], std::max(0.0, start.log_profile[j] + shift[j]), 1e-9) << j;
+                                  const ExpectedProfile& shift) {
+    int falls = 0;
+    for (size_t j = 0; j < got.size(); ++j) {
+      const double model = shift.log_profile[j], reference = shift.reference_log_profile[j];
+      falls += model < reference;
+      const double want = model >= reference ? start.log_profile[j] + model - reference
+                                             : start.log_profile[j] * (model / reference);
+      EXPECT_NEAR(got[j], want, 1e-9) << j;
+      EXPECT_GE(got[j], 0.0) << j;
+    }
+    EXPECT_GT(falls, 0);
   };
   const auto anchored = anchored_profiles(loaded, groups, settings);
   EXPECT_EQ(describe_anchors(meta, groups),
@@ -557,6 +563,21 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
             "controls plus the model's shift from them");
   expect_anchored(from_controls[0].log_profile, control, shift_from(0, "control", "type_1/control"));
   EXPECT_EQ(from_controls[1].log_profile, control.log_profile);
+  // With four contexts' controls measured, the predicted group starts from its context's controls
+  // as estimated across contexts; the control group stays as its cells measured it.
+  for (const char* other : {"type_2/control", "type_3/control"}) {
+    ObservedState extra = control;
+    extra.label = other;
+    for (double& v : extra.log_profile) v *= 0.5;
+    loaded.meta.observed_states.push_back(std::move(extra));
+  }
+  const auto estimated = estimated_across_contexts(loaded.meta.observed_states);
+  const ObservedState& estimated_control = *find_state(estimated, "type_1/control");
+  EXPECT_NE(estimated_control.log_profile, control.log_profile);
+  const auto from_estimate = anchored_profiles(loaded, groups, settings);
+  expect_anchored(from_estimate[0].log_profile, estimated_control,
+                  shift_from(0, "control", "type_1/control"));
+  EXPECT_EQ(from_estimate[1].log_profile, control.log_profile);
 }
 
 TEST_F(Conditional, SampledCellsCentreOnTheAnchoredProfile) {
