@@ -497,8 +497,16 @@ TEST_F(Conditional, TrainingStoresEachStatesObservedProfile) {
     const ObservedState* state = find_state(meta.observed_states, label);
     ASSERT_NE(state, nullptr) << label;
     EXPECT_EQ(state->n_cells, std::ssize(members));
-    const auto means = column_means(log_normalize(data().X.select_rows(members)));
-    for (size_t j = 0; j < means.size(); ++j) EXPECT_NEAR(state->log_profile[j], means[j], 1e-5);
+    const CsrMatrix logs = log_normalize(data().X.select_rows(members));
+    const auto means = column_means(logs);
+    CsrMatrix squares = logs;
+    for (float& v : squares.values) v *= v;
+    const auto mean_squares = column_means(squares);
+    const double n = static_cast<double>(members.size());
+    for (size_t j = 0; j < means.size(); ++j) {
+      EXPECT_NEAR(state->log_profile[j], means[j], 1e-5);
+      EXPECT_NEAR(state->log_variance[j], (mean_squares[j] - means[j] * means[j]) * n / (n - 1), 1e-4);
+    }
     auto totals = data().X.select_rows(members).row_sums();
     std::nth_element(totals.begin(), totals.begin() + std::ssize(totals) / 2, totals.end());
     EXPECT_EQ(state->library_size, totals[totals.size() / 2]);
