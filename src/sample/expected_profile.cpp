@@ -216,17 +216,16 @@ std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& star
 
 std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
   const Anchors anchors = plan_anchors(meta, groups);
-  int64_t observed = 0, from_state = 0, from_controls = 0, model_only = 0;
+  int64_t observed = 0, from_state = 0, from_controls = 0, model_only = 0, estimated = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
     const ObservedState* start = anchors.start[g];
     if (!start) {
       ++model_only;
     } else if (anchors.references[g].empty()) {
       ++observed;
-    } else if (start->label.ends_with("control")) {
-      ++from_controls;
     } else {
-      ++from_state;
+      ++(start->label.ends_with("control") ? from_controls : from_state);
+      estimated += start->log_profile != find_state(meta.observed_states, start->label)->log_profile;
     }
   }
   std::vector<std::string> parts;
@@ -237,7 +236,12 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   add(from_state, "from their context's observed perturbed state plus the model's shift");
   add(from_controls, "from their context's observed controls plus the model's shift from them");
   add(model_only, "from the model alone (nothing observed to start from)");
-  return fmt::format("started {}", fmt::join(parts, "; "));
+  const std::string note =
+      estimated > 0
+          ? fmt::format(" ({} of them from that state or those controls as estimated across contexts)",
+                        estimated)
+          : "";
+  return fmt::format("started {}{}", fmt::join(parts, "; "), note);
 }
 
 namespace {
