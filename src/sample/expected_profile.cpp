@@ -238,7 +238,7 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   add(model_only, "from the model alone (nothing observed to start from)");
   const std::string note =
       estimated > 0
-          ? fmt::format(" ({} of them from that state or those controls as estimated across contexts)",
+          ? fmt::format(" (for {} of them, that start is estimated across contexts, not its cells' mean)",
                         estimated)
           : "";
   return fmt::format("started {}{}", fmt::join(parts, "; "), note);

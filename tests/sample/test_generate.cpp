@@ -586,8 +586,8 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
   EXPECT_EQ(describe_anchors(loaded.meta, groups),
             "started 1 group(s) as their training cells measured them; 1 group(s) from their context's "
             "observed perturbed state plus the model's shift; 1 group(s) from their context's observed "
-            "controls plus the model's shift from them (1 of them from that state or those controls as "
-            "estimated across contexts)");
+            "controls plus the model's shift from them (for 1 of them, that start is estimated across "
+            "contexts, not its cells' mean)");
   expect_anchored(from_estimate[0].log_profile, estimated_control,
                   shift_from(0, "control", "type_1/control"));
   EXPECT_EQ(from_estimate[1].log_profile, control.log_profile);
