@@ -69,6 +69,8 @@ nlohmann::json ConditionField::to_json() const {
   if (is_library) j["library_edges"] = library_edges;
   if (is_state) j["is_state"] = true;
   if (!transfer.empty()) j["transfer"] = transfer;
+  if (target_effects > 0)
+    j["target_gene_effect"] = {{"log_ratio", target_log_ratio}, {"measured", target_effects}};
   return j;
 }
 
@@ -85,6 +87,11 @@ ConditionField ConditionField::from_json(const nlohmann::json& j) {
       throw UserError(fmt::format("conditions.json: field '{}' has {} transfer weights for {} labels",
                                   f.column, f.transfer.size(), f.labels.size()));
     }
+  }
+  if (j.contains("target_gene_effect")) {
+    const auto& e = j.at("target_gene_effect");
+    f.target_log_ratio = e.at("log_ratio").get<double>();
+    f.target_effects = e.at("measured").get<int64_t>();
   }
   if (j.contains("library_edges")) {
     f.is_library = true;

@@ -30,6 +30,12 @@ struct ConditionField {
   // A perturbation field's transfer weight of each label (index = token - 1; train/perturbation_transfer.h):
   // how much of its own effect a context that never measured it gets. Empty: 1 for every label.
   std::vector<double> transfer;
+  // A perturbation field's typical log ratio of a target gene's mean log1p CP10k in its
+  // perturbation's cells to the context's other perturbed cells (train/perturbation_transfer.h
+  // target_gene_effect), over `target_effects` measurements; 0 and 0 when none was typical. A label no
+  // context measured gets it on its target genes.
+  double target_log_ratio = 0;
+  int64_t target_effects = 0;
 
   int64_t vocab_size() const { return static_cast<int64_t>(labels.size()) + 1; }
   // Token of `label`, or nullopt when the field has never seen it.

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -150,6 +151,9 @@ namespace {
 struct Anchors {
   std::vector<const ObservedState*> start;
   std::vector<std::vector<std::string>> references;
+  // Per group, the gene columns its perturbation targets where no context measured that target
+  // (ConditionField::target_log_ratio moves them).
+  std::vector<std::vector<int64_t>> unmeasured_targets;
   // The observed states as estimated across contexts, which predicted groups start from; shared so
   // that `start` stays valid in every copy.
   std::shared_ptr<const std::vector<ObservedState>> estimated;
@@ -158,10 +162,22 @@ struct Anchors {
   }
 };
 
+// The gene columns that `label` targets and that no training label names alone.
+std::vector<int64_t> targets_never_measured(const ModelMetadata& meta, const ConditionField& field,
+                                            const std::string& label) {
+  std::vector<int64_t> out;
+  for (const auto& part : split_perturbation_label(label)) {
+    const auto gene = std::find(meta.gene_names.begin(), meta.gene_names.end(), part);
+    if (gene != meta.gene_names.end() && !field.find(part)) out.push_back(gene - meta.gene_names.begin());
+  }
+  return out;
+}
+
 Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
   const auto& observed = meta.observed_states;
   Anchors out{std::vector<const ObservedState*>(groups.size(), nullptr),
               std::vector<std::vector<std::string>>(groups.size()),
+              std::vector<std::vector<int64_t>>(groups.size()),
               std::make_shared<const std::vector<ObservedState>>(estimated_across_contexts(observed))};
   const int pert = meta.config.perturbation_field;
   if (pert < 0) return out;
@@ -192,6 +208,8 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
       continue;
     }
     out.references[g] = std::move(reference);
+    if (field.target_effects > 0)
+      out.unmeasured_targets[g] = targets_never_measured(meta, field, labels[static_cast<size_t>(pert)]);
   }
   return out;
 }
@@ -236,11 +254,20 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   add(from_state, "from their context's observed perturbed state plus the model's shift");
   add(from_controls, "from their context's observed controls plus the model's shift from them");
   add(model_only, "from the model alone (nothing observed to start from)");
-  const std::string note =
+  std::string note =
       estimated > 0
           ? fmt::format(" (for {} of them, that start is estimated across contexts, not its cells' mean)",
                         estimated)
           : "";
+  int64_t moved = 0;
+  for (const auto& t : anchors.unmeasured_targets) moved += std::ssize(t);
+  if (moved > 0) {
+    const auto& field = meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
+    note += fmt::format(
+        "; {} target gene(s) no training label names alone moved x{:.3g}, the median effect of a trained "
+        "perturbation on its own target ({} measured)",
+        moved, std::exp(field.target_log_ratio), field.target_effects);
+  }
   return fmt::format("started {}{}", fmt::join(parts, "; "), note);
 }
 
@@ -258,8 +285,11 @@ AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>
   AnchoredRun run{std::move(anchors), {}, std::vector<std::vector<double>>(groups.size())};
   run.model = expected_profiles(loaded, groups, settings, run.anchors.references);
   for (size_t g = 0; g < groups.size(); ++g) {
-    if (run.anchors.start[g])
-      run.targets[g] = anchored(run.model[g], *run.anchors.start[g], !run.anchors.references[g].empty());
+    if (!run.anchors.start[g]) continue;
+    run.targets[g] = anchored(run.model[g], *run.anchors.start[g], !run.anchors.references[g].empty());
+    const auto& field = loaded.meta.conditions[static_cast<size_t>(loaded.meta.config.perturbation_field)];
+    for (const int64_t j : run.anchors.unmeasured_targets[g])
+      run.targets[g][static_cast<size_t>(j)] *= std::exp(field.target_log_ratio);
   }
   return run;
 }
@@ -289,17 +319,36 @@ std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector
       tilts[g] = {std::vector<double>(run.targets[g].size(), 0.0), run.model[g].library_size};
   }
   // Newton steps on each gene's tilt: the mean log value moves by about its variance per unit of t.
+  // A target gene moved by the typical effect on a perturbation's own target (often 20-fold down) is
+  // far from anything the model draws: its steps are not capped, and from the second round they
+  // take the slope measured between the last two rounds (the variance at one end misjudges a move
+  // that large: one step overshot a 10-fold fall by 3-fold).
+  std::vector<std::vector<std::pair<double, double>>> last(groups.size());  // moved targets' (t, level)
   std::vector<ExpectedProfile> tilted;
   for (int round = 0; round < kTiltRounds; ++round) {
     if (round > 0) tilted = expected_profiles(loaded, groups, settings, {}, tilts);
     const auto& profiles = round > 0 ? tilted : run.model;
     for (size_t g = 0; g < groups.size(); ++g) {
       const auto& target = run.targets[g];
+      const auto& level = profiles[g].log_profile;
+      const auto& moved = run.anchors.unmeasured_targets[g];
+      std::vector<double> slope(target.size()), max_step(target.size(), kMaxTiltStep);
+      for (size_t j = 0; j < target.size(); ++j)
+        slope[j] = std::max(profiles[g].log_variance[j], kMinTiltVariance);
+      last[g].resize(moved.size());
+      for (size_t k = 0; k < moved.size(); ++k) {
+        const auto j = static_cast<size_t>(moved[k]);
+        const auto [t_before, level_before] = last[g][k];
+        if (round > 0 && std::abs(tilts[g].t[j] - t_before) > 1e-9) {
+          const double secant = (level[j] - level_before) / (tilts[g].t[j] - t_before);
+          if (secant > 0) slope[j] = secant;
+        }
+        last[g][k] = {tilts[g].t[j], level[j]};
+        max_step[j] = kMaxTilt;
+      }
       for (size_t j = 0; j < target.size(); ++j) {
-        const double step = (target[j] - profiles[g].log_profile[j]) /
-                            std::max(profiles[g].log_variance[j], kMinTiltVariance);
-        tilts[g].t[j] =
-            std::clamp(tilts[g].t[j] + std::clamp(step, -kMaxTiltStep, kMaxTiltStep), -kMaxTilt, kMaxTilt);
+        const double step = std::clamp((target[j] - level[j]) / slope[j], -max_step[j], max_step[j]);
+        tilts[g].t[j] = std::clamp(tilts[g].t[j] + step, -kMaxTilt, kMaxTilt);
       }
     }
   }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "data/preprocess.h"
+#include "eval/stats.h"
 
 namespace lingshu {
 
@@ -41,38 +42,53 @@ std::vector<int64_t> target_columns(const std::string& label, const std::vector<
   std::sort(out.begin(), out.end());
   return out;
 }
+
+// Rows of every context's perturbed cells, and of every (perturbation, context): the context is the
+// state field's label, or one context for all cells when there is no state field.
+struct PerturbedRows {
+  std::map<int64_t, std::vector<int64_t>> of_state;
+  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> of_pair;  // key (perturbation, state)
+};
+
+PerturbedRows perturbed_rows(int64_t n_rows, const std::vector<std::vector<int64_t>>& codes, size_t pert,
+                             int state, int64_t control) {
+  PerturbedRows out;
+  for (int64_t r = 0; r < n_rows; ++r) {
+    const int64_t s = state >= 0 ? codes[static_cast<size_t>(state)][static_cast<size_t>(r)] : 1;
+    const int64_t p = codes[pert][static_cast<size_t>(r)];
+    if (s == 0 || p == 0 || p == control) continue;
+    out.of_state[s].push_back(r);
+    out.of_pair[{p, s}].push_back(r);
+  }
+  return out;
+}
+
+const ConditionField* perturbation_field_of(const std::vector<ConditionField>& fields) {
+  const auto it = std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; });
+  return it == fields.end() ? nullptr : &*it;
+}
 }  // namespace
 
 std::vector<double> perturbation_transfer(const CsrMatrix& counts,
                                           const std::vector<std::vector<int64_t>>& codes,
                                           const std::vector<ConditionField>& fields,
                                           const std::vector<std::string>& gene_names, int64_t min_cells) {
-  const auto pert_it =
-      std::find_if(fields.begin(), fields.end(), [](const auto& f) { return f.is_perturbation; });
+  const ConditionField* field = perturbation_field_of(fields);
   const int state = state_field_index(fields);
-  if (pert_it == fields.end()) return {};
-  const auto pert = static_cast<size_t>(pert_it - fields.begin());
-  std::vector<double> weight(pert_it->labels.size(), 1.0);
+  if (!field) return {};
+  std::vector<double> weight(field->labels.size(), 1.0);
   if (state < 0) return weight;
-  const auto control = pert_it->find(pert_it->control);
-  // Rows of every state's perturbed cells, and of every (state, perturbation).
-  std::map<int64_t, std::vector<int64_t>> of_state;
-  std::map<std::pair<int64_t, int64_t>, std::vector<int64_t>> of_pair;
-  for (int64_t r = 0; r < counts.n_rows; ++r) {
-    const int64_t s = codes[static_cast<size_t>(state)][static_cast<size_t>(r)];
-    const int64_t p = codes[pert][static_cast<size_t>(r)];
-    if (s == 0 || p == 0 || p == control) continue;
-    of_state[s].push_back(r);
-    of_pair[{p, s}].push_back(r);
-  }
+  const auto control = field->find(field->control);
+  const auto rows = perturbed_rows(counts.n_rows, codes, static_cast<size_t>(field - fields.data()), state,
+                                   control.value_or(-1));
   const CsrMatrix expression = log_normalize(counts);
   std::map<int64_t, std::vector<double>> state_mean;
-  for (const auto& [s, rows] : of_state) state_mean[s] = column_means(expression.select_rows(rows));
+  for (const auto& [s, r] : rows.of_state) state_mean[s] = column_means(expression.select_rows(r));
   // Each perturbation's own effect in every state (context) that measured it well enough.
   std::map<int64_t, std::vector<std::vector<double>>> effects;
-  for (const auto& [key, rows] : of_pair) {
-    if (static_cast<int64_t>(rows.size()) < min_cells) continue;
-    auto effect = column_means(expression.select_rows(rows));
+  for (const auto& [key, r] : rows.of_pair) {
+    if (static_cast<int64_t>(r.size()) < min_cells) continue;
+    auto effect = column_means(expression.select_rows(r));
     const auto& base = state_mean[key.second];
     for (size_t j = 0; j < effect.size(); ++j) effect[j] -= base[j];
     effects[key.first].push_back(std::move(effect));
@@ -83,7 +99,7 @@ std::vector<double> perturbation_transfer(const CsrMatrix& counts,
   for (const auto& [p, list] : effects) {
     const auto m = static_cast<double>(list.size());
     if (list.size() < 2) continue;
-    const auto skip = target_columns(pert_it->labels[static_cast<size_t>(p - 1)], gene_names);
+    const auto skip = target_columns(field->labels[static_cast<size_t>(p - 1)], gene_names);
     double r = 0;
     int pairs = 0;
     for (size_t a = 0; a < list.size(); ++a)
@@ -98,6 +114,44 @@ std::vector<double> perturbation_transfer(const CsrMatrix& counts,
   for (size_t i = 0; i < weight.size(); ++i)
     if (!known[i] && static_cast<int64_t>(i + 1) != control) weight[i] = sum / measured;
   return weight;
+}
+
+TargetGeneEffect target_gene_effect(const CsrMatrix& counts, const std::vector<std::vector<int64_t>>& codes,
+                                    const std::vector<ConditionField>& fields,
+                                    const std::vector<std::string>& gene_names, int64_t min_cells) {
+  const ConditionField* field = perturbation_field_of(fields);
+  if (!field) return {};
+  const auto rows = perturbed_rows(counts.n_rows, codes, static_cast<size_t>(field - fields.data()),
+                                   state_field_index(fields), field->find(field->control).value_or(-1));
+  const CsrMatrix expression = log_normalize(counts);
+  const auto mean_of = [&](const std::vector<int64_t>& r) { return column_means(expression.select_rows(r)); };
+  std::map<int64_t, std::vector<double>> state_mean;
+  for (const auto& [s, r] : rows.of_state) state_mean[s] = mean_of(r);
+  // A knock-out leaves no counts at all: the ratio is floored at a 100-fold fall.
+  constexpr double kMinRatio = 0.01;
+  std::vector<double> log_ratios;
+  for (const auto& [key, r] : rows.of_pair) {
+    const auto targets = target_columns(field->labels[static_cast<size_t>(key.first - 1)], gene_names);
+    const auto n_pair = static_cast<double>(r.size());
+    const auto n_others = static_cast<double>(rows.of_state.at(key.second).size()) - n_pair;
+    if (targets.empty() || n_pair < static_cast<double>(min_cells) ||
+        n_others < static_cast<double>(min_cells))
+      continue;
+    const auto pair_mean = mean_of(r);
+    const auto& all = state_mean[key.second];
+    for (const int64_t t : targets) {
+      const auto j = static_cast<size_t>(t);
+      const double others = (all[j] * (n_pair + n_others) - pair_mean[j] * n_pair) / n_others;
+      if (others >= kMinTargetLevel)
+        log_ratios.push_back(std::log(std::max(pair_mean[j] / others, kMinRatio)));
+    }
+  }
+  if (log_ratios.size() < 3) return {};
+  const double typical = median(log_ratios);
+  const auto agreeing =
+      std::count_if(log_ratios.begin(), log_ratios.end(), [&](double x) { return x * typical > 0; });
+  if (3 * agreeing < 2 * static_cast<int64_t>(log_ratios.size())) return {};
+  return {typical, static_cast<int64_t>(log_ratios.size())};
 }
 
 }  // namespace lingshu

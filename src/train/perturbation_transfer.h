@@ -31,4 +31,22 @@ std::vector<double> perturbation_transfer(const CsrMatrix& counts,
                                           const std::vector<ConditionField>& fields,
                                           const std::vector<std::string>& gene_names, int64_t min_cells = 10);
 
+// What perturbations do to their own target genes, for a label no context measured (a knock-down
+// screen's held-out targets: the target gene itself is often the strongest change, and nothing
+// else in the model carries it to a label it never saw). Over every (perturbation, context, target
+// gene) with at least `min_cells` cells, whose target the context's other perturbed cells express
+// (mean log1p CP10k at least kMinTargetLevel): log(the target's mean log1p CP10k in the
+// perturbation's cells / in the context's other perturbed cells), the ratio in which a predicted
+// fall scales its start (sample/expected_profile.cpp). The median, when at least 3 were measured
+// and at least two thirds of them move the way the median does (a file mixing activation and
+// interference has no typical effect); otherwise none.
+struct TargetGeneEffect {
+  double log_ratio = 0;  // the median log ratio (0: none)
+  int64_t measured = 0;  // (perturbation, context, target) triples it was measured on
+};
+inline constexpr double kMinTargetLevel = 0.1;
+TargetGeneEffect target_gene_effect(const CsrMatrix& counts, const std::vector<std::vector<int64_t>>& codes,
+                                    const std::vector<ConditionField>& fields,
+                                    const std::vector<std::string>& gene_names, int64_t min_cells = 10);
+
 }  // namespace lingshu

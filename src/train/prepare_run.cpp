@@ -284,8 +284,13 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
   if (!run.resuming) {
     run.meta = new_metadata(options, cells, run.sample_counts, fields, obs, run.knowledge);
     if (const int p = run.meta.config.perturbation_field; p >= 0) {
-      run.meta.conditions[static_cast<size_t>(p)].transfer = perturbation_transfer(
-          run.sample_counts, run.sample_codes, run.meta.conditions, run.meta.gene_names);
+      ConditionField& field = run.meta.conditions[static_cast<size_t>(p)];
+      field.transfer = perturbation_transfer(run.sample_counts, run.sample_codes, run.meta.conditions,
+                                             run.meta.gene_names);
+      const auto target =
+          target_gene_effect(run.sample_counts, run.sample_codes, run.meta.conditions, run.meta.gene_names);
+      field.target_log_ratio = target.log_ratio;
+      field.target_effects = target.measured;
       run.meta.observed_states =
           observed_states(*run.counts, kept, state_labels_of_rows(run.meta.conditions, codes));
     }

@@ -34,12 +34,17 @@ TEST(Conditions, FieldTokensStartAfterNull) {
 }
 
 TEST(Conditions, JsonRoundTrip) {
-  const ConditionField field = make_perturbation_field(toy_obs(), "condition", "control");
+  ConditionField field = make_perturbation_field(toy_obs(), "condition", "control");
+  EXPECT_EQ(ConditionField::from_json(field.to_json()).target_effects, 0);
+  field.target_log_ratio = -2.5;
+  field.target_effects = 7;
   const ConditionField back = ConditionField::from_json(field.to_json());
   EXPECT_EQ(back.labels, field.labels);
   EXPECT_EQ(back.column, "condition");
   EXPECT_TRUE(back.is_perturbation);
   EXPECT_EQ(back.control, "control");
+  EXPECT_EQ(back.target_log_ratio, -2.5);
+  EXPECT_EQ(back.target_effects, 7);
 }
 
 TEST(Conditions, LibraryBinsAreQuantilesOfTheTotalsAndLabelTheirRanges) {

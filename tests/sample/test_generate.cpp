@@ -561,6 +561,32 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
                   shift_from(0, "", "type_1/perturbed"));
   expect_anchored(anchored[2].log_profile, *find_state(meta.observed_states, "type_0/perturbed"),
                   shift_from(2, "", "type_0/perturbed"));
+  // A perturbation no context measured whose label names a gene: that gene alone moves by the typical
+  // effect of a trained perturbation on its own target.
+  const std::string gene = genes()[static_cast<size_t>(untouched_genes_by_mean()[0])];
+  const std::vector<CellGroup> unseen{{labels("cell_type=type_1,condition=" + gene), 200, {}, {}}};
+  auto& field = loaded.meta.conditions[static_cast<size_t>(meta.config.perturbation_field)];
+  EXPECT_GE(field.target_effects, 3);  // the simulator knocks each perturbation's target down
+  EXPECT_LT(field.target_log_ratio, std::log(0.5));
+  field.target_effects = 0;
+  const auto unmoved = anchored_profiles(loaded, unseen, settings)[0].log_profile;
+  field.target_log_ratio = std::log(0.1);
+  field.target_effects = 5;
+  const auto moved = anchored_profiles(loaded, unseen, settings)[0].log_profile;
+  const auto target = static_cast<size_t>(untouched_genes_by_mean()[0]);
+  for (size_t j = 0; j < moved.size(); ++j) {
+    EXPECT_NEAR(moved[j], j == target ? unmoved[j] * 0.1 : unmoved[j], 1e-12) << j;
+  }
+  EXPECT_GT(unmoved[target], 1.0);
+  // Sampled cells reach it too: under the group's tilts the model's expected level is the moved one.
+  const double reached =
+      expected_profiles(loaded, unseen, settings, {}, anchor_tilts(loaded, unseen, settings))[0]
+          .log_profile[target];
+  EXPECT_NEAR(reached, moved[target], 0.2 * (unmoved[target] - moved[target]));
+  EXPECT_EQ(describe_anchors(loaded.meta, unseen),
+            "started 1 group(s) from their context's observed perturbed state plus the model's shift; 1 "
+            "target gene(s) no training label names alone moved x0.1, the median effect of a trained "
+            "perturbation on its own target (5 measured)");
   // A context whose perturbed state nobody measured starts from its controls, shifted as the model
   // moves from its own controls.
   std::erase_if(loaded.meta.observed_states, [](const auto& s) { return s.label == "type_1/perturbed"; });
