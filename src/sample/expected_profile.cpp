@@ -29,6 +29,9 @@ constexpr int kTiltRounds = 3;
 constexpr double kMinTiltVariance = 0.05;
 constexpr double kMaxTiltStep = 0.5;
 constexpr double kMaxTilt = 4.0;
+// A moved target gene's tilt (anchor_tilts): a highly expressed gene that the model almost never
+// draws at 0 needs more than kMaxTilt to fall 10-fold; its steps are capped at kMaxTilt.
+constexpr double kMaxMovedTilt = 12.0;
 
 // The sampler's distribution of each gene's token: softmax at the temperature (0: the most likely
 // token); a pre-filled gene keeps its token. logits [n, G, K], initial [n, G].
@@ -294,6 +297,19 @@ AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>
   return run;
 }
 
+// The tilts tried on one gene nearest its target from below and from above (its mean log value
+// rises with the tilt). Given the latest, the next tilt is where the straight line between the two
+// meets the target (false position): it stays between them however far from linear the level is.
+struct TiltBracket {
+  std::optional<std::pair<double, double>> below, above;  // (tilt, level)
+  std::optional<double> next(double tilt, double level, double target) {
+    (level < target ? below : above) = std::pair{tilt, level};
+    if (!below || !above || above->second <= below->second) return std::nullopt;
+    return below->first +
+           (target - below->second) * (above->first - below->first) / (above->second - below->second);
+  }
+};
+
 }  // namespace
 
 std::vector<ExpectedProfile> anchored_profiles(const LoadedModel& loaded,
@@ -319,11 +335,12 @@ std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector
       tilts[g] = {std::vector<double>(run.targets[g].size(), 0.0), run.model[g].library_size};
   }
   // Newton steps on each gene's tilt: the mean log value moves by about its variance per unit of t.
-  // A target gene moved by the typical effect on a perturbation's own target (often 20-fold down) is
-  // far from anything the model draws: its steps are not capped, and from the second round they
-  // take the slope measured between the last two rounds (the variance at one end misjudges a move
-  // that large: one step overshot a 10-fold fall by 3-fold).
-  std::vector<std::vector<std::pair<double, double>>> last(groups.size());  // moved targets' (t, level)
+  // A target gene moved by the typical effect on a perturbation's own target (often 10-fold down) is
+  // far from anything the model draws: its steps and its tilt go further, and once two tilts lie
+  // either side of its target, the next is taken between them. (Its mean log value is S-shaped in
+  // the tilt: capped at kMaxTilt, a highly expressed target stopped at 1.4 of a targeted 0.34; one
+  // uncapped Newton step overshot to 0.001.)
+  std::vector<std::vector<TiltBracket>> brackets(groups.size());
   std::vector<ExpectedProfile> tilted;
   for (int round = 0; round < kTiltRounds; ++round) {
     if (round > 0) tilted = expected_profiles(loaded, groups, settings, {}, tilts);
@@ -332,23 +349,23 @@ std::vector<GroupTilt> anchor_tilts(const LoadedModel& loaded, const std::vector
       const auto& target = run.targets[g];
       const auto& level = profiles[g].log_profile;
       const auto& moved = run.anchors.unmeasured_targets[g];
-      std::vector<double> slope(target.size()), max_step(target.size(), kMaxTiltStep);
-      for (size_t j = 0; j < target.size(); ++j)
-        slope[j] = std::max(profiles[g].log_variance[j], kMinTiltVariance);
-      last[g].resize(moved.size());
+      std::vector<double> max_step(target.size(), kMaxTiltStep), max_tilt(target.size(), kMaxTilt);
+      std::vector<std::optional<double>> between(target.size());
+      brackets[g].resize(moved.size());
       for (size_t k = 0; k < moved.size(); ++k) {
         const auto j = static_cast<size_t>(moved[k]);
-        const auto [t_before, level_before] = last[g][k];
-        if (round > 0 && std::abs(tilts[g].t[j] - t_before) > 1e-9) {
-          const double secant = (level[j] - level_before) / (tilts[g].t[j] - t_before);
-          if (secant > 0) slope[j] = secant;
-        }
-        last[g][k] = {tilts[g].t[j], level[j]};
         max_step[j] = kMaxTilt;
+        max_tilt[j] = kMaxMovedTilt;
+        between[j] = brackets[g][k].next(tilts[g].t[j], level[j], target[j]);
       }
       for (size_t j = 0; j < target.size(); ++j) {
-        const double step = std::clamp((target[j] - level[j]) / slope[j], -max_step[j], max_step[j]);
-        tilts[g].t[j] = std::clamp(tilts[g].t[j] + step, -kMaxTilt, kMaxTilt);
+        if (between[j]) {
+          tilts[g].t[j] = *between[j];
+          continue;
+        }
+        const double step = (target[j] - level[j]) / std::max(profiles[g].log_variance[j], kMinTiltVariance);
+        tilts[g].t[j] = std::clamp(tilts[g].t[j] + std::clamp(step, -max_step[j], max_step[j]), -max_tilt[j],
+                                   max_tilt[j]);
       }
     }
   }
