@@ -157,9 +157,11 @@ struct Anchors {
   // Per group, the gene columns its perturbation targets where no context measured that target
   // (ConditionField::target_log_ratio moves them).
   std::vector<std::vector<int64_t>> unmeasured_targets;
-  // The observed states as estimated across contexts, which predicted groups start from; shared so
+  // The observed states as estimated across contexts, which predicted groups start from, and the
+  // perturbed states of contexts that measured only controls (perturbed_from_controls); shared so
   // that `start` stays valid in every copy.
   std::shared_ptr<const std::vector<ObservedState>> estimated;
+  std::shared_ptr<std::vector<ObservedState>> imputed;
   bool any() const {
     return std::any_of(start.begin(), start.end(), [](const auto* s) { return s != nullptr; });
   }
@@ -176,12 +178,57 @@ std::vector<int64_t> targets_never_measured(const ModelMetadata& meta, const Con
   return out;
 }
 
+// A level moved as `reference` -> `to` moves: a rise added, a fall scaled. A mean log value cannot
+// fall below 0; a fall taken as a difference from a higher reference emptied genes on a lower start
+// (Kang's CD4T: 208 genes its controls express predicted at exactly 0, each then a top-ranked
+// spurious DE gene); as a ratio the gene falls as far in proportion, and where the start is the
+// reference the two agree.
+double moved_level(double start, double to, double reference) {
+  return to >= reference ? start + to - reference : start * to / reference;
+}
+
+// The perturbed state of a context whose perturbed cells were all held out (a patient's treated
+// cells): its controls moved as the contexts that measured both states moved, on average, from their
+// controls to their perturbed cells. Without it, what every perturbation of a context shares (carried
+// by the state's own label, which the context never had) is missing: the perturbation's label
+// carries only its tilt of that state. nullopt when no other context measured both.
+std::optional<ObservedState> perturbed_from_controls(const std::vector<ObservedState>& states,
+                                                     const ObservedState& control) {
+  constexpr std::string_view kControl = "control", kPerturbed = "perturbed";
+  const size_t n_genes = control.log_profile.size();
+  std::vector<double> to(n_genes, 0.0), from(n_genes, 0.0);
+  double library_ratio = 0;
+  int contexts = 0;
+  for (const auto& perturbed : states) {
+    if (!perturbed.label.ends_with(kPerturbed)) continue;
+    const auto context = perturbed.label.substr(0, perturbed.label.size() - kPerturbed.size());
+    const ObservedState* its_control = find_state(states, context + std::string(kControl));
+    if (!its_control) continue;
+    for (size_t j = 0; j < n_genes; ++j) {
+      to[j] += perturbed.log_profile[j];
+      from[j] += its_control->log_profile[j];
+    }
+    library_ratio += perturbed.library_size / its_control->library_size;
+    ++contexts;
+  }
+  if (contexts == 0) return std::nullopt;
+  ObservedState out = control;
+  out.label = control.label.substr(0, control.label.size() - kControl.size()) + std::string(kPerturbed);
+  out.n_cells = 0;
+  out.library_size = control.library_size * library_ratio / contexts;
+  for (size_t j = 0; j < n_genes; ++j)
+    out.log_profile[j] = moved_level(control.log_profile[j], to[j] / contexts, from[j] / contexts);
+  return out;
+}
+
 Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
   const auto& observed = meta.observed_states;
   Anchors out{std::vector<const ObservedState*>(groups.size(), nullptr),
               std::vector<std::vector<std::string>>(groups.size()),
               std::vector<std::vector<int64_t>>(groups.size()),
-              std::make_shared<const std::vector<ObservedState>>(estimated_across_contexts(observed))};
+              std::make_shared<const std::vector<ObservedState>>(estimated_across_contexts(observed)),
+              std::make_shared<std::vector<ObservedState>>()};
+  out.imputed->reserve(groups.size());  // `start` points into it
   const int pert = meta.config.perturbation_field;
   if (pert < 0) return out;
   const int state = state_field_index(meta.conditions);
@@ -199,10 +246,18 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
       continue;
     }
     auto reference = groups[g].labels;
+    std::optional<ObservedState> perturbed;
+    if (!own && control && state >= 0)
+      perturbed = perturbed_from_controls(*out.estimated, *estimate_of(control));
     if (own) {  // the context's perturbed state, perturbation NULL
       reference[static_cast<size_t>(pert)].clear();
       reference[static_cast<size_t>(state)] = own->label;
       out.start[g] = estimate_of(own);
+    } else if (perturbed) {
+      // the context's controls moved into the perturbed state, plus the model's shift from them
+      reference[static_cast<size_t>(pert)] = field.control;
+      reference[static_cast<size_t>(state)] = control->label;
+      out.start[g] = &out.imputed->emplace_back(std::move(*perturbed));
     } else if (control) {  // the context's controls
       reference[static_cast<size_t>(pert)] = field.control;
       if (state >= 0) reference[static_cast<size_t>(state)] = control->label;
@@ -217,18 +272,13 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   return out;
 }
 
-// The anchored profile of a group whose model profile is `p`: the start plus the model's rise, or
-// times its fall. A mean log value cannot fall below 0; a fall taken as a difference from the
-// model's own (higher) level emptied genes on a lower start (Kang's CD4T: 208 genes its controls
-// express predicted at exactly 0, each then a top-ranked spurious DE gene); as a ratio the gene
-// falls as far in proportion, and where the start is the model's own level the two agree.
+// The anchored profile of a group whose model profile is `p`: the start moved as the model moves
+// from its reference.
 std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& start, bool shifted) {
   if (!shifted) return start.log_profile;
   std::vector<double> out(p.log_profile.size());
   for (size_t j = 0; j < out.size(); ++j) {
-    const double model = p.log_profile[j], reference = p.reference_log_profile[j];
-    out[j] = model >= reference ? start.log_profile[j] + model - reference
-                                : start.log_profile[j] * model / reference;
+    out[j] = moved_level(start.log_profile[j], p.log_profile[j], p.reference_log_profile[j]);
   }
   return out;
 }
@@ -237,13 +287,16 @@ std::vector<double> anchored(const ExpectedProfile& p, const ObservedState& star
 
 std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
   const Anchors anchors = plan_anchors(meta, groups);
-  int64_t observed = 0, from_state = 0, from_controls = 0, model_only = 0, estimated = 0;
+  int64_t observed = 0, from_state = 0, from_controls = 0, imputed = 0, model_only = 0, estimated = 0;
+  const auto& made = *anchors.imputed;
   for (size_t g = 0; g < groups.size(); ++g) {
     const ObservedState* start = anchors.start[g];
     if (!start) {
       ++model_only;
     } else if (anchors.references[g].empty()) {
       ++observed;
+    } else if (!made.empty() && start >= made.data() && start < made.data() + made.size()) {
+      ++imputed;
     } else {
       ++(start->label.ends_with("control") ? from_controls : from_state);
       estimated += start->log_profile != find_state(meta.observed_states, start->label)->log_profile;
@@ -256,6 +309,9 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
   add(observed, "as their training cells measured them");
   add(from_state, "from their context's observed perturbed state plus the model's shift");
   add(from_controls, "from their context's observed controls plus the model's shift from them");
+  add(imputed,
+      "from their context's observed controls moved as the other contexts' controls move to their "
+      "perturbed cells, plus the model's shift from its controls (the context has no perturbed state)");
   add(model_only, "from the model alone (nothing observed to start from)");
   std::string note =
       estimated > 0

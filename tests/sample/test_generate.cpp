@@ -587,14 +587,33 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
             "started 1 group(s) from their context's observed perturbed state plus the model's shift; 1 "
             "target gene(s) no training label names alone moved x0.1, the median effect of a trained "
             "perturbation on its own target (5 measured)");
-  // A context whose perturbed state nobody measured starts from its controls, shifted as the model
-  // moves from its own controls.
+  // A context whose perturbed cells were all held out starts from its controls moved as the other
+  // contexts' controls move to their perturbed cells (type_0's alone here: rises added, falls
+  // scaled), plus the model's shift from its controls.
   std::erase_if(loaded.meta.observed_states, [](const auto& s) { return s.label == "type_1/perturbed"; });
-  const auto from_controls = anchored_profiles(loaded, groups, settings);
+  const ObservedState p0 = *find_state(meta.observed_states, "type_0/perturbed");
+  const ObservedState c0 = *find_state(meta.observed_states, "type_0/control");
+  ObservedState imputed = control;
+  for (size_t j = 0; j < imputed.log_profile.size(); ++j) {
+    const double to = p0.log_profile[j], from = c0.log_profile[j], start = control.log_profile[j];
+    imputed.log_profile[j] = to >= from ? start + to - from : start * to / from;
+  }
+  const auto from_imputed = anchored_profiles(loaded, groups, settings);
   EXPECT_EQ(describe_anchors(meta, groups),
             "started 1 group(s) as their training cells measured them; 1 group(s) from their context's "
             "observed perturbed state plus the model's shift; 1 group(s) from their context's observed "
-            "controls plus the model's shift from them");
+            "controls moved as the other contexts' controls move to their perturbed cells, plus the "
+            "model's shift from its controls (the context has no perturbed state)");
+  expect_anchored(from_imputed[0].log_profile, imputed, shift_from(0, "control", "type_1/control"));
+  EXPECT_NEAR(from_imputed[0].library_size, control.library_size * p0.library_size / c0.library_size, 1e-9);
+  EXPECT_EQ(from_imputed[1].log_profile, control.log_profile);
+  // With no context's perturbed state at all, a context starts from its controls, shifted as the
+  // model moves from its own controls.
+  std::erase_if(loaded.meta.observed_states, [](const auto& s) { return s.label == "type_0/perturbed"; });
+  const auto from_controls = anchored_profiles(loaded, groups, settings);
+  EXPECT_EQ(describe_anchors(meta, groups),
+            "started 1 group(s) as their training cells measured them; 2 group(s) from their context's "
+            "observed controls plus the model's shift from them");
   expect_anchored(from_controls[0].log_profile, control, shift_from(0, "control", "type_1/control"));
   EXPECT_EQ(from_controls[1].log_profile, control.log_profile);
   // With four contexts' controls measured, the predicted group starts from its context's controls
@@ -610,10 +629,9 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
   EXPECT_NE(estimated_control.log_profile, control.log_profile);
   const auto from_estimate = anchored_profiles(loaded, groups, settings);
   EXPECT_EQ(describe_anchors(loaded.meta, groups),
-            "started 1 group(s) as their training cells measured them; 1 group(s) from their context's "
-            "observed perturbed state plus the model's shift; 1 group(s) from their context's observed "
-            "controls plus the model's shift from them (for 1 of them, that start is estimated across "
-            "contexts, not its cells' mean)");
+            "started 1 group(s) as their training cells measured them; 2 group(s) from their context's "
+            "observed controls plus the model's shift from them (for 2 of them, that start is estimated "
+            "across contexts, not its cells' mean)");
   expect_anchored(from_estimate[0].log_profile, estimated_control,
                   shift_from(0, "control", "type_1/control"));
   EXPECT_EQ(from_estimate[1].log_profile, control.log_profile);
