@@ -69,7 +69,7 @@ const ConditionField* perturbation_field_of(const std::vector<ConditionField>& f
 }
 }  // namespace
 
-std::vector<double> perturbation_transfer(const CsrMatrix& counts,
+std::vector<double> perturbation_transfer(const CsrMatrix& expression,
                                           const std::vector<std::vector<int64_t>>& codes,
                                           const std::vector<ConditionField>& fields,
                                           const std::vector<std::string>& gene_names, int64_t min_cells) {
@@ -79,9 +79,8 @@ std::vector<double> perturbation_transfer(const CsrMatrix& counts,
   std::vector<double> weight(field->labels.size(), 1.0);
   if (state < 0) return weight;
   const auto control = field->find(field->control);
-  const auto rows = perturbed_rows(counts.n_rows, codes, static_cast<size_t>(field - fields.data()), state,
-                                   control.value_or(-1));
-  const CsrMatrix expression = log_normalize(counts);
+  const auto rows = perturbed_rows(expression.n_rows, codes, static_cast<size_t>(field - fields.data()),
+                                   state, control.value_or(-1));
   std::map<int64_t, std::vector<double>> state_mean;
   for (const auto& [s, r] : rows.of_state) state_mean[s] = column_means(expression.select_rows(r));
   // Each perturbation's own effect in every state (context) that measured it well enough.
@@ -116,14 +115,14 @@ std::vector<double> perturbation_transfer(const CsrMatrix& counts,
   return weight;
 }
 
-TargetGeneEffect target_gene_effect(const CsrMatrix& counts, const std::vector<std::vector<int64_t>>& codes,
+TargetGeneEffect target_gene_effect(const CsrMatrix& expression,
+                                    const std::vector<std::vector<int64_t>>& codes,
                                     const std::vector<ConditionField>& fields,
                                     const std::vector<std::string>& gene_names, int64_t min_cells) {
   const ConditionField* field = perturbation_field_of(fields);
   if (!field) return {};
-  const auto rows = perturbed_rows(counts.n_rows, codes, static_cast<size_t>(field - fields.data()),
+  const auto rows = perturbed_rows(expression.n_rows, codes, static_cast<size_t>(field - fields.data()),
                                    state_field_index(fields), field->find(field->control).value_or(-1));
-  const CsrMatrix expression = log_normalize(counts);
   const auto mean_of = [&](const std::vector<int64_t>& r) { return column_means(expression.select_rows(r)); };
   std::map<int64_t, std::vector<double>> state_mean;
   for (const auto& [s, r] : rows.of_state) state_mean[s] = mean_of(r);

@@ -23,10 +23,11 @@
 namespace lingshu {
 
 // The transfer weight in [0, 1] of each label of fields[perturbation] (index = token - 1; the
-// control's is 1): from the cells of `counts` (codes[f][r]: token of row r in field f) of every
-// (state, perturbation) with at least `min_cells` cells. A perturbation measured in fewer than two
+// control's is 1): from the cells of `expression` (log1p CP10k, data/preprocess.h log_normalize;
+// codes[f][r]: token of row r in field f) of every (state, perturbation) with at least `min_cells`
+// cells. A perturbation measured in fewer than two
 // contexts gets the mean weight of those measured in two or more (1 when there are none).
-std::vector<double> perturbation_transfer(const CsrMatrix& counts,
+std::vector<double> perturbation_transfer(const CsrMatrix& expression,
                                           const std::vector<std::vector<int64_t>>& codes,
                                           const std::vector<ConditionField>& fields,
                                           const std::vector<std::string>& gene_names, int64_t min_cells = 10);
@@ -45,7 +46,8 @@ struct TargetGeneEffect {
   int64_t measured = 0;  // (perturbation, context, target) triples it was measured on
 };
 inline constexpr double kMinTargetLevel = 0.1;
-TargetGeneEffect target_gene_effect(const CsrMatrix& counts, const std::vector<std::vector<int64_t>>& codes,
+TargetGeneEffect target_gene_effect(const CsrMatrix& expression,
+                                    const std::vector<std::vector<int64_t>>& codes,
                                     const std::vector<ConditionField>& fields,
                                     const std::vector<std::string>& gene_names, int64_t min_cells = 10);
 

@@ -16,6 +16,7 @@
 #include "core/seed.h"
 #include "data/conditions.h"
 #include "data/observed_states.h"
+#include "data/preprocess.h"
 #include "train/conditioning.h"
 #include "train/perturbation_transfer.h"
 #include "train/step_plan.h"
@@ -285,10 +286,11 @@ PreparedRun prepare_run(const TrainingCells& cells, const TrainOptions& requeste
     run.meta = new_metadata(options, cells, run.sample_counts, fields, obs, run.knowledge);
     if (const int p = run.meta.config.perturbation_field; p >= 0) {
       ConditionField& field = run.meta.conditions[static_cast<size_t>(p)];
-      field.transfer = perturbation_transfer(run.sample_counts, run.sample_codes, run.meta.conditions,
-                                             run.meta.gene_names);
+      const CsrMatrix expression = log_normalize(run.sample_counts);
+      field.transfer =
+          perturbation_transfer(expression, run.sample_codes, run.meta.conditions, run.meta.gene_names);
       const auto target =
-          target_gene_effect(run.sample_counts, run.sample_codes, run.meta.conditions, run.meta.gene_names);
+          target_gene_effect(expression, run.sample_codes, run.meta.conditions, run.meta.gene_names);
       field.target_log_ratio = target.log_ratio;
       field.target_effects = target.measured;
       run.meta.observed_states =

@@ -66,7 +66,7 @@ TEST(PerturbationTransfer, SharedEffectsCarryOverContextSpecificOnesDoNot) {
       }
     }
   }
-  const auto weight = perturbation_transfer(counts, codes, fields, genes);
+  const auto weight = perturbation_transfer(log_normalize(counts), codes, fields, genes);
   ASSERT_EQ(weight.size(), 10u);
   EXPECT_GT(weight[0], 0.8);
   EXPECT_LT(weight[1], 0.3);
@@ -75,7 +75,8 @@ TEST(PerturbationTransfer, SharedEffectsCarryOverContextSpecificOnesDoNot) {
   EXPECT_NEAR(weight[2], measured, 1e-12);
   EXPECT_EQ(weight[9], 1.0);  // the control
   // Without a state field there is nothing to weigh against: every weight is 1.
-  const auto plain = perturbation_transfer(counts, {codes[0], codes[1]}, {fields[0], fields[1]}, genes);
+  const auto plain =
+      perturbation_transfer(log_normalize(counts), {codes[0], codes[1]}, {fields[0], fields[1]}, genes);
   EXPECT_EQ(plain, std::vector<double>(10, 1.0));
 }
 
@@ -125,7 +126,8 @@ TargetScreen target_screen(const std::vector<double>& factor, int contexts) {
 TEST(TargetGeneEffect, TheMedianFallOfEachPerturbationsOwnTarget) {
   const std::vector<double> factor{0.1, 0.1, 0.2, 0.05};
   const auto screen = target_screen(factor, 3);
-  const auto effect = target_gene_effect(screen.counts, screen.codes, screen.fields, screen.genes);
+  const auto effect =
+      target_gene_effect(log_normalize(screen.counts), screen.codes, screen.fields, screen.genes);
   EXPECT_EQ(effect.measured, 12);  // 4 perturbations x 3 contexts, one target each
   // By hand: each perturbation's rows are a block of 80 in order, contexts in order; a target's
   // level in the context's other perturbed cells is the mean over the other perturbations' blocks.
@@ -151,7 +153,7 @@ TEST(TargetGeneEffect, TheMedianFallOfEachPerturbationsOwnTarget) {
   // A knock-out leaves no counts; the ratio is floored rather than -infinity.
   const auto none_left = target_screen({0, 0, 0}, 2);
   const auto knocked_out =
-      target_gene_effect(none_left.counts, none_left.codes, none_left.fields, none_left.genes);
+      target_gene_effect(log_normalize(none_left.counts), none_left.codes, none_left.fields, none_left.genes);
   EXPECT_EQ(knocked_out.measured, 6);
   EXPECT_NEAR(knocked_out.log_ratio, std::log(0.01), 1e-12);
 }
@@ -159,17 +161,18 @@ TEST(TargetGeneEffect, TheMedianFallOfEachPerturbationsOwnTarget) {
 TEST(TargetGeneEffect, NoneWithoutAConsistentDirectionOrEnoughMeasurements) {
   // Activation and interference mixed: half the targets rise four-fold, half fall ten-fold.
   const auto mixed = target_screen({4, 0.1, 4, 0.1}, 3);
-  const auto none = target_gene_effect(mixed.counts, mixed.codes, mixed.fields, mixed.genes);
+  const auto none = target_gene_effect(log_normalize(mixed.counts), mixed.codes, mixed.fields, mixed.genes);
   EXPECT_EQ(none.measured, 0);
   EXPECT_EQ(none.log_ratio, 0.0);
   // Two measurements are too few.
   const auto two = target_screen({0.1, 0.1}, 1);
-  EXPECT_EQ(target_gene_effect(two.counts, two.codes, two.fields, two.genes).measured, 0);
+  EXPECT_EQ(target_gene_effect(log_normalize(two.counts), two.codes, two.fields, two.genes).measured, 0);
   // Targets that are not genes of the file (a drug screen's labels) measure nothing.
   auto drugs = target_screen({0.1, 0.1, 0.1}, 3);
   for (auto& label : drugs.fields[1].labels)
     if (label != "control") label = "drug" + label;
-  EXPECT_EQ(target_gene_effect(drugs.counts, drugs.codes, drugs.fields, drugs.genes).measured, 0);
+  EXPECT_EQ(target_gene_effect(log_normalize(drugs.counts), drugs.codes, drugs.fields, drugs.genes).measured,
+            0);
 }
 
 }  // namespace
