@@ -32,6 +32,14 @@ constexpr double kMaxTilt = 4.0;
 // A moved target gene's tilt (anchor_tilts): a highly expressed gene that the model almost never
 // draws at 0 needs more than kMaxTilt to fall 10-fold; its steps are capped at kMaxTilt.
 constexpr double kMaxMovedTilt = 12.0;
+// A context without perturbed cells in a model of one perturbation: the share of its anchored
+// profile taken from its controls moved as the other contexts' move (the additive baseline's
+// prediction) rather than by the model's shift. The model's shift is shorter than the real response
+// (its label combinations are shrunk towards all cells, and a logit shift carries a strong responder's
+// effect only in part) and the average move carries the other contexts' own responses; their errors
+// differ, and a quarter of the average move beat either alone (BENCHMARKS.md, "A held-out context of
+// one perturbation").
+constexpr double kAverageMoveWeight = 0.25;
 
 // The sampler's distribution of each gene's token: softmax at the temperature (0: the most likely
 // token); a pre-filled gene keeps its token. logits [n, G, K], initial [n, G].
@@ -157,9 +165,13 @@ struct Anchors {
   // Per group, the gene columns its perturbation targets where no context measured that target
   // (ConditionField::target_log_ratio moves them).
   std::vector<std::vector<int64_t>> unmeasured_targets;
+  // Per group of a model without a state field (one perturbation) whose context has no perturbed
+  // cells: its controls moved as the other contexts' controls move to their perturbed cells, which a
+  // share kAverageMoveWeight of its anchored profile comes from (nullptr: none).
+  std::vector<const ObservedState*> average_move;
   // The observed states as estimated across contexts, which predicted groups start from, and the
   // perturbed states of contexts that measured only controls (perturbed_from_controls); shared so
-  // that `start` stays valid in every copy.
+  // that `start` and `average_move` stay valid in every copy.
   std::shared_ptr<const std::vector<ObservedState>> estimated;
   std::shared_ptr<std::vector<ObservedState>> imputed;
   bool any() const {
@@ -191,9 +203,9 @@ double moved_level(double start, double to, double reference) {
 // cells): its controls moved as the contexts that measured both states moved, on average, from their
 // controls to their perturbed cells. Without it, what every perturbation of a context shares (carried
 // by the state's own label, which the context never had) is missing: the perturbation's label
-// carries only its tilt of that state. nullopt when no other context measured both.
-std::optional<ObservedState> perturbed_from_controls(const std::vector<ObservedState>& states,
-                                                     const ObservedState& control) {
+// carries only its tilt of that state. Appended to `into`; nullptr when no other context measured both.
+const ObservedState* perturbed_from_controls(const std::vector<ObservedState>& states,
+                                             const ObservedState& control, std::vector<ObservedState>& into) {
   constexpr std::string_view kControl = "control", kPerturbed = "perturbed";
   const size_t n_genes = control.log_profile.size();
   std::vector<double> to(n_genes, 0.0), from(n_genes, 0.0);
@@ -211,14 +223,14 @@ std::optional<ObservedState> perturbed_from_controls(const std::vector<ObservedS
     library_ratio += perturbed.library_size / its_control->library_size;
     ++contexts;
   }
-  if (contexts == 0) return std::nullopt;
-  ObservedState out = control;
+  if (contexts == 0) return nullptr;
+  ObservedState& out = into.emplace_back(control);
   out.label = control.label.substr(0, control.label.size() - kControl.size()) + std::string(kPerturbed);
   out.n_cells = 0;
   out.library_size = control.library_size * library_ratio / contexts;
   for (size_t j = 0; j < n_genes; ++j)
     out.log_profile[j] = moved_level(control.log_profile[j], to[j] / contexts, from[j] / contexts);
-  return out;
+  return &out;
 }
 
 Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& groups) {
@@ -226,9 +238,10 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   Anchors out{std::vector<const ObservedState*>(groups.size(), nullptr),
               std::vector<std::vector<std::string>>(groups.size()),
               std::vector<std::vector<int64_t>>(groups.size()),
+              std::vector<const ObservedState*>(groups.size(), nullptr),
               std::make_shared<const std::vector<ObservedState>>(estimated_across_contexts(observed)),
               std::make_shared<std::vector<ObservedState>>()};
-  out.imputed->reserve(groups.size());  // `start` points into it
+  out.imputed->reserve(groups.size());  // `start` and `average_move` point into it
   const int pert = meta.config.perturbation_field;
   if (pert < 0) return out;
   const int state = state_field_index(meta.conditions);
@@ -246,22 +259,23 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
       continue;
     }
     auto reference = groups[g].labels;
-    std::optional<ObservedState> perturbed;
-    if (!own && control && state >= 0)
-      perturbed = perturbed_from_controls(*out.estimated, *estimate_of(control));
+    const ObservedState* perturbed =
+        !own && control ? perturbed_from_controls(*out.estimated, *estimate_of(control), *out.imputed)
+                        : nullptr;
     if (own) {  // the context's perturbed state, perturbation NULL
       reference[static_cast<size_t>(pert)].clear();
       reference[static_cast<size_t>(state)] = own->label;
       out.start[g] = estimate_of(own);
-    } else if (perturbed) {
+    } else if (perturbed && state >= 0) {
       // the context's controls moved into the perturbed state, plus the model's shift from them
       reference[static_cast<size_t>(pert)] = field.control;
       reference[static_cast<size_t>(state)] = control->label;
-      out.start[g] = &out.imputed->emplace_back(std::move(*perturbed));
+      out.start[g] = perturbed;
     } else if (control) {  // the context's controls
       reference[static_cast<size_t>(pert)] = field.control;
       if (state >= 0) reference[static_cast<size_t>(state)] = control->label;
       out.start[g] = estimate_of(control);
+      out.average_move[g] = perturbed;
     } else {
       continue;
     }
@@ -318,6 +332,14 @@ std::string describe_anchors(const ModelMetadata& meta, const std::vector<CellGr
           ? fmt::format(" (for {} of them, that start is estimated across contexts, not its cells' mean)",
                         estimated)
           : "";
+  const auto averaged = std::count_if(anchors.average_move.begin(), anchors.average_move.end(),
+                                      [](const auto* m) { return m != nullptr; });
+  if (averaged > 0) {
+    note += fmt::format(
+        "; for {} of them, {:g}% of the profile is their controls moved as the other contexts' controls "
+        "move to their perturbed cells",
+        averaged, 100 * kAverageMoveWeight);
+  }
   int64_t moved = 0;
   for (const auto& t : anchors.unmeasured_targets) moved += std::ssize(t);
   if (moved > 0) {
@@ -346,6 +368,10 @@ AnchoredRun run_anchored(const LoadedModel& loaded, const std::vector<CellGroup>
   for (size_t g = 0; g < groups.size(); ++g) {
     if (!run.anchors.start[g]) continue;
     run.targets[g] = anchored(run.model[g], *run.anchors.start[g], !run.anchors.references[g].empty());
+    if (const ObservedState* moved = run.anchors.average_move[g]) {
+      for (size_t j = 0; j < run.targets[g].size(); ++j)
+        run.targets[g][j] += kAverageMoveWeight * (moved->log_profile[j] - run.targets[g][j]);
+    }
     const auto& field = loaded.meta.conditions[static_cast<size_t>(loaded.meta.config.perturbation_field)];
     for (const int64_t j : run.anchors.unmeasured_targets[g])
       run.targets[g][static_cast<size_t>(j)] *= std::exp(field.target_log_ratio);

@@ -637,6 +637,55 @@ TEST_F(Conditional, AnchoredProfilesStartFromTheObservedStates) {
   EXPECT_EQ(from_estimate[1].log_profile, control.log_profile);
 }
 
+TEST_F(Conditional, OnePerturbationsHeldOutContextTakesAShareOfTheAverageMove) {
+  // Only the controls and one perturbation: no perturbation state, and type_0's perturbed cells held out.
+  std::vector<int64_t> rows;
+  const Column& condition = *data().obs.find("condition");
+  for (int64_t i = 0; i < data().n_obs(); ++i) {
+    if (*condition.label(i) == "control" || *condition.label(i) == pert_) rows.push_back(i);
+  }
+  auto o = tiny_train_options(file("one_perturbation"), 10);
+  o.condition_fields = {"cell_type"};
+  o.perturbation = "condition";
+  o.holdouts = {"cell_type=type_0,condition=" + pert_};
+  train_model(data().select_cells(rows), o);
+  const LoadedModel loaded = load_model(file("one_perturbation"));
+  const ModelMetadata& meta = loaded.meta;
+  ASSERT_LT(state_field_index(meta.conditions), 0);
+  const std::vector<CellGroup> groups{
+      {labels_from_terms(meta, {"cell_type=type_0,condition=" + pert_}), 200, {}, {}},
+      {labels_from_terms(meta, {"cell_type=type_1,condition=" + pert_}), 200, {}, {}}};
+  SamplingSettings settings = quick_sampling(5);
+  settings.steps = 1;
+  std::vector<std::vector<std::string>> references(groups.size());
+  references[0] = groups[0].labels;
+  references[0][static_cast<size_t>(meta.config.perturbation_field)] = "control";
+  const ExpectedProfile shift = expected_profiles(loaded, groups, settings, references)[0];
+  const auto anchored = anchored_profiles(loaded, groups, settings);
+  EXPECT_EQ(describe_anchors(meta, groups),
+            "started 1 group(s) as their training cells measured them; 1 group(s) from their context's "
+            "observed controls plus the model's shift from them; for 1 of them, 25% of the profile is their "
+            "controls moved as the other contexts' controls move to their perturbed cells");
+  // Three quarters the controls moved by the model's shift, a quarter moved as type_1's controls
+  // move to its perturbed cells (rises added, falls scaled, both ways).
+  const auto moved = [](double start, double to, double from) {
+    return to >= from ? start + to - from : start * to / from;
+  };
+  const ObservedState& c0 = *find_state(meta.observed_states, "type_0/control");
+  const ObservedState& c1 = *find_state(meta.observed_states, "type_1/control");
+  const ObservedState& p1 = *find_state(meta.observed_states, "type_1/perturbed");
+  double differs = 0;
+  for (size_t j = 0; j < c0.log_profile.size(); ++j) {
+    const double by_model = moved(c0.log_profile[j], shift.log_profile[j], shift.reference_log_profile[j]);
+    const double by_average = moved(c0.log_profile[j], p1.log_profile[j], c1.log_profile[j]);
+    EXPECT_NEAR(anchored[0].log_profile[j], 0.75 * by_model + 0.25 * by_average, 1e-9) << j;
+    differs = std::max(differs, std::abs(by_model - by_average));
+  }
+  EXPECT_GT(differs, 0.05);
+  // A measured pair is its cells, as before.
+  EXPECT_EQ(anchored[1].log_profile, find_state(meta.observed_states, "type_1/perturbed")->log_profile);
+}
+
 TEST_F(Conditional, SampledCellsCentreOnTheAnchoredProfile) {
   const LoadedModel loaded = load_model(model());
   const std::vector<CellGroup> groups{
