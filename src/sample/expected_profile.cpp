@@ -40,6 +40,10 @@ constexpr double kMaxMovedTilt = 12.0;
 // differ, and a quarter of the average move beat either alone (BENCHMARKS.md, "A held-out context of
 // one perturbation").
 constexpr double kAverageMoveWeight = 0.25;
+// perturbed_from_controls: how fast a context's weight falls with the correlation of its controls
+// with the predicted context's (centred). 0.5 measured best of 0.1 / 0.25 / 0.5 on Kang's seven cell
+// types held out in turn (BENCHMARKS.md, "A held-out context of one perturbation").
+constexpr double kSimilarityScale = 0.5;
 
 // The sampler's distribution of each gene's token: softmax at the temperature (0: the most likely
 // token); a pre-filled gene keeps its token. logits [n, G, K], initial [n, G].
@@ -200,36 +204,54 @@ double moved_level(double start, double to, double reference) {
 }
 
 // The perturbed state of a context whose perturbed cells were all held out (a patient's treated
-// cells): its controls moved as the contexts that measured both states moved, on average, from their
-// controls to their perturbed cells. Without it, what every perturbation of a context shares (carried
-// by the state's own label, which the context never had) is missing: the perturbation's label
-// carries only its tilt of that state. Appended to `into`; nullptr when no other context measured both.
+// cells): its controls moved as the contexts that measured both states moved from their controls to
+// their perturbed cells, on average, each context weighted by how alike its controls are to these
+// (exp(r / kSimilarityScale), r the correlation of the two control profiles, both centred on the mean
+// of every context's controls). Without it, what every perturbation of a context shares (carried by
+// the state's own label, which the context never had) is missing: the perturbation's label carries
+// only its tilt of that state. Weighted, a monocyte type takes the other monocytes' far larger
+// response; contexts that all look alike get near-equal weights. Appended to `into`; nullptr when no
+// other context measured both.
 const ObservedState* perturbed_from_controls(const std::vector<ObservedState>& states,
                                              const ObservedState& control, std::vector<ObservedState>& into) {
   constexpr std::string_view kControl = "control", kPerturbed = "perturbed";
   const size_t n_genes = control.log_profile.size();
+  std::vector<double> centre(n_genes, 0.0);
+  int n_controls = 0;
+  for (const auto& s : states) {
+    if (!s.label.ends_with(kControl)) continue;
+    for (size_t j = 0; j < n_genes; ++j) centre[j] += s.log_profile[j];
+    ++n_controls;
+  }
+  const auto centred = [&](const ObservedState& s) {
+    std::vector<double> out(n_genes);
+    for (size_t j = 0; j < n_genes; ++j) out[j] = s.log_profile[j] - centre[j] / n_controls;
+    return out;
+  };
+  const auto own = centred(control);
   std::vector<double> to(n_genes, 0.0), from(n_genes, 0.0);
-  double library_ratio = 0;
-  int contexts = 0;
+  double library_ratio = 0, total_weight = 0;
   for (const auto& perturbed : states) {
     if (!perturbed.label.ends_with(kPerturbed)) continue;
     const auto context = perturbed.label.substr(0, perturbed.label.size() - kPerturbed.size());
     const ObservedState* its_control = find_state(states, context + std::string(kControl));
     if (!its_control) continue;
+    const double r = pearson_correlation(own, centred(*its_control));
+    const double weight = std::exp((std::isfinite(r) ? r : 0.0) / kSimilarityScale);
     for (size_t j = 0; j < n_genes; ++j) {
-      to[j] += perturbed.log_profile[j];
-      from[j] += its_control->log_profile[j];
+      to[j] += weight * perturbed.log_profile[j];
+      from[j] += weight * its_control->log_profile[j];
     }
-    library_ratio += perturbed.library_size / its_control->library_size;
-    ++contexts;
+    library_ratio += weight * perturbed.library_size / its_control->library_size;
+    total_weight += weight;
   }
-  if (contexts == 0) return nullptr;
+  if (total_weight == 0) return nullptr;
   ObservedState& out = into.emplace_back(control);
   out.label = control.label.substr(0, control.label.size() - kControl.size()) + std::string(kPerturbed);
   out.n_cells = 0;
-  out.library_size = control.library_size * library_ratio / contexts;
+  out.library_size = control.library_size * library_ratio / total_weight;
   for (size_t j = 0; j < n_genes; ++j)
-    out.log_profile[j] = moved_level(control.log_profile[j], to[j] / contexts, from[j] / contexts);
+    out.log_profile[j] = moved_level(control.log_profile[j], to[j] / total_weight, from[j] / total_weight);
   return &out;
 }
 

@@ -684,6 +684,51 @@ TEST_F(Conditional, OnePerturbationsHeldOutContextTakesAShareOfTheAverageMove) {
   EXPECT_GT(differs, 0.05);
   // A measured pair is its cells, as before.
   EXPECT_EQ(anchored[1].log_profile, find_state(meta.observed_states, "type_1/perturbed")->log_profile);
+  // With a third context, each context's move is weighted by exp(2 r), r the correlation of its
+  // controls with the predicted context's, both centred on the contexts' mean controls (all three
+  // controls now estimated across contexts). type_2's controls lie beyond type_0's, away from type_1's
+  // (half as far again), so they look far more alike to type_0's than type_1's do; its move differs.
+  LoadedModel three = load_model(file("one_perturbation"));
+  ObservedState c2 = c1, p2 = p1;
+  c2.label = "type_2/control";
+  p2.label = "type_2/perturbed";
+  for (size_t j = 0; j < c2.log_profile.size(); ++j) {
+    c2.log_profile[j] = std::max(0.0, c0.log_profile[j] + 0.5 * (c0.log_profile[j] - c1.log_profile[j]));
+    p2.log_profile[j] = c2.log_profile[j] + (j % 2 == 0 ? 0.5 : 0.0);
+  }
+  three.meta.observed_states.push_back(c2);
+  three.meta.observed_states.push_back(p2);
+  const auto estimate = estimated_across_contexts(three.meta.observed_states);
+  const auto& e0 = *find_state(estimate, "type_0/control");
+  const std::vector<const ObservedState*> controls{&e0, find_state(estimate, "type_1/control"),
+                                                   find_state(estimate, "type_2/control")};
+  const std::vector<const ObservedState*> perturbed{find_state(estimate, "type_1/perturbed"),
+                                                    find_state(estimate, "type_2/perturbed")};
+  const size_t n_genes = e0.log_profile.size();
+  const auto centred = [&](const ObservedState& c) {
+    std::vector<double> out(n_genes);
+    for (size_t j = 0; j < n_genes; ++j) {
+      double mean = 0;
+      for (const auto* k : controls) mean += k->log_profile[j] / 3;
+      out[j] = c.log_profile[j] - mean;
+    }
+    return out;
+  };
+  std::vector<double> weight;
+  for (size_t k = 1; k < 3; ++k)
+    weight.push_back(std::exp(2 * pearson_correlation(centred(e0), centred(*controls[k]))));
+  EXPECT_GT(weight[1], 3 * weight[0]);
+  const auto mean_of = [&](const std::vector<const ObservedState*>& states, size_t first, size_t j) {
+    return (weight[0] * states[first]->log_profile[j] + weight[1] * states[first + 1]->log_profile[j]) /
+           (weight[0] + weight[1]);
+  };
+  const ExpectedProfile shift3 = expected_profiles(three, groups, settings, references)[0];
+  const auto weighted = anchored_profiles(three, groups, settings);
+  for (size_t j = 0; j < n_genes; ++j) {
+    const double by_model = moved(e0.log_profile[j], shift3.log_profile[j], shift3.reference_log_profile[j]);
+    const double by_average = moved(e0.log_profile[j], mean_of(perturbed, 0, j), mean_of(controls, 1, j));
+    EXPECT_NEAR(weighted[0].log_profile[j], 0.75 * by_model + 0.25 * by_average, 1e-9) << j;
+  }
 }
 
 TEST_F(Conditional, SampledCellsCentreOnTheAnchoredProfile) {
