@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -37,8 +38,9 @@ constexpr double kMaxMovedTilt = 12.0;
 // prediction) rather than by the model's shift. The model's shift is shorter than the real response
 // (its label combinations are shrunk towards all cells, and a logit shift carries a strong responder's
 // effect only in part) and the average move carries the other contexts' own responses; their errors
-// differ, and a quarter of the average move beat either alone (BENCHMARKS.md, "A held-out context of
-// one perturbation").
+// differ, and a quarter of the average move (measured with equal weights, before the move weighted
+// contexts by their controls' likeness) beat either alone and half of it (BENCHMARKS.md, "A held-out
+// context of one perturbation").
 constexpr double kAverageMoveWeight = 0.25;
 // perturbed_from_controls: how fast a context's weight falls with the correlation of its controls
 // with the predicted context's (centred). 0.5 measured best of 0.1 / 0.25 / 0.5 on Kang's seven cell
@@ -269,6 +271,7 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
   const int state = state_field_index(meta.conditions);
   const ConditionField& field = meta.conditions[static_cast<size_t>(pert)];
   const auto estimate_of = [&](const ObservedState* s) { return &(*out.estimated)[s - observed.data()]; };
+  std::map<const ObservedState*, const ObservedState*> moved_controls;  // perturbed_from_controls
   for (size_t g = 0; g < groups.size(); ++g) {
     const auto& labels = groups[g].shown_labels.empty() ? groups[g].labels : groups[g].shown_labels;
     auto control_labels = labels;
@@ -281,9 +284,12 @@ Anchors plan_anchors(const ModelMetadata& meta, const std::vector<CellGroup>& gr
       continue;
     }
     auto reference = groups[g].labels;
-    const ObservedState* perturbed =
-        !own && control ? perturbed_from_controls(*out.estimated, *estimate_of(control), *out.imputed)
-                        : nullptr;
+    const ObservedState* perturbed = nullptr;
+    if (!own && control) {  // one move per context, however many of its pairs are asked for
+      const auto [it, is_new] = moved_controls.try_emplace(control, nullptr);
+      if (is_new) it->second = perturbed_from_controls(*out.estimated, *estimate_of(control), *out.imputed);
+      perturbed = it->second;
+    }
     if (own) {  // the context's perturbed state, perturbation NULL
       reference[static_cast<size_t>(pert)].clear();
       reference[static_cast<size_t>(state)] = own->label;
